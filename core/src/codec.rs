@@ -1,0 +1,244 @@
+//! The one byte format of Verity: length- and checksum-framed bincode.
+//!
+//! Peer messages on the wire and (later) WAL records on disk use the same frame, so production,
+//! the simulator and the fuzzers share this code:
+//!
+//! ```text
+//! +----------------+----------------+---------------------------+
+//! | length: u32 LE | crc32: u32 LE  | payload: bincode, `length` |
+//! +----------------+----------------+---------------------------+
+//! ```
+//!
+//! The crc32 (IEEE, via `crc32fast`) covers the payload. The payload is bincode 1.3.3 with fixed
+//! integer encoding, little endian, and no trailing bytes, so every value has exactly one
+//! encoding. Decoding never panics and never allocates more than [`MAX_FRAME_BYTES`] however the
+//! bytes lie: a bad frame is a [`DecodeError`].
+
+use bincode::Options;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Size of the frame header: length then checksum.
+pub const HEADER_BYTES: usize = 8;
+
+/// The largest payload a frame may carry (64 MiB). A length field above it is rejected before
+/// anything is allocated.
+pub const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
+
+/// A value that cannot be framed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoded value is larger than [`MAX_FRAME_BYTES`].
+    #[error(
+        "encoded size {size_bytes} bytes exceeds the frame limit of {MAX_FRAME_BYTES} bytes: send smaller batches or values"
+    )]
+    TooLarge {
+        /// The encoded size.
+        size_bytes: u64,
+    },
+}
+
+/// Bytes that are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The buffer ends before the frame does; read more bytes and try again.
+    #[error("incomplete frame: {needed_bytes} more bytes needed")]
+    Incomplete {
+        /// How many more bytes are needed at least.
+        needed_bytes: usize,
+    },
+    /// The length field exceeds [`MAX_FRAME_BYTES`].
+    #[error("frame length {length_bytes} exceeds the limit of {MAX_FRAME_BYTES} bytes")]
+    TooLarge {
+        /// The declared length.
+        length_bytes: u32,
+    },
+    /// The payload does not match its checksum.
+    #[error(
+        "frame checksum mismatch: header says {expected:#010x}, payload hashes to {actual:#010x}"
+    )]
+    Checksum {
+        /// The checksum in the header.
+        expected: u32,
+        /// The checksum of the payload as received.
+        actual: u32,
+    },
+    /// The checksum holds but the payload is not a valid value of the expected type.
+    #[error("frame payload is malformed: {reason}")]
+    Malformed {
+        /// What bincode reported.
+        reason: String,
+    },
+}
+
+/// A decoded value and the number of bytes its frame occupied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<T> {
+    /// The value.
+    pub value: T,
+    /// Bytes consumed from the start of the buffer: header plus payload.
+    pub frame_bytes: usize,
+}
+
+fn options() -> impl Options + Copy {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
+        .with_limit(u64::from(MAX_FRAME_BYTES))
+}
+
+/// Encodes `value` as one frame.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let options = options();
+    let size_bytes = options
+        .serialized_size(value)
+        .map_err(|_| EncodeError::TooLarge {
+            size_bytes: u64::from(MAX_FRAME_BYTES) + 1,
+        })?;
+    let length = u32::try_from(size_bytes)
+        .ok()
+        .filter(|&length| length <= MAX_FRAME_BYTES)
+        .ok_or(EncodeError::TooLarge { size_bytes })?;
+    let mut frame = Vec::with_capacity(HEADER_BYTES + length as usize);
+    frame.extend_from_slice(&length.to_le_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    options
+        .serialize_into(&mut frame, value)
+        .expect("serializing into a Vec cannot fail once the size is known");
+    let checksum = crc32fast::hash(&frame[HEADER_BYTES..]);
+    frame[4..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
+    Ok(frame)
+}
+
+/// Decodes the frame at the start of `bytes`. Bytes after the frame are left alone (the caller
+/// advances by [`Decoded::frame_bytes`]), so a stream can be decoded frame by frame.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Decoded<T>, DecodeError> {
+    let Some(header) = bytes.get(..HEADER_BYTES) else {
+        return Err(DecodeError::Incomplete {
+            needed_bytes: HEADER_BYTES - bytes.len(),
+        });
+    };
+    let length_bytes = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    let expected = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if length_bytes > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge { length_bytes });
+    }
+    let frame_bytes = HEADER_BYTES + length_bytes as usize;
+    let Some(payload) = bytes.get(HEADER_BYTES..frame_bytes) else {
+        return Err(DecodeError::Incomplete {
+            needed_bytes: frame_bytes - bytes.len(),
+        });
+    };
+    let actual = crc32fast::hash(payload);
+    if actual != expected {
+        return Err(DecodeError::Checksum { expected, actual });
+    }
+    let value = options()
+        .deserialize(payload)
+        .map_err(|error| DecodeError::Malformed {
+            reason: error.to_string(),
+        })?;
+    Ok(Decoded { value, frame_bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{ClientOp, ClientRequest, Command};
+    use crate::log::{Entry, EntryPayload};
+    use crate::message::{Message, MessageBody};
+    use crate::types::{ClientId, LogIndex, NodeId, Sequence, Term};
+
+    fn sample() -> Message {
+        Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(3),
+            body: MessageBody::AppendEntries {
+                prev_log_index: LogIndex(4),
+                prev_log_term: Term(2),
+                entries: vec![Entry {
+                    index: LogIndex(5),
+                    term: Term(3),
+                    payload: EntryPayload::Client(ClientOp::Request(ClientRequest {
+                        client: ClientId(9),
+                        sequence: Sequence(1),
+                        command: Command::Put {
+                            key: b"k".to_vec(),
+                            value: b"v".to_vec(),
+                        },
+                    })),
+                }],
+                leader_commit: LogIndex(4),
+            },
+        }
+    }
+
+    #[test]
+    fn a_frame_round_trips_and_reports_its_length() {
+        let mut bytes = encode(&sample()).unwrap();
+        let length = bytes.len();
+        bytes.extend_from_slice(b"next frame");
+        let decoded: Decoded<Message> = decode(&bytes).unwrap();
+        assert_eq!(decoded.value, sample());
+        assert_eq!(decoded.frame_bytes, length);
+    }
+
+    #[test]
+    fn every_truncation_is_incomplete_not_a_panic() {
+        let bytes = encode(&sample()).unwrap();
+        for cut in 0..bytes.len() {
+            let result = decode::<Message>(&bytes[..cut]);
+            assert!(
+                matches!(result, Err(DecodeError::Incomplete { needed_bytes }) if needed_bytes > 0),
+                "cut at {cut}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_flipped_payload_bit_fails_the_checksum() {
+        let bytes = encode(&sample()).unwrap();
+        for bit in (HEADER_BYTES * 8)..(bytes.len() * 8) {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                matches!(
+                    decode::<Message>(&damaged),
+                    Err(DecodeError::Checksum { .. })
+                ),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_forged_length_is_rejected_before_allocating() {
+        let mut bytes = encode(&sample()).unwrap();
+        bytes[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode::<Message>(&bytes),
+            Err(DecodeError::TooLarge {
+                length_bytes: u32::MAX
+            })
+        );
+    }
+
+    #[test]
+    fn a_forged_inner_length_with_a_valid_checksum_is_malformed_not_an_allocation() {
+        // A Vec length of 2^62 inside the payload, with the checksum recomputed to match.
+        let payload = [0xFFu8; 8]
+            .iter()
+            .chain(&[0x3F])
+            .copied()
+            .collect::<Vec<u8>>();
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        assert!(matches!(
+            decode::<Vec<u64>>(&frame),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+}

@@ -1,0 +1,148 @@
+//! Static configuration of one Raft node.
+//!
+//! Everything that decides behaviour is here, including the seed of the node's only source of
+//! randomness (election timeouts). Time is counted in ticks: the driver decides how long a tick
+//! is (the simulator uses virtual milliseconds, production a timer).
+
+use crate::types::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The settings of one node. Build with [`Config::new`] and adjust fields; [`Config::validate`]
+/// states the rules and is called by the node constructors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// This node's id; must be one of `voters`.
+    pub id: NodeId,
+    /// Every voting member of the cluster, this node included. Fixed for now; membership
+    /// changes will replace this with a configuration carried in the log.
+    pub voters: BTreeSet<NodeId>,
+    /// Seed of the node's random generator (election timeout jitter). Give each node of a
+    /// cluster a different seed, or elections split more often.
+    pub seed: u64,
+    /// Minimum election timeout. A follower that hears nothing from a leader for a timeout
+    /// drawn uniformly from `[election_timeout_ticks, 2 * election_timeout_ticks)` campaigns.
+    pub election_timeout_ticks: u64,
+    /// How often a leader sends heartbeats; must be well below `election_timeout_ticks`.
+    pub heartbeat_interval_ticks: u64,
+    /// Most entries carried by one AppendEntries message (batching bound).
+    pub max_entries_per_append: usize,
+    /// Most AppendEntries messages in flight to one follower in the replicate state.
+    pub max_inflight_appends: usize,
+    /// Most entries a leader keeps that are not yet committed; proposals beyond it are refused
+    /// with [`crate::ProposeError::Overloaded`] so memory stays bounded when followers are away.
+    pub max_uncommitted_entries: usize,
+    /// Session table bounds (exactly-once client semantics).
+    pub sessions: SessionLimits,
+}
+
+/// Bounds on the exactly-once session table. Every value here is applied deterministically from
+/// the log, so all replicas expire and evict the same sessions at the same index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLimits {
+    /// Most open sessions; opening one more evicts the least recently active.
+    pub max_sessions: usize,
+    /// A session not used for this many log entries expires.
+    pub idle_expiry_entries: u64,
+    /// How many of a session's most recent replies are kept for retries. A client may have at
+    /// most this many requests outstanding (pipelined) on one session.
+    pub reply_window: u64,
+}
+
+/// A configuration that breaks one of the rules of [`Config::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `id` is not a member of `voters`.
+    #[error("node id {id} is not among the voters {voters:?}: add it to the voter list")]
+    NotAVoter {
+        /// The offending id.
+        id: NodeId,
+        /// The configured voters.
+        voters: Vec<NodeId>,
+    },
+    /// A node id of zero.
+    #[error("node id 0 is reserved: number nodes from 1")]
+    ZeroNodeId,
+    /// Timeouts that cannot elect a stable leader.
+    #[error(
+        "heartbeat interval ({heartbeat_ticks} ticks) must be at least 1 and below the election \
+         timeout ({election_ticks} ticks): raise election_timeout_ticks"
+    )]
+    Timeouts {
+        /// The configured heartbeat interval.
+        heartbeat_ticks: u64,
+        /// The configured election timeout.
+        election_ticks: u64,
+    },
+    /// A bound of zero, which would stop all progress.
+    #[error("{name} must be at least 1")]
+    ZeroBound {
+        /// The field's name.
+        name: &'static str,
+    },
+}
+
+impl Config {
+    /// A configuration with defaults suited to a tick of about 10 ms: elections after 150-300 ms
+    /// of silence, heartbeats every 30 ms.
+    #[must_use]
+    pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>, seed: u64) -> Config {
+        Config {
+            id,
+            voters: voters.into_iter().collect(),
+            seed,
+            election_timeout_ticks: 15,
+            heartbeat_interval_ticks: 3,
+            max_entries_per_append: 256,
+            max_inflight_appends: 8,
+            max_uncommitted_entries: 16_384,
+            sessions: SessionLimits {
+                max_sessions: 4_096,
+                idle_expiry_entries: 1_000_000,
+                reply_window: 64,
+            },
+        }
+    }
+
+    /// Checks the rules: `id` is a non-zero voter, `1 <= heartbeat < election timeout`, and no
+    /// bound is zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.voters.contains(&NodeId(0)) || self.id == NodeId(0) {
+            return Err(ConfigError::ZeroNodeId);
+        }
+        if !self.voters.contains(&self.id) {
+            return Err(ConfigError::NotAVoter {
+                id: self.id,
+                voters: self.voters.iter().copied().collect(),
+            });
+        }
+        if self.heartbeat_interval_ticks == 0
+            || self.heartbeat_interval_ticks >= self.election_timeout_ticks
+        {
+            return Err(ConfigError::Timeouts {
+                heartbeat_ticks: self.heartbeat_interval_ticks,
+                election_ticks: self.election_timeout_ticks,
+            });
+        }
+        let bounds = [
+            ("max_entries_per_append", self.max_entries_per_append as u64),
+            ("max_inflight_appends", self.max_inflight_appends as u64),
+            (
+                "max_uncommitted_entries",
+                self.max_uncommitted_entries as u64,
+            ),
+            ("sessions.max_sessions", self.sessions.max_sessions as u64),
+            (
+                "sessions.idle_expiry_entries",
+                self.sessions.idle_expiry_entries,
+            ),
+            ("sessions.reply_window", self.sessions.reply_window),
+        ];
+        for (name, value) in bounds {
+            if value == 0 {
+                return Err(ConfigError::ZeroBound { name });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! # verity-core
+//!
+//! A sans-IO Raft node with a replicated key-value state machine. The node takes inputs —
+//! peer [`Message`]s, logical ticks, client proposals and persistence acknowledgements — and
+//! returns [`Ready`] batches saying what to persist, what to send and what to answer. It does no
+//! IO, reads no clock, starts no thread and draws randomness only from [`Config::seed`], so the
+//! same inputs always give the same outputs: the simulator and the production driver run
+//! exactly this code.
+//!
+//! Start at [`Node`] and the contract on [`Ready`].
+
+pub mod codec;
+pub mod config;
+pub mod kv;
+pub mod log;
+pub mod message;
+pub mod progress;
+pub mod quorum;
+pub mod raft;
+pub mod testing;
+pub mod types;
+
+pub use config::{Config, ConfigError, SessionLimits};
+pub use kv::{ClientOp, ClientRequest, Command, Expect, Reply, SessionError, Versioned};
+pub use log::{Entry, EntryPayload};
+pub use message::{AppendOutcome, Message, MessageBody};
+pub use raft::{
+    ClientReply, HardState, Node, Outcome, PersistAck, ProposeError, Ready, Recovered, RequestTag,
+    RestoreError, Role,
+};
+pub use types::{ClientId, LogIndex, NodeId, Sequence, Term};

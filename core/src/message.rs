@@ -1,0 +1,73 @@
+//! Messages between Raft peers.
+//!
+//! Every message carries the sender's term; the receiver first reconciles terms (a higher term
+//! makes it a follower, a lower one marks the message stale) and only then looks at the body.
+//! New kinds (pre-vote, snapshots, read-index) are added as new [`MessageBody`] variants at the
+//! end, which keeps the encoding of existing variants unchanged.
+
+use crate::log::Entry;
+use crate::types::{LogIndex, NodeId, Term};
+use serde::{Deserialize, Serialize};
+
+/// A message from one peer to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The intended receiver.
+    pub to: NodeId,
+    /// The sender's current term.
+    pub term: Term,
+    /// What the message says.
+    pub body: MessageBody,
+}
+
+/// The kinds of peer message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    /// A candidate asks for a vote (Raft Figure 2, RequestVote).
+    RequestVote {
+        /// Index of the candidate's last log entry.
+        last_log_index: LogIndex,
+        /// Term of the candidate's last log entry.
+        last_log_term: Term,
+    },
+    /// The answer to a [`MessageBody::RequestVote`].
+    RequestVoteResponse {
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// A leader replicates entries, or just asserts leadership when `entries` is empty.
+    AppendEntries {
+        /// Index of the entry just before `entries`.
+        prev_log_index: LogIndex,
+        /// Term of that entry.
+        prev_log_term: Term,
+        /// Entries to store, contiguous from `prev_log_index + 1`; possibly none.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        leader_commit: LogIndex,
+    },
+    /// The answer to an [`MessageBody::AppendEntries`].
+    AppendEntriesResponse(AppendOutcome),
+}
+
+/// A follower's verdict on an AppendEntries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The follower's log now matches the leader's up to `match_index`.
+    Accepted {
+        /// Last index known to match: `prev_log_index + entries.len()` of the request.
+        match_index: LogIndex,
+    },
+    /// The follower holds no entry at `rejected_index` with the requested term.
+    Rejected {
+        /// The `prev_log_index` of the rejected request.
+        rejected_index: LogIndex,
+        /// The follower's best guess of where the logs may agree: the last index at or below
+        /// `rejected_index` whose term is at most the request's `prev_log_term`.
+        hint_index: LogIndex,
+        /// The follower's term at `hint_index`.
+        hint_term: Term,
+    },
+}

@@ -1,0 +1,49 @@
+//! Applying committed entries to the state machine and answering proposals.
+
+use super::{ClientReply, Node, Outcome};
+use crate::log::EntryPayload;
+use crate::types::LogIndex;
+
+impl Node {
+    /// Applies every committed entry not yet applied, in order, and answers the proposals made
+    /// on this node for them.
+    pub(super) fn apply_committed(&mut self) {
+        while self.state_machine.applied_index() < self.commit {
+            let index = self.state_machine.applied_index().next();
+            let entry = self
+                .log
+                .entry(index)
+                .expect("committed entries are in the log");
+            let op = match &entry.payload {
+                EntryPayload::Noop => None,
+                EntryPayload::Client(op) => Some(op),
+            };
+            let reply = self.state_machine.apply(index, op);
+            if let Some((term, tag)) = self.pending.remove(&index) {
+                assert_eq!(
+                    term, entry.term,
+                    "overwritten proposals are answered when overwritten"
+                );
+                let reply = reply.expect("a proposal's entry carries a client operation");
+                self.replies.push(ClientReply {
+                    tag,
+                    index,
+                    outcome: Outcome::Applied(reply),
+                });
+            }
+        }
+    }
+
+    /// Answers every proposal at `from` or later as superseded: its entry was just overwritten.
+    pub(super) fn supersede_pending_from(&mut self, from: LogIndex) {
+        let superseded = self.pending.split_off(&from);
+        for (index, (_, tag)) in superseded {
+            tracing::debug!(node = self.id().0, index = index.0, "proposal superseded");
+            self.replies.push(ClientReply {
+                tag,
+                index,
+                outcome: Outcome::Superseded,
+            });
+        }
+    }
+}

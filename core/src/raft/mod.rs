@@ -1,0 +1,425 @@
+//! The Raft node: a deterministic state machine driven by inputs, producing [`Ready`] batches.
+//!
+//! Inputs are [`Node::step`] (a peer message), [`Node::tick`] (logical time),
+//! [`Node::propose`] (a client operation) and [`Node::on_persisted`] (the driver's report that a
+//! write is durable). Outputs are drained with [`Node::ready`]; see [`Ready`] for the order in
+//! which the driver must carry them out. The node never blocks, never does IO and draws its only
+//! randomness from the seed in its [`Config`].
+//!
+//! The work is split by concern: `election` (terms, votes, roles), `replication`
+//! (AppendEntries on both sides, commitment) and `apply` (committed entries into the state
+//! machine, replies to proposals).
+
+mod apply;
+mod election;
+mod ready;
+mod replication;
+
+pub use ready::{ClientReply, HardState, Outcome, PersistAck, Ready, RequestTag};
+
+use crate::config::{Config, ConfigError};
+use crate::kv::{ClientOp, StateMachine};
+use crate::log::{Entry, EntryPayload, LogError, RaftLog};
+use crate::message::{Message, MessageBody};
+use crate::progress::Progress;
+use crate::types::{LogIndex, NodeId, Term};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::collections::BTreeMap;
+
+/// A node's role in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Campaigning for votes.
+    Candidate,
+    /// Leads the current term.
+    Leader,
+}
+
+/// Why a proposal was not accepted. Nothing was appended to the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader takes proposals; `leader` is the current leader if this node knows it.
+    #[error("this node is not the leader; retry at {}", leader.map_or("an unknown node (wait for an election)".to_string(), |l| format!("node {l}")))]
+    NotLeader {
+        /// The leader this node follows, if known.
+        leader: Option<NodeId>,
+    },
+    /// Too many uncommitted entries; retry after some commit (followers may be unreachable).
+    #[error("{uncommitted} entries are waiting to commit (the limit); retry later")]
+    Overloaded {
+        /// The number of uncommitted entries.
+        uncommitted: usize,
+    },
+}
+
+/// Recovered durable state that cannot form a node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The recovered log is not a valid Raft log.
+    #[error("recovered log is invalid: {0}")]
+    Log(#[from] LogError),
+    /// The hard state contradicts the log.
+    #[error(
+        "recovered hard state {hard_state:?} contradicts the log (last index {last_index}, last term {last_term}): the data directory is damaged"
+    )]
+    HardState {
+        /// The recovered hard state.
+        hard_state: HardState,
+        /// The last recovered index.
+        last_index: LogIndex,
+        /// The last recovered term.
+        last_term: Term,
+    },
+}
+
+/// What a driver read back from stable storage after a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The last durable hard state.
+    pub hard_state: HardState,
+    /// The durable log entries, from index 1, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// Per-role state that only exists in that role.
+#[derive(Clone, Debug)]
+enum RoleState {
+    Follower,
+    Candidate {
+        votes: BTreeMap<NodeId, bool>,
+    },
+    Leader {
+        progress: BTreeMap<NodeId, Progress>,
+        ticks_since_quorum_check: u64,
+    },
+}
+
+/// One Raft node together with its key-value state machine. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Node {
+    config: Config,
+    rng: ChaCha8Rng,
+
+    term: Term,
+    vote: Option<NodeId>,
+    log: RaftLog,
+    commit: LogIndex,
+
+    role: RoleState,
+    leader: Option<NodeId>,
+    election_elapsed_ticks: u64,
+    election_timeout_ticks: u64,
+    heartbeat_elapsed_ticks: u64,
+
+    /// Last index whose durability the driver acknowledged.
+    stable_index: LogIndex,
+    /// First index not yet handed to the driver for persistence, if any.
+    unpersisted_from: Option<LogIndex>,
+    /// The hard state last handed to the driver.
+    emitted_hard_state: HardState,
+
+    state_machine: StateMachine,
+    /// Proposals made on this node awaiting their entry's fate: index → (term, tag).
+    pending: BTreeMap<LogIndex, (Term, RequestTag)>,
+
+    outbox: Vec<Message>,
+    replies: Vec<ClientReply>,
+}
+
+impl Node {
+    /// A brand-new node with an empty log, as on first start.
+    pub fn new(config: Config) -> Result<Node, ConfigError> {
+        Node::restore(config, Recovered::default()).map_err(|error| match error {
+            RestoreError::Config(error) => error,
+            other => unreachable!("an empty recovered state is always valid: {other}"),
+        })
+    }
+
+    /// A node restarted from what the driver read back from stable storage. It starts as a
+    /// follower of no one and re-applies its committed prefix in the first [`Node::ready`].
+    pub fn restore(config: Config, recovered: Recovered) -> Result<Node, RestoreError> {
+        config.validate()?;
+        let log = RaftLog::from_entries(recovered.entries)?;
+        let hard_state = recovered.hard_state;
+        let vote_ok = hard_state.vote.is_none_or(|v| config.voters.contains(&v));
+        if hard_state.commit > log.last_index() || log.last_term() > hard_state.term || !vote_ok {
+            return Err(RestoreError::HardState {
+                hard_state,
+                last_index: log.last_index(),
+                last_term: log.last_term(),
+            });
+        }
+        let mut node = Node {
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            state_machine: StateMachine::new(config.sessions),
+            term: hard_state.term,
+            vote: hard_state.vote,
+            commit: hard_state.commit,
+            role: RoleState::Follower,
+            leader: None,
+            election_elapsed_ticks: 0,
+            election_timeout_ticks: 0,
+            heartbeat_elapsed_ticks: 0,
+            stable_index: log.last_index(),
+            unpersisted_from: None,
+            emitted_hard_state: hard_state,
+            pending: BTreeMap::new(),
+            outbox: Vec::new(),
+            replies: Vec::new(),
+            log,
+            config,
+        };
+        node.reset_election_timer();
+        tracing::info!(
+            node = node.id().0,
+            term = node.term.0,
+            last_index = node.log.last_index().0,
+            commit = node.commit.0,
+            "node started"
+        );
+        Ok(node)
+    }
+
+    /// Advances logical time by one tick: followers and candidates count towards an election,
+    /// leaders towards the next heartbeat and quorum check.
+    pub fn tick(&mut self) {
+        match self.role {
+            RoleState::Leader { .. } => self.tick_leader(),
+            RoleState::Follower | RoleState::Candidate { .. } => {
+                self.election_elapsed_ticks += 1;
+                if self.election_elapsed_ticks >= self.election_timeout_ticks {
+                    self.campaign("election timeout");
+                }
+            }
+        }
+    }
+
+    /// Handles a message from a peer. Messages not addressed to this node, or from a node
+    /// that is not a voter, are dropped (and logged): they can only come from a confused or
+    /// hostile sender.
+    pub fn step(&mut self, message: Message) {
+        if message.to != self.id()
+            || message.from == self.id()
+            || !self.config.voters.contains(&message.from)
+        {
+            tracing::warn!(
+                node = self.id().0,
+                from = message.from.0,
+                to = message.to.0,
+                "dropped message with foreign sender or receiver"
+            );
+            return;
+        }
+        if message.term > self.term {
+            let leader =
+                matches!(message.body, MessageBody::AppendEntries { .. }).then_some(message.from);
+            self.become_follower(message.term, leader, "message with higher term");
+        }
+        if message.term < self.term {
+            self.answer_stale(&message);
+            return;
+        }
+        match message.body {
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(message.from, last_log_index, last_log_term),
+            MessageBody::RequestVoteResponse { granted } => {
+                self.handle_vote_response(message.from, granted);
+            }
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.handle_append_entries(
+                message.from,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            ),
+            MessageBody::AppendEntriesResponse(outcome) => {
+                self.handle_append_response(message.from, outcome);
+            }
+        }
+    }
+
+    /// Proposes a client operation. On the leader it is appended to the log and its reply will
+    /// come, tagged with `tag`, in a later [`Ready::replies`]; returns the index it was given.
+    pub fn propose(&mut self, tag: RequestTag, op: ClientOp) -> Result<LogIndex, ProposeError> {
+        if !matches!(self.role, RoleState::Leader { .. }) {
+            tracing::debug!(node = self.id().0, leader = ?self.leader, "proposal rejected: not leader");
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let uncommitted =
+            usize::try_from(self.log.last_index().0 - self.commit.0).unwrap_or(usize::MAX);
+        if uncommitted >= self.config.max_uncommitted_entries {
+            tracing::debug!(
+                node = self.id().0,
+                uncommitted,
+                "proposal rejected: overloaded"
+            );
+            return Err(ProposeError::Overloaded { uncommitted });
+        }
+        let index = self.append_own(EntryPayload::Client(op));
+        let previous = self.pending.insert(index, (self.term, tag));
+        assert!(
+            previous.is_none(),
+            "an overwritten proposal was answered when overwritten"
+        );
+        Ok(index)
+    }
+
+    /// Drains everything the node wants done, or `None` when there is nothing. Replication to
+    /// followers is batched here: all entries proposed since the last call travel together.
+    pub fn ready(&mut self) -> Option<Ready> {
+        self.flush_replication();
+        self.apply_committed();
+        let hard_state = self.hard_state();
+        let hard_state = (hard_state != self.emitted_hard_state).then(|| {
+            self.emitted_hard_state = hard_state;
+            hard_state
+        });
+        let entries = match self.unpersisted_from.take() {
+            Some(from) => self.log.slice(from, usize::MAX).to_vec(),
+            None => Vec::new(),
+        };
+        let ack = entries.last().map(|last| PersistAck {
+            last_index: last.index,
+            last_term: last.term,
+        });
+        let ready = Ready {
+            hard_state,
+            entries,
+            messages: std::mem::take(&mut self.outbox),
+            replies: std::mem::take(&mut self.replies),
+            ack,
+        };
+        (!ready.is_empty()).then_some(ready)
+    }
+
+    /// Reports that the entries of a [`Ready`] are durable. A leader may then count them
+    /// towards commitment. An ack for entries the node has since replaced is ignored.
+    pub fn on_persisted(&mut self, ack: PersistAck) {
+        if !self.log.matches(ack.last_index, ack.last_term) || ack.last_index <= self.stable_index {
+            return;
+        }
+        self.stable_index = ack.last_index;
+        if matches!(self.role, RoleState::Leader { .. }) {
+            self.maybe_commit();
+        }
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The configuration the node runs with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current term.
+    #[must_use]
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The current role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Leader { .. } => Role::Leader,
+        }
+    }
+
+    /// The leader of the current term, if known (this node itself when it leads).
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The current durable state (term, vote, commit).
+    #[must_use]
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.commit,
+        }
+    }
+
+    /// The highest index known to be committed.
+    #[must_use]
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+
+    /// The log (read-only).
+    #[must_use]
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// The key-value state machine (read-only).
+    #[must_use]
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.state_machine
+    }
+
+    /// A leader's replication progress for `peer` (None on non-leaders and for itself).
+    #[must_use]
+    pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
+        match &self.role {
+            RoleState::Leader { progress, .. } => progress.get(&peer),
+            _ => None,
+        }
+    }
+
+    /// Appends an entry of the current term to a leader's own log.
+    fn append_own(&mut self, payload: EntryPayload) -> LogIndex {
+        debug_assert!(matches!(self.role, RoleState::Leader { .. }));
+        let index = self.log.last_index().next();
+        self.log.append(Entry {
+            index,
+            term: self.term,
+            payload,
+        });
+        self.mark_unpersisted(index);
+        index
+    }
+
+    fn mark_unpersisted(&mut self, from: LogIndex) {
+        self.unpersisted_from = Some(self.unpersisted_from.map_or(from, |old| old.min(from)));
+    }
+
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        debug_assert_ne!(to, self.id());
+        self.outbox.push(Message {
+            from: self.id(),
+            to,
+            term: self.term,
+            body,
+        });
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + use<> {
+        let me = self.id();
+        let voters: Vec<NodeId> = self.config.voters.iter().copied().collect();
+        voters.into_iter().filter(move |&v| v != me)
+    }
+}

@@ -1,0 +1,99 @@
+//! The node's output batch and the contract for handling it.
+
+use crate::kv::Reply;
+use crate::log::Entry;
+use crate::message::Message;
+use crate::types::{LogIndex, NodeId, Term};
+use serde::{Deserialize, Serialize};
+
+/// The state Raft must keep on stable storage across crashes (Figure 2's "persistent state").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// Whom this node voted for in `term`, if anyone.
+    pub vote: Option<NodeId>,
+    /// The highest index known committed. Not needed for safety, but lets a restarted node
+    /// re-apply its committed prefix without waiting for a leader.
+    pub commit: LogIndex,
+}
+
+/// An opaque tag the driver attaches to a proposal; it comes back with the proposal's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestTag(pub u64);
+
+/// What finally became of a proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The entry was committed and applied, with this result.
+    Applied(Reply),
+    /// The entry was overwritten by a new leader before it committed: this proposal will
+    /// never take effect. (A retry with the same session and sequence is always safe.)
+    Superseded,
+}
+
+/// The answer to one proposal made on this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientReply {
+    /// The tag given to [`crate::Node::propose`].
+    pub tag: RequestTag,
+    /// The log index the proposal was placed at.
+    pub index: LogIndex,
+    /// Its fate.
+    pub outcome: Outcome,
+}
+
+/// Proof for [`crate::Node::on_persisted`] that a [`Ready`]'s entries are durable: the index
+/// and term of the last entry it carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistAck {
+    /// Index of the last entry persisted.
+    pub last_index: LogIndex,
+    /// Its term; if the node has since replaced that entry the ack is ignored.
+    pub last_term: Term,
+}
+
+/// Everything a node asks its driver to do, drained with [`crate::Node::ready`].
+///
+/// # Contract
+///
+/// Handle each `Ready` completely, and `Ready`s in the order they were returned:
+///
+/// 1. **Persist** `hard_state` (if `Some`) and `entries` (if any), and make them durable (fsync).
+///    Before writing `entries`, discard every stored entry whose index is at or after
+///    `entries[0].index`: a follower may overwrite an uncommitted suffix.
+/// 2. **Then send** `messages`. None of them may leave before step 1 is durable: they can
+///    promise a vote, a term or stored entries that a crash must not take back.
+/// 3. **Deliver** `replies` to the waiting clients, at any time: each answers an entry that is
+///    already committed on a majority (or will never commit), so it does not wait for step 1.
+/// 4. **Acknowledge** step 1 with [`crate::Node::on_persisted`]`(ack)` when `ack` is `Some`.
+///    A leader counts its own log towards commitment only up to acknowledged entries.
+///
+/// A driver may hand step 1 to a background writer and call [`crate::Node::ready`] again before
+/// it completes, as long as persists complete in order and each `Ready`'s messages wait for
+/// its own persist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use = "a Ready holds messages and writes the driver must carry out"]
+pub struct Ready {
+    /// New hard state to persist, if it changed.
+    pub hard_state: Option<HardState>,
+    /// Entries to persist, contiguous, replacing any stored suffix from the first one's index.
+    pub entries: Vec<Entry>,
+    /// Messages to send once the above is durable.
+    pub messages: Vec<Message>,
+    /// Answers to proposals made on this node.
+    pub replies: Vec<ClientReply>,
+    /// What to pass to [`crate::Node::on_persisted`] once `entries` are durable.
+    pub ack: Option<PersistAck>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.replies.is_empty()
+    }
+}

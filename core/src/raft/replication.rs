@@ -1,0 +1,286 @@
+//! Log replication (Raft §5.3) on both sides, and commitment (§5.4.2).
+//!
+//! Leader side: per-follower [`crate::progress::Progress`] decides what to send; entries are
+//! batched (up to `max_entries_per_append` per message) and pipelined (up to
+//! `max_inflight_appends` messages) once a follower is known to match. Follower side: the
+//! log-matching check, truncation of a conflicting uncommitted suffix, and a rejection hint that
+//! lets the leader skip a whole term per round trip.
+
+use super::{Node, RoleState};
+use crate::log::Entry;
+use crate::message::{AppendOutcome, Message, MessageBody};
+use crate::progress::ProgressState;
+use crate::quorum;
+use crate::types::{LogIndex, NodeId, Term};
+
+impl Node {
+    /// Sends every follower what it is missing, as far as its progress allows.
+    pub(super) fn flush_replication(&mut self) {
+        let RoleState::Leader { progress, .. } = &mut self.role else {
+            return;
+        };
+        let last_index = self.log.last_index();
+        for (&peer, p) in progress.iter_mut() {
+            while !p.is_paused() && (p.state == ProgressState::Probe || p.next_index <= last_index)
+            {
+                let prev_log_index = p.next_index.prev();
+                let prev_log_term = self
+                    .log
+                    .term_at(prev_log_index)
+                    .expect("next_index stays within the log (no compaction yet)");
+                let entries = self
+                    .log
+                    .slice(p.next_index, self.config.max_entries_per_append)
+                    .to_vec();
+                p.sent(entries.last().map_or(prev_log_index, |e| e.index));
+                self.outbox.push(Message {
+                    from: self.config.id,
+                    to: peer,
+                    term: self.term,
+                    body: MessageBody::AppendEntries {
+                        prev_log_index,
+                        prev_log_term,
+                        entries,
+                        leader_commit: self.commit,
+                    },
+                });
+            }
+        }
+    }
+
+    /// The leader's heartbeat round: followers being probed get a fresh probe (in the next
+    /// flush); replicating followers get an empty AppendEntries at their match index, which
+    /// cannot truncate anything and carries the commit index.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let RoleState::Leader { progress, .. } = &mut self.role else {
+            return;
+        };
+        for (&peer, p) in progress.iter_mut() {
+            if p.heartbeat() {
+                tracing::debug!(
+                    node = self.config.id.0,
+                    peer = peer.0,
+                    "replication stalled, probing"
+                );
+            }
+            if p.state == ProgressState::Probe {
+                continue;
+            }
+            let prev_log_term = self
+                .log
+                .term_at(p.match_index)
+                .expect("match index is in the log");
+            self.outbox.push(Message {
+                from: self.config.id,
+                to: peer,
+                term: self.term,
+                body: MessageBody::AppendEntries {
+                    prev_log_index: p.match_index,
+                    prev_log_term,
+                    entries: Vec::new(),
+                    leader_commit: self.commit,
+                },
+            });
+        }
+    }
+
+    /// A follower (or candidate) receives AppendEntries from the leader of its current term.
+    pub(super) fn handle_append_entries(
+        &mut self,
+        leader: NodeId,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) {
+        match self.role {
+            RoleState::Leader { .. } => {
+                tracing::error!(
+                    node = self.id().0,
+                    term = self.term.0,
+                    other = leader.0,
+                    "dropped AppendEntries from a second leader of this term"
+                );
+                return;
+            }
+            RoleState::Candidate { .. } => {
+                self.become_follower(self.term, Some(leader), "heard from the term's leader");
+            }
+            RoleState::Follower => {
+                self.leader = Some(leader);
+                self.election_elapsed_ticks = 0;
+            }
+        }
+        if let Err(problem) =
+            check_entries_shape(prev_log_index, prev_log_term, self.term, &entries)
+        {
+            tracing::warn!(
+                node = self.id().0,
+                from = leader.0,
+                problem,
+                "dropped malformed AppendEntries"
+            );
+            return;
+        }
+        if !self.log.matches(prev_log_index, prev_log_term) {
+            let (hint_index, hint_term) = self
+                .log
+                .find_conflict_by_term(prev_log_index, prev_log_term);
+            tracing::info!(
+                node = self.id().0,
+                term = self.term.0,
+                prev_log_index = prev_log_index.0,
+                prev_log_term = prev_log_term.0,
+                hint_index = hint_index.0,
+                hint_term = hint_term.0,
+                "log conflict found"
+            );
+            self.send(
+                leader,
+                MessageBody::AppendEntriesResponse(AppendOutcome::Rejected {
+                    rejected_index: prev_log_index,
+                    hint_index,
+                    hint_term,
+                }),
+            );
+            return;
+        }
+        let match_index = LogIndex(prev_log_index.0 + entries.len() as u64);
+        if let Some(first_new) = entries
+            .iter()
+            .position(|e| !self.log.matches(e.index, e.term))
+        {
+            let from = entries[first_new].index;
+            if from <= self.commit {
+                tracing::error!(
+                    node = self.id().0,
+                    term = self.term.0,
+                    index = from.0,
+                    commit = self.commit.0,
+                    "dropped AppendEntries that would overwrite a committed entry"
+                );
+                return;
+            }
+            if from <= self.log.last_index() {
+                tracing::info!(
+                    node = self.id().0,
+                    term = self.term.0,
+                    from = from.0,
+                    last_index = self.log.last_index().0,
+                    "truncating conflicting uncommitted suffix"
+                );
+                self.log.truncate_from(from);
+                self.stable_index = self.stable_index.min(from.prev());
+                self.supersede_pending_from(from);
+            }
+            for entry in entries.into_iter().skip(first_new) {
+                self.log.append(entry);
+            }
+            self.mark_unpersisted(from);
+        }
+        self.advance_commit(leader_commit.min(match_index));
+        self.send(
+            leader,
+            MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index }),
+        );
+    }
+
+    /// The leader learns a follower's verdict on an AppendEntries.
+    pub(super) fn handle_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
+        let RoleState::Leader { progress, .. } = &mut self.role else {
+            return;
+        };
+        let Some(p) = progress.get_mut(&from) else {
+            return;
+        };
+        p.recently_active = true;
+        match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                if match_index > self.log.last_index() {
+                    tracing::warn!(
+                        node = self.config.id.0,
+                        from = from.0,
+                        match_index = match_index.0,
+                        "dropped acknowledgement past the end of the log"
+                    );
+                    return;
+                }
+                if p.accept(match_index) {
+                    self.maybe_commit();
+                }
+            }
+            AppendOutcome::Rejected {
+                rejected_index,
+                hint_index,
+                hint_term,
+            } => {
+                let (agree_index, _) = self.log.find_conflict_by_term(hint_index, hint_term);
+                if p.reject(rejected_index, agree_index) {
+                    tracing::debug!(
+                        node = self.config.id.0,
+                        peer = from.0,
+                        next_index = p.next_index.0,
+                        "follower rejected append, probing back"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Commits the highest index stored on a majority, but only if its entry is of the current
+    /// term: counting replicas of an older term's entry is unsafe (Raft Figure 8). The leader's
+    /// own log counts only as far as the driver acknowledged it durable.
+    pub(super) fn maybe_commit(&mut self) {
+        let RoleState::Leader { progress, .. } = &self.role else {
+            return;
+        };
+        let mut matched: Vec<LogIndex> = progress.values().map(|p| p.match_index).collect();
+        matched.push(self.stable_index);
+        let candidate = quorum::committed_index(matched);
+        if self.log.term_at(candidate) == Some(self.term) {
+            self.advance_commit(candidate);
+        }
+    }
+
+    fn advance_commit(&mut self, index: LogIndex) {
+        if index <= self.commit {
+            return;
+        }
+        assert!(
+            index <= self.log.last_index(),
+            "commit past the end of the log"
+        );
+        tracing::debug!(
+            node = self.id().0,
+            term = self.term.0,
+            from = self.commit.0,
+            to = index.0,
+            "commit advanced"
+        );
+        self.commit = index;
+    }
+}
+
+/// Checks what an honest leader always sends: entries contiguous from `prev_log_index + 1`,
+/// terms not decreasing, from `prev_log_term` up to the message's term.
+fn check_entries_shape(
+    prev_log_index: LogIndex,
+    prev_log_term: Term,
+    message_term: Term,
+    entries: &[Entry],
+) -> Result<(), &'static str> {
+    if prev_log_term > message_term {
+        return Err("previous term is newer than the message");
+    }
+    let (mut index, mut term) = (prev_log_index, prev_log_term);
+    for entry in entries {
+        if entry.index != index.next() {
+            return Err("entries are not contiguous");
+        }
+        if entry.term < term || entry.term > message_term {
+            return Err("entry terms out of order");
+        }
+        (index, term) = (entry.index, entry.term);
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! An in-memory cluster harness and a safety checker, for tests, property tests and fuzzers.
+//!
+//! [`Cluster`] wires real [`Node`]s through an in-memory network the caller controls message
+//! by message: deliver, drop or duplicate any message in flight, in any order. Its "disk" is
+//! synchronous: a [`Ready`](crate::Ready) is durable as soon as it is processed, so a crash
+//! loses nothing that was acknowledged. (The fault-injecting disk lives in the simulator.)
+//!
+//! [`SafetyChecker`] watches nodes after every step and reports the first violation of Raft's
+//! safety properties (Figure 3 of the paper).
+
+use crate::config::Config;
+use crate::kv::ClientOp;
+use crate::log::Entry;
+use crate::message::Message;
+use crate::raft::{ClientReply, Node, ProposeError, Recovered, RequestTag, Role};
+use crate::types::{LogIndex, NodeId, Term};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A broken safety property, with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SafetyViolation {
+    /// Election safety: two leaders in one term.
+    #[error("election safety: {first} and {second} both led term {term}")]
+    TwoLeaders {
+        /// The term.
+        term: Term,
+        /// The leader seen first.
+        first: NodeId,
+        /// The other.
+        second: NodeId,
+    },
+    /// Log matching: two logs hold an entry with the same index and term but differ there
+    /// (in content, or in the term of the entry before it).
+    #[error(
+        "log matching: {node} holds a different entry at index {index} term {term} than another node"
+    )]
+    LogMismatch {
+        /// The node whose log disagrees with an earlier observation.
+        node: NodeId,
+        /// The index.
+        index: LogIndex,
+        /// The term.
+        term: Term,
+    },
+    /// State machine safety: a node's committed entry differs from one committed earlier at the
+    /// same index (or is missing).
+    #[error("state machine safety: {node} has committed index {index} with a different entry")]
+    CommittedEntryChanged {
+        /// The node.
+        node: NodeId,
+        /// The index.
+        index: LogIndex,
+    },
+    /// Leader completeness: a leader lacks an entry committed before it.
+    #[error("leader completeness: leader {node} of term {term} lacks committed index {index}")]
+    LeaderMissesCommitted {
+        /// The leader.
+        node: NodeId,
+        /// Its term.
+        term: Term,
+        /// The committed index it lacks (or holds differently).
+        index: LogIndex,
+    },
+    /// A node applied past its commit index.
+    #[error("{node} applied index {applied} beyond its commit index {commit}")]
+    AppliedUncommitted {
+        /// The node.
+        node: NodeId,
+        /// Its applied index.
+        applied: LogIndex,
+        /// Its commit index.
+        commit: LogIndex,
+    },
+}
+
+/// Remembers what every node has claimed and reports the first contradiction.
+///
+/// Cost: [`SafetyChecker::observe`] scans the observed node's whole log, so it is meant for the
+/// small clusters and short logs of tests and fuzzing.
+#[derive(Clone, Debug, Default)]
+pub struct SafetyChecker {
+    leaders: BTreeMap<Term, NodeId>,
+    /// Every `(index, term)` seen in any log, with the entry and the term before it.
+    seen: BTreeMap<(LogIndex, Term), (Entry, Term)>,
+    committed: BTreeMap<LogIndex, Entry>,
+    completeness_checked: BTreeSet<(Term, NodeId)>,
+}
+
+impl SafetyChecker {
+    /// A checker that has seen nothing.
+    #[must_use]
+    pub fn new() -> SafetyChecker {
+        SafetyChecker::default()
+    }
+
+    /// Checks `node`'s current state against everything observed before, then remembers it.
+    pub fn observe(&mut self, node: &Node) -> Result<(), SafetyViolation> {
+        let id = node.id();
+        let log = node.log();
+        let mut prev_term = log
+            .term_at(log.first_index().prev())
+            .expect("the prefix has a term");
+        for entry in log.entries() {
+            let key = (entry.index, entry.term);
+            match self.seen.get(&key) {
+                Some((seen_entry, seen_prev))
+                    if *seen_entry != *entry || *seen_prev != prev_term =>
+                {
+                    return Err(SafetyViolation::LogMismatch {
+                        node: id,
+                        index: entry.index,
+                        term: entry.term,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.insert(key, (entry.clone(), prev_term));
+                }
+            }
+            prev_term = entry.term;
+        }
+
+        let commit = node.commit_index();
+        for index in (1..=commit.0).map(LogIndex) {
+            let Some(entry) = log.entry(index) else {
+                return Err(SafetyViolation::CommittedEntryChanged { node: id, index });
+            };
+            match self.committed.get(&index) {
+                Some(committed) if committed != entry => {
+                    return Err(SafetyViolation::CommittedEntryChanged { node: id, index });
+                }
+                Some(_) => {}
+                None => {
+                    self.committed.insert(index, entry.clone());
+                }
+            }
+        }
+
+        let applied = node.state_machine().applied_index();
+        if applied > commit {
+            return Err(SafetyViolation::AppliedUncommitted {
+                node: id,
+                applied,
+                commit,
+            });
+        }
+
+        if node.role() == Role::Leader {
+            let term = node.term();
+            let first = *self.leaders.entry(term).or_insert(id);
+            if first != id {
+                return Err(SafetyViolation::TwoLeaders {
+                    term,
+                    first,
+                    second: id,
+                });
+            }
+            if self.completeness_checked.insert((term, id)) {
+                for (&index, committed) in &self.committed {
+                    if log.entry(index) != Some(committed) {
+                        return Err(SafetyViolation::LeaderMissesCommitted {
+                            node: id,
+                            term,
+                            index,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The highest index any node has been seen to commit.
+    #[must_use]
+    pub fn max_committed(&self) -> LogIndex {
+        self.committed
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// A cluster of real nodes on an in-memory network whose every delivery the caller chooses.
+#[derive(Debug)]
+pub struct Cluster {
+    configs: BTreeMap<NodeId, Config>,
+    /// `None` while a node is crashed.
+    nodes: BTreeMap<NodeId, Option<Node>>,
+    /// What each node has made durable.
+    disks: BTreeMap<NodeId, Recovered>,
+    /// Messages in flight, in the order they were sent.
+    network: Vec<Message>,
+    /// Nodes whose incoming and outgoing messages are dropped at delivery.
+    disconnected: BTreeSet<NodeId>,
+    replies: Vec<(NodeId, ClientReply)>,
+    checker: SafetyChecker,
+}
+
+impl Cluster {
+    /// A cluster of nodes `1..=size`, each with the default configuration and a seed derived
+    /// from `seed` and its id.
+    #[must_use]
+    pub fn new(size: u64, seed: u64) -> Cluster {
+        Cluster::with_config(size, seed, |_| {})
+    }
+
+    /// Like [`Cluster::new`], letting `adjust` change each node's configuration.
+    #[must_use]
+    pub fn with_config(size: u64, seed: u64, adjust: impl Fn(&mut Config)) -> Cluster {
+        assert!(size >= 1);
+        let voters: Vec<NodeId> = (1..=size).map(NodeId).collect();
+        let configs: BTreeMap<NodeId, Config> = voters
+            .iter()
+            .map(|&id| {
+                let node_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(id.0);
+                let mut config = Config::new(id, voters.iter().copied(), node_seed);
+                adjust(&mut config);
+                (id, config)
+            })
+            .collect();
+        let nodes = configs
+            .iter()
+            .map(|(&id, config)| {
+                (
+                    id,
+                    Some(Node::new(config.clone()).expect("valid test config")),
+                )
+            })
+            .collect();
+        let disks = voters
+            .iter()
+            .map(|&id| (id, Recovered::default()))
+            .collect();
+        Cluster {
+            configs,
+            nodes,
+            disks,
+            network: Vec::new(),
+            disconnected: BTreeSet::new(),
+            replies: Vec::new(),
+            checker: SafetyChecker::new(),
+        }
+    }
+
+    /// Every node id.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.configs.keys().copied()
+    }
+
+    /// The node `id`, unless it is crashed.
+    #[must_use]
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(&id).and_then(Option::as_ref)
+    }
+
+    /// The live leader with the highest term, if any.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .flatten()
+            .filter(|node| node.role() == Role::Leader)
+            .max_by_key(|node| node.term())
+            .map(Node::id)
+    }
+
+    /// Messages in flight, oldest first.
+    #[must_use]
+    pub fn in_flight(&self) -> &[Message] {
+        &self.network
+    }
+
+    /// Replies produced so far, with the node that produced each; drains them.
+    pub fn take_replies(&mut self) -> Vec<(NodeId, ClientReply)> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// The safety checker that has watched every step.
+    #[must_use]
+    pub fn checker(&self) -> &SafetyChecker {
+        &self.checker
+    }
+
+    /// Ticks node `id` once (nothing if crashed).
+    pub fn tick(&mut self, id: NodeId) -> Result<(), SafetyViolation> {
+        let Some(node) = self.node_mut(id) else {
+            return Ok(());
+        };
+        node.tick();
+        self.process(id)
+    }
+
+    /// Proposes `op` on node `id`.
+    pub fn propose(
+        &mut self,
+        id: NodeId,
+        tag: RequestTag,
+        op: ClientOp,
+    ) -> Result<Result<LogIndex, ProposeError>, SafetyViolation> {
+        let Some(node) = self.node_mut(id) else {
+            return Ok(Err(ProposeError::NotLeader { leader: None }));
+        };
+        let result = node.propose(tag, op);
+        self.process(id)?;
+        Ok(result)
+    }
+
+    /// Delivers the in-flight message at `position` (dropped if either end is disconnected or
+    /// the receiver is crashed). Returns the message.
+    pub fn deliver(&mut self, position: usize) -> Result<Message, SafetyViolation> {
+        let message = self.network.remove(position);
+        let to = message.to;
+        let cut = self.disconnected.contains(&message.from) || self.disconnected.contains(&to);
+        if !cut && let Some(node) = self.node_mut(to) {
+            node.step(message.clone());
+            self.process(to)?;
+        }
+        Ok(message)
+    }
+
+    /// Removes the in-flight message at `position` without delivering it.
+    pub fn drop_message(&mut self, position: usize) -> Message {
+        self.network.remove(position)
+    }
+
+    /// Puts a second copy of the in-flight message at `position` at the end of the network.
+    pub fn duplicate(&mut self, position: usize) {
+        let copy = self.network[position].clone();
+        self.network.push(copy);
+    }
+
+    /// Cuts node `id` off from every other node (its messages are dropped at delivery).
+    pub fn disconnect(&mut self, id: NodeId) {
+        self.disconnected.insert(id);
+    }
+
+    /// Reconnects node `id`.
+    pub fn reconnect(&mut self, id: NodeId) {
+        self.disconnected.remove(&id);
+    }
+
+    /// Crashes node `id`: its volatile state is lost, its disk kept.
+    pub fn crash(&mut self, id: NodeId) {
+        if let Some(slot) = self.nodes.get_mut(&id) {
+            *slot = None;
+        }
+    }
+
+    /// Restarts a crashed node `id` from its disk.
+    pub fn restart(&mut self, id: NodeId) -> Result<(), SafetyViolation> {
+        if self.node(id).is_some() {
+            return Ok(());
+        }
+        let node = Node::restore(self.configs[&id].clone(), self.disks[&id].clone())
+            .expect("a disk written by the node itself restores");
+        self.nodes.insert(id, Some(node));
+        self.process(id)
+    }
+
+    /// Delivers messages oldest first until none are in flight or `max_messages` were
+    /// delivered.
+    pub fn deliver_all(&mut self, max_messages: usize) -> Result<(), SafetyViolation> {
+        for _ in 0..max_messages {
+            if self.network.is_empty() {
+                break;
+            }
+            self.deliver(0)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `rounds` rounds of: tick every live node once, then deliver everything in flight.
+    pub fn run(&mut self, rounds: usize) -> Result<(), SafetyViolation> {
+        for _ in 0..rounds {
+            let ids: Vec<NodeId> = self.ids().collect();
+            for id in ids {
+                self.tick(id)?;
+            }
+            self.deliver_all(100_000)?;
+        }
+        Ok(())
+    }
+
+    /// Runs rounds until `done` holds, at most `max_rounds`; returns whether it held.
+    pub fn run_until(
+        &mut self,
+        max_rounds: usize,
+        mut done: impl FnMut(&Cluster) -> bool,
+    ) -> Result<bool, SafetyViolation> {
+        for _ in 0..max_rounds {
+            if done(self) {
+                return Ok(true);
+            }
+            self.run(1)?;
+        }
+        Ok(done(self))
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(&id).and_then(Option::as_mut)
+    }
+
+    /// Carries out every `Ready` of node `id` as the contract says: persist, acknowledge,
+    /// send, answer. Then lets the checker look.
+    fn process(&mut self, id: NodeId) -> Result<(), SafetyViolation> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .and_then(Option::as_mut)
+            .expect("processing a live node");
+        let disk = self.disks.get_mut(&id).expect("every node has a disk");
+        while let Some(ready) = node.ready() {
+            if let Some(hard_state) = ready.hard_state {
+                disk.hard_state = hard_state;
+            }
+            if let Some(first) = ready.entries.first() {
+                disk.entries.retain(|entry| entry.index < first.index);
+                disk.entries.extend(ready.entries.iter().cloned());
+            }
+            if let Some(ack) = ready.ack {
+                node.on_persisted(ack);
+            }
+            self.network.extend(ready.messages);
+            self.replies
+                .extend(ready.replies.into_iter().map(|reply| (id, reply)));
+        }
+        self.checker.observe(node)
+    }
+}

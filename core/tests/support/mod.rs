@@ -1,0 +1,139 @@
+//! Helpers shared by the core's integration tests.
+#![allow(dead_code)]
+
+use verity_core::*;
+
+/// A fresh node `id` of a cluster `1..=size`, with short timeouts for tests.
+pub fn node(id: u64, size: u64) -> Node {
+    Node::new(config(id, size)).unwrap()
+}
+
+/// The test configuration of node `id` of `1..=size`.
+pub fn config(id: u64, size: u64) -> Config {
+    let mut config = Config::new(NodeId(id), (1..=size).map(NodeId), 42 + id);
+    config.election_timeout_ticks = 10;
+    config.heartbeat_interval_ticks = 2;
+    config
+}
+
+/// Drains every Ready, persisting instantly, and returns everything it held.
+pub fn drain(node: &mut Node) -> Ready {
+    let mut all = Ready::default();
+    while let Some(ready) = node.ready() {
+        if let Some(ack) = ready.ack {
+            node.on_persisted(ack);
+        }
+        all.hard_state = ready.hard_state.or(all.hard_state);
+        all.entries.extend(ready.entries);
+        all.messages.extend(ready.messages);
+        all.replies.extend(ready.replies);
+    }
+    all
+}
+
+/// Ticks `node` until it campaigns (at most `limit` ticks); returns the ticks taken.
+pub fn ticks_until_candidate(node: &mut Node, limit: u64) -> Option<u64> {
+    for tick in 1..=limit {
+        node.tick();
+        if node.role() == Role::Candidate {
+            return Some(tick);
+        }
+    }
+    None
+}
+
+/// Makes `node` (of a 3-node cluster) leader of its next term with the votes of all peers.
+pub fn elect(node: &mut Node) {
+    ticks_until_candidate(node, 100).expect("campaigns");
+    settle(node);
+    let term = node.term();
+    for peer in node.config().voters.clone() {
+        if peer != node.id() {
+            node.step(msg(
+                peer,
+                node.id(),
+                term,
+                MessageBody::RequestVoteResponse { granted: true },
+            ));
+        }
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+/// A message.
+pub fn msg(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body,
+    }
+}
+
+/// An entry at `index` of `term` carrying a put of `key`.
+pub fn put_entry(index: u64, term: u64, key: &str) -> Entry {
+    Entry {
+        index: LogIndex(index),
+        term: Term(term),
+        payload: EntryPayload::Client(put_op(key, key)),
+    }
+}
+
+/// A put of `key` := `value` outside any session (refused by the session layer, but a fine
+/// log payload for Raft-level tests).
+pub fn put_op(key: &str, value: &str) -> ClientOp {
+    ClientOp::Request(ClientRequest {
+        client: ClientId(0),
+        sequence: Sequence(1),
+        command: Command::Put {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+        },
+    })
+}
+
+/// A request within session `client`.
+pub fn request(client: ClientId, sequence: u64, command: Command) -> ClientOp {
+    ClientOp::Request(ClientRequest {
+        client,
+        sequence: Sequence(sequence),
+        command,
+    })
+}
+
+/// A put command.
+pub fn put(key: &str, value: &str) -> Command {
+    Command::Put {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+    }
+}
+
+/// A get command.
+pub fn get(key: &str) -> Command {
+    Command::Get {
+        key: key.as_bytes().to_vec(),
+    }
+}
+
+/// An append command.
+pub fn append(key: &str, value: &str) -> Command {
+    Command::Append {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+    }
+}
+
+/// The AppendEntries bodies `ready` sends to `to`.
+pub fn appends_to(messages: &[Message], to: u64) -> Vec<&MessageBody> {
+    messages
+        .iter()
+        .filter(|m| m.to == NodeId(to) && matches!(m.body, MessageBody::AppendEntries { .. }))
+        .map(|m| &m.body)
+        .collect()
+}
+
+/// Drains every Ready like [`drain`] and discards it.
+pub fn settle(node: &mut Node) {
+    let _ = drain(node);
+}
