@@ -19,6 +19,7 @@ pub mod quorum;
 pub mod raft;
 pub mod testing;
 pub mod types;
+pub mod wal;
 
 pub use config::{Config, ConfigError, SessionLimits};
 pub use kv::{ClientOp, ClientRequest, Command, Expect, Reply, SessionError, Versioned};
