@@ -1,5 +1,8 @@
-//! # verity-sim (not yet built)
+//! # verity-sim
 //!
-//! The deterministic cluster simulator: real `verity-core` nodes on virtual time, a
-//! fault-injecting network and disk, client histories and a linearizability checker. It is the
-//! subject of the simulator issue; this crate holds nothing yet.
+//! A deterministic simulator for Verity clusters, and the linearizability checker that judges
+//! what their clients saw.
+
+pub mod checker;
+pub mod generate;
+pub mod history;

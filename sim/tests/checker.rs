@@ -1,0 +1,271 @@
+//! The linearizability checker on hand-written histories with known verdicts, on generated
+//! linearizable histories, and on mutations of them that must fail.
+
+use proptest::prelude::*;
+use verity_sim::checker::{Budget, Verdict, check};
+use verity_sim::generate::{Shape, linearizable_history};
+use verity_sim::history::{Event, EventType, History, OpOutcome, Value};
+
+/// Builds a history from compact lines: `process type f key value`, where value is `-` for
+/// none, a string, or `a|b` for a cas pair (`_` = null inside the pair).
+fn history(lines: &str) -> History {
+    let events = lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let kind = match parts[1] {
+                "invoke" => EventType::Invoke,
+                "ok" => EventType::Ok,
+                "fail" => EventType::Fail,
+                "info" => EventType::Info,
+                other => panic!("{other}"),
+            };
+            let f = serde_json::from_str(&format!("\"{}\"", parts[2])).unwrap();
+            let opt = |s: &str| (s != "_").then(|| s.to_string());
+            let value = match parts.get(4) {
+                None | Some(&"-") => None,
+                Some(v) if v.contains('|') => {
+                    let (a, b) = v.split_once('|').unwrap();
+                    Some(Value::Pair(opt(a), opt(b)))
+                }
+                Some(v) => Some(Value::Str(v.to_string())),
+            };
+            Event {
+                process: parts[0].parse().unwrap(),
+                kind,
+                f,
+                key: parts[3].to_string(),
+                value,
+                time: None,
+            }
+        })
+        .collect();
+    History { events }
+}
+
+fn verdict(lines: &str) -> Verdict {
+    let ops = history(lines).operations().unwrap();
+    check(&ops, &mut Budget::steps(1_000_000)).verdict
+}
+
+use Verdict::{Linearizable as LIN, NotLinearizable as NOT};
+
+#[test]
+fn sequential_writes_and_reads_are_linearizable() {
+    assert_eq!(
+        verdict("0 invoke put x 1\n0 ok put x 1\n0 invoke get x\n0 ok get x 1"),
+        LIN
+    );
+}
+
+#[test]
+fn a_read_concurrent_with_a_write_may_see_either_value() {
+    for read in ["1", "-"] {
+        let h = format!("0 invoke put x 1\n1 invoke get x\n1 ok get x {read}\n0 ok put x 1");
+        assert_eq!(verdict(&h), LIN, "read {read}");
+    }
+}
+
+#[test]
+fn a_read_after_a_completed_write_must_see_it() {
+    assert_eq!(
+        verdict("0 invoke put x 1\n0 ok put x 1\n1 invoke get x\n1 ok get x -"),
+        NOT
+    );
+}
+
+#[test]
+fn a_read_of_a_value_never_written_fails() {
+    assert_eq!(
+        verdict("0 invoke put x 1\n0 ok put x 1\n1 invoke get x\n1 ok get x 2"),
+        NOT
+    );
+}
+
+#[test]
+fn an_absent_key_reads_null() {
+    assert_eq!(verdict("0 invoke get x\n0 ok get x -"), LIN);
+}
+
+#[test]
+fn an_info_write_may_take_effect_any_time_later_or_never() {
+    let base = "0 invoke put x 1\n0 info put x\n";
+    assert_eq!(
+        verdict(&format!(
+            "{base}1 invoke get x\n1 ok get x -\n2 invoke get x\n2 ok get x 1"
+        )),
+        LIN,
+        "later"
+    );
+    assert_eq!(
+        verdict(&format!("{base}1 invoke get x\n1 ok get x -")),
+        LIN,
+        "never"
+    );
+    assert_eq!(
+        verdict(&format!(
+            "{base}1 invoke get x\n1 ok get x 1\n2 invoke get x\n2 ok get x -"
+        )),
+        NOT,
+        "once visible it stays"
+    );
+}
+
+#[test]
+fn an_info_write_cannot_take_effect_before_it_was_invoked() {
+    assert_eq!(
+        verdict("1 invoke get x\n1 ok get x 1\n0 invoke put x 1\n0 info put x"),
+        NOT
+    );
+}
+
+#[test]
+fn a_failed_cas_means_the_current_value_differed() {
+    let put = "0 invoke put x 1\n0 ok put x 1\n";
+    assert_eq!(
+        verdict(&format!("{put}1 invoke cas x 2|3\n1 fail cas x")),
+        LIN
+    );
+    assert_eq!(
+        verdict(&format!("{put}1 invoke cas x 1|3\n1 fail cas x")),
+        NOT,
+        "it was 1"
+    );
+    assert_eq!(
+        verdict(&format!(
+            "{put}1 invoke cas x 1|3\n1 ok cas x\n2 invoke get x\n2 ok get x 3"
+        )),
+        LIN
+    );
+    assert_eq!(
+        verdict(&format!("{put}1 invoke cas x 2|3\n1 ok cas x")),
+        NOT,
+        "it was not 2"
+    );
+    assert_eq!(
+        verdict("1 invoke cas x _|3\n1 ok cas x\n2 invoke get x\n2 ok get x 3"),
+        LIN,
+        "absent expected"
+    );
+    assert_eq!(
+        verdict(&format!(
+            "{put}1 invoke cas x 1|_\n1 ok cas x\n2 invoke get x\n2 ok get x -"
+        )),
+        LIN,
+        "cas deletes"
+    );
+}
+
+#[test]
+fn a_delete_makes_the_key_absent() {
+    let h = "0 invoke put x 1\n0 ok put x 1\n0 invoke delete x\n0 ok delete x\n";
+    assert_eq!(verdict(&format!("{h}1 invoke get x\n1 ok get x -")), LIN);
+    assert_eq!(verdict(&format!("{h}1 invoke get x\n1 ok get x 1")), NOT);
+}
+
+#[test]
+fn concurrent_appends_may_order_either_way_but_sequential_ones_may_not() {
+    let concurrent = "0 invoke append x a\n1 invoke append x b\n0 ok append x a\n1 ok append x b\n2 invoke get x\n2 ok get x ";
+    assert_eq!(verdict(&format!("{concurrent}ab")), LIN);
+    assert_eq!(verdict(&format!("{concurrent}ba")), LIN);
+    assert_eq!(verdict(&format!("{concurrent}a")), NOT, "both completed");
+    let sequential = "0 invoke append x a\n0 ok append x a\n1 invoke append x b\n1 ok append x b\n2 invoke get x\n2 ok get x ba";
+    assert_eq!(verdict(sequential), NOT);
+}
+
+#[test]
+fn failed_non_cas_operations_are_ignored() {
+    assert_eq!(
+        verdict("0 invoke put x 1\n0 fail put x\n1 invoke get x\n1 ok get x -"),
+        LIN
+    );
+}
+
+#[test]
+fn keys_are_checked_independently_and_only_the_failing_key_is_reported() {
+    let h = "0 invoke put x 1\n0 ok put x 1\n0 invoke put y 1\n0 ok put y 1\n1 invoke get y\n1 ok get y -\n1 invoke get x\n1 ok get x 1";
+    let report = check(
+        &history(h).operations().unwrap(),
+        &mut Budget::steps(1_000_000),
+    );
+    assert_eq!(report.verdict, NOT);
+    assert_eq!(report.keys, 2);
+    assert_eq!(report.violations.len(), 1);
+    assert_eq!(report.violations[0].key, "y");
+}
+
+#[test]
+fn a_violation_is_reduced_to_the_operations_that_cannot_be_ordered() {
+    let mut h = String::from("0 invoke put x 1\n0 ok put x 1\n");
+    for p in 1..=20 {
+        h.push_str(&format!("{p} invoke get x\n{p} ok get x 1\n"));
+    }
+    h.push_str("99 invoke get x\n99 ok get x 7\n");
+    let report = check(
+        &history(&h).operations().unwrap(),
+        &mut Budget::steps(10_000_000),
+    );
+    let witness = &report.violations[0].operations;
+    assert_eq!(witness.len(), 2, "{witness:#?}");
+    assert!(witness[0].contains("put \"x\" \"1\""));
+    assert!(witness[1].contains("process 99"));
+    assert_eq!(report.violations[0].longest_linearizable_prefix.len(), 21);
+}
+
+#[test]
+fn an_exhausted_budget_is_undecided_never_a_guess() {
+    let h = linearizable_history(
+        Shape {
+            processes: 8,
+            keys: 1,
+            operations: 500,
+            info_per_mille: 50,
+        },
+        1,
+    );
+    let report = check(&h.operations().unwrap(), &mut Budget::steps(100));
+    assert_eq!(report.verdict, Verdict::Undecided);
+}
+
+fn shapes() -> impl Strategy<Value = (Shape, u64)> {
+    (1u64..7, 1u64..4, 1u64..120, 0u64..60, any::<u64>()).prop_map(
+        |(processes, keys, operations, info, seed)| {
+            (
+                Shape {
+                    processes,
+                    keys,
+                    operations,
+                    info_per_mille: info,
+                },
+                seed,
+            )
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn generated_linearizable_histories_pass((shape, seed) in shapes()) {
+        let h = linearizable_history(shape, seed);
+        let report = check(&h.operations().unwrap(), &mut Budget::steps(50_000_000));
+        prop_assert_eq!(report.verdict, Verdict::Linearizable, "{}", h.to_json_lines());
+    }
+
+    #[test]
+    fn a_read_of_a_never_written_value_fails((shape, seed) in shapes(), pick in any::<prop::sample::Index>()) {
+        let mut h = linearizable_history(shape, seed);
+        let reads: Vec<usize> = h.events.iter().enumerate()
+            .filter(|(_, e)| e.kind == EventType::Ok && e.f == verity_sim::history::Function::Get)
+            .map(|(i, _)| i)
+            .collect();
+        prop_assume!(!reads.is_empty());
+        let i = reads[pick.index(reads.len())];
+        h.events[i].value = Some(Value::Str("never-written".into()));
+        let ops = h.operations().unwrap();
+        prop_assert!(ops.iter().any(|op| op.outcome == OpOutcome::Ok(Some("never-written".into()))));
+        let report = check(&ops, &mut Budget::steps(50_000_000));
+        prop_assert_eq!(report.verdict, Verdict::NotLinearizable);
+    }
+}
