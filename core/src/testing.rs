@@ -79,13 +79,21 @@ pub enum SafetyViolation {
 /// `Ready` asked to persist: every change to a node's log passes through there, so log matching
 /// is checked on exactly the entries that changed. Each call costs O(entries written + entries
 /// newly committed), except the first observation of each leader, which checks leader
-/// completeness against every committed entry.
+/// completeness against every entry committed in an earlier term.
+///
+/// What is checked: election safety (one leader per term); log matching (an `(index, term)`
+/// pair always denotes the same entry with the same predecessor term); state machine safety (a
+/// node never holds, at an index it considers committed, an entry other than the one committed
+/// there); leader completeness; and that no node applies past its commit index. A stale node may
+/// hold anything at an index committed elsewhere until it learns the commit index.
 #[derive(Clone, Debug, Default)]
 pub struct SafetyChecker {
     leaders: BTreeMap<Term, NodeId>,
     /// Every `(index, term)` seen in any log, with the entry and the term before it.
     seen: BTreeMap<(LogIndex, Term), (Entry, Term)>,
-    committed: BTreeMap<LogIndex, Entry>,
+    /// Every committed entry, with the term of the first node seen to commit it: an upper
+    /// bound on the term in which it was committed.
+    committed: BTreeMap<LogIndex, (Entry, Term)>,
     /// Per node, the commit index up to which its log was checked against `committed`.
     checked_commit: BTreeMap<NodeId, LogIndex>,
     completeness_checked: BTreeSet<(Term, NodeId)>,
@@ -120,7 +128,15 @@ impl SafetyChecker {
                     term: entry.term,
                 });
             }
-            if self.committed.get(&entry.index).is_some_and(|c| c != entry) {
+            // A stale node may hold anything at an index committed elsewhere, as long as it
+            // does not itself consider that index committed.
+            let committed_here = entry.index <= node.commit_index();
+            if committed_here
+                && self
+                    .committed
+                    .get(&entry.index)
+                    .is_some_and(|(c, _)| c != entry)
+            {
                 return Err(SafetyViolation::CommittedEntryChanged {
                     node: id,
                     index: entry.index,
@@ -136,12 +152,12 @@ impl SafetyChecker {
                 return Err(SafetyViolation::CommittedEntryChanged { node: id, index });
             };
             match self.committed.get(&index) {
-                Some(committed) if committed != entry => {
+                Some((committed, _)) if committed != entry => {
                     return Err(SafetyViolation::CommittedEntryChanged { node: id, index });
                 }
                 Some(_) => {}
                 None => {
-                    self.committed.insert(index, entry.clone());
+                    self.committed.insert(index, (entry.clone(), node.term()));
                 }
             }
         }
@@ -167,7 +183,12 @@ impl SafetyChecker {
                 });
             }
             if self.completeness_checked.insert((term, id)) {
-                for (&index, committed) in &self.committed {
+                // Leader completeness: entries committed in earlier terms are in this log.
+                let earlier = self
+                    .committed
+                    .iter()
+                    .filter(|(_, (_, commit_term))| *commit_term < term);
+                for (&index, (committed, _)) in earlier {
                     if log.entry(index) != Some(committed) {
                         return Err(SafetyViolation::LeaderMissesCommitted {
                             node: id,
@@ -194,7 +215,7 @@ impl SafetyChecker {
     /// The entry committed at `index`, if any node has been seen to commit it.
     #[must_use]
     pub fn committed(&self, index: LogIndex) -> Option<&Entry> {
-        self.committed.get(&index)
+        self.committed.get(&index).map(|(entry, _)| entry)
     }
 }
 

@@ -1,8 +1,21 @@
 //! # verity-sim
 //!
 //! A deterministic simulator for Verity clusters, and the linearizability checker that judges
-//! what their clients saw.
+//! what their clients saw. One seed drives everything: the fault plan, the network, the disks,
+//! the clients and every node's election timers. The nodes run the real `verity-core`, the real
+//! codec on every message and the real WAL encoding and recovery on every write and restart.
 
 pub mod checker;
+pub mod client;
+pub mod disk;
 pub mod generate;
 pub mod history;
+pub mod nemesis;
+pub mod network;
+pub mod options;
+pub mod rng;
+pub mod simulation;
+pub mod trace;
+
+pub use options::{FaultKind, FaultPlan, SimOptions};
+pub use simulation::{Failure, RunOutcome, Simulation, Stats};

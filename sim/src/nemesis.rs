@@ -1,0 +1,230 @@
+//! The nemesis: injects the faults of the run's [`crate::options::FaultPlan`] at random times
+//! during the chaos phase, and heals each after a random duration (or all at the end of chaos).
+//!
+//! At most one partition-type fault (partition or one-way cut) and one burst of each network
+//! kind is active at a time, so that healing one never undoes another.
+
+use crate::options::FaultKind;
+use crate::simulation::{Event, Phase, Simulation};
+use crate::trace::What;
+use verity_core::NodeId;
+
+/// A fault in force, with what it takes to heal it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ActiveFault {
+    Crashed(NodeId),
+    Paused(NodeId),
+    Cut {
+        kind: FaultKind,
+        links: Vec<(NodeId, NodeId)>,
+    },
+    Burst(FaultKind),
+    Slow(NodeId),
+}
+
+impl ActiveFault {
+    fn kind(&self) -> FaultKind {
+        match self {
+            ActiveFault::Crashed(_) => FaultKind::Crash,
+            ActiveFault::Paused(_) => FaultKind::Pause,
+            ActiveFault::Cut { kind, .. } => *kind,
+            ActiveFault::Burst(kind) => *kind,
+            ActiveFault::Slow(_) => FaultKind::Slow,
+        }
+    }
+}
+
+impl Simulation {
+    pub(crate) fn on_nemesis(&mut self) {
+        if self.phase != Phase::Chaos {
+            return;
+        }
+        let kinds: Vec<FaultKind> = self.plan.enabled.iter().copied().collect();
+        let kind = *self.rng.pick(&kinds);
+        if let Some(fault) = self.inject(kind) {
+            self.count_fault(kind);
+            let id = self.next_fault_id;
+            self.next_fault_id += 1;
+            self.active_faults.insert(id, fault);
+            let duration = self
+                .rng
+                .between(self.plan.fault_max_us / 10, self.plan.fault_max_us);
+            self.schedule(duration, Event::HealFault { id });
+        }
+        let gap = self
+            .rng
+            .between(self.plan.nemesis_min_us, self.plan.nemesis_max_us);
+        self.schedule(gap, Event::Nemesis);
+    }
+
+    fn nodes_where(&self, wanted: impl Fn(&crate::simulation::SimNode) -> bool) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| wanted(n))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    fn kind_active(&self, kind: FaultKind) -> bool {
+        self.active_faults.values().any(|f| f.kind() == kind)
+    }
+
+    /// Injects a fault of `kind`, if one can be injected now.
+    fn inject(&mut self, kind: FaultKind) -> Option<ActiveFault> {
+        let fault = match kind {
+            FaultKind::Crash => {
+                let live = self.nodes_where(|n| n.node.is_some());
+                if live.is_empty() {
+                    return None;
+                }
+                let victim = *self.rng.pick(&live);
+                self.crash(victim);
+                return Some(ActiveFault::Crashed(victim));
+            }
+            FaultKind::Pause => {
+                let running = self.nodes_where(|n| n.node.is_some() && !n.paused);
+                if running.is_empty() {
+                    return None;
+                }
+                let victim = *self.rng.pick(&running);
+                self.nodes.get_mut(&victim).expect("known node").paused = true;
+                ActiveFault::Paused(victim)
+            }
+            FaultKind::Partition | FaultKind::OneWay => {
+                if self.kind_active(FaultKind::Partition)
+                    || self.kind_active(FaultKind::OneWay)
+                    || self.nodes.len() < 2
+                {
+                    return None;
+                }
+                let mut ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+                for i in (1..ids.len()).rev() {
+                    let j = self.rng.below(i as u64 + 1) as usize;
+                    ids.swap(i, j);
+                }
+                let links = if kind == FaultKind::Partition {
+                    let split = self.rng.between(1, ids.len() as u64 - 1) as usize;
+                    let (left, right) = ids.split_at(split);
+                    let mut links = Vec::new();
+                    for &a in left {
+                        for &b in right {
+                            links.push((a, b));
+                            links.push((b, a));
+                        }
+                    }
+                    links
+                } else if self.rng.chance(500) {
+                    vec![(ids[0], ids[1])]
+                } else {
+                    // One node can send to everyone but hears from no one.
+                    ids[1..].iter().map(|&other| (other, ids[0])).collect()
+                };
+                for &(a, b) in &links {
+                    self.network.set_cut(a, b, true);
+                }
+                ActiveFault::Cut { kind, links }
+            }
+            FaultKind::Loss | FaultKind::Duplicate | FaultKind::Reorder => {
+                if self.kind_active(kind) {
+                    return None;
+                }
+                let o = &mut self.network.options;
+                match kind {
+                    FaultKind::Loss => o.drop_per_mille = self.rng.between(100, 500),
+                    FaultKind::Duplicate => o.duplicate_per_mille = self.rng.between(200, 600),
+                    _ => {
+                        o.reorder_per_mille = self.rng.between(300, 900);
+                        o.reorder_delay_max_us = self.rng.between(10_000, 100_000);
+                    }
+                }
+                ActiveFault::Burst(kind)
+            }
+            FaultKind::Slow => {
+                let candidates = self.nodes_where(|_| true);
+                let slow = *self.rng.pick(&candidates);
+                if self
+                    .active_faults
+                    .values()
+                    .any(|f| *f == ActiveFault::Slow(slow))
+                {
+                    return None;
+                }
+                let extra = self.rng.between(20_000, 300_000);
+                for other in candidates.into_iter().filter(|&o| o != slow) {
+                    self.network.set_extra_latency(slow, other, extra);
+                    self.network.set_extra_latency(other, slow, extra);
+                }
+                ActiveFault::Slow(slow)
+            }
+        };
+        self.record(What::Fault {
+            description: format!("inject {fault:?}"),
+        });
+        Some(fault)
+    }
+
+    /// Heals fault `id` if it is still active.
+    pub(crate) fn heal_fault(&mut self, id: u64) {
+        let Some(fault) = self.active_faults.remove(&id) else {
+            return;
+        };
+        match &fault {
+            ActiveFault::Crashed(node) => {
+                self.restart(*node);
+                return;
+            }
+            ActiveFault::Paused(node) => {
+                self.nodes.get_mut(node).expect("known node").paused = false;
+                self.record(What::Fault {
+                    description: format!("resume {node}"),
+                });
+                self.replay_deferred(*node);
+                self.process(*node);
+                return;
+            }
+            ActiveFault::Cut { links, .. } => {
+                for &(a, b) in links {
+                    self.network.set_cut(a, b, false);
+                }
+            }
+            ActiveFault::Burst(kind) => {
+                let (o, base) = (&mut self.network.options, self.plan.network);
+                match kind {
+                    FaultKind::Loss => o.drop_per_mille = base.drop_per_mille,
+                    FaultKind::Duplicate => o.duplicate_per_mille = base.duplicate_per_mille,
+                    _ => {
+                        o.reorder_per_mille = base.reorder_per_mille;
+                        o.reorder_delay_max_us = base.reorder_delay_max_us;
+                    }
+                }
+            }
+            ActiveFault::Slow(slow) => {
+                for other in self.nodes_where(|_| true) {
+                    self.network.set_extra_latency(*slow, other, 0);
+                    self.network.set_extra_latency(other, *slow, 0);
+                }
+            }
+        }
+        self.record(What::Fault {
+            description: format!("heal {fault:?}"),
+        });
+    }
+
+    /// Heals every active fault and calms the network (the start of the settle phase).
+    pub(crate) fn heal_all(&mut self) {
+        let ids: Vec<u64> = self.active_faults.keys().copied().collect();
+        for id in ids {
+            self.heal_fault(id);
+        }
+        self.network.heal_links();
+        self.network.options = crate::network::NetworkOptions {
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            reorder_per_mille: 0,
+            ..self.plan.network
+        };
+        self.record(What::Fault {
+            description: "heal all: every fault healed, network calm".to_string(),
+        });
+    }
+}

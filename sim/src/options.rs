@@ -1,0 +1,157 @@
+//! What a simulated run looks like: cluster, workload, faults. Times are virtual microseconds.
+
+use crate::network::NetworkOptions;
+use crate::rng::SimRng;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// A kind of fault the nemesis can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Crash a node (losing, keeping or tearing its unsynced writes) and restart it later.
+    Crash,
+    /// Stop a node taking steps for a while; it keeps its state.
+    Pause,
+    /// Split the cluster into two groups that cannot talk.
+    Partition,
+    /// Cut one direction of one link (asymmetric partition).
+    OneWay,
+    /// A burst of packet loss.
+    Loss,
+    /// A burst of duplicated packets.
+    Duplicate,
+    /// A burst of heavily reordered packets.
+    Reorder,
+    /// Slow down every link of one node.
+    Slow,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 8] = [
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Loss,
+        FaultKind::Duplicate,
+        FaultKind::Reorder,
+        FaultKind::Slow,
+    ];
+}
+
+/// The options of one run. [`SimOptions::default`] is the standard swarm run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SimOptions {
+    /// The seed: everything random in the run derives from it.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: u64,
+    /// Concurrent clients.
+    pub clients: u64,
+    /// Client operations invoked during the chaos phase.
+    pub ops: u64,
+    /// Distinct keys (a small hot set finds more bugs).
+    pub keys: u64,
+    /// Fault kinds to inject; `None` lets each seed draw its own set (swarm testing).
+    pub faults: Option<BTreeSet<FaultKind>>,
+    /// Operations each client must complete after the cluster has healed and settled.
+    pub liveness_ops_per_client: u64,
+    /// Length of a node tick.
+    pub tick_us: u64,
+    /// Node election timeout, in ticks.
+    pub election_timeout_ticks: u64,
+    /// Node heartbeat interval, in ticks.
+    pub heartbeat_interval_ticks: u64,
+    /// How long a client waits for an answer before retrying elsewhere.
+    pub request_timeout_us: u64,
+    /// Attempts before a client gives up on an operation (recording it as `info`).
+    pub max_attempts: u32,
+    /// Linearizability checker budget, in search steps.
+    pub check_steps: u64,
+    /// Keep every trace event (for `replay`), not only the hash.
+    pub keep_trace: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> SimOptions {
+        SimOptions {
+            seed: 0,
+            nodes: 5,
+            clients: 8,
+            ops: 200,
+            keys: 4,
+            faults: None,
+            liveness_ops_per_client: 2,
+            tick_us: 10_000,
+            election_timeout_ticks: 15,
+            heartbeat_interval_ticks: 3,
+            request_timeout_us: 400_000,
+            max_attempts: 12,
+            check_steps: 20_000_000,
+            keep_trace: false,
+        }
+    }
+}
+
+impl SimOptions {
+    /// One election timeout, in microseconds.
+    #[must_use]
+    pub fn election_timeout_us(&self) -> u64 {
+        self.election_timeout_ticks * self.tick_us
+    }
+}
+
+/// The faults and network of one run, drawn from its seed before anything else happens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultPlan {
+    /// Fault kinds the nemesis may inject.
+    pub enabled: BTreeSet<FaultKind>,
+    /// The network outside fault bursts.
+    pub network: NetworkOptions,
+    /// Shortest gap between nemesis actions.
+    pub nemesis_min_us: u64,
+    /// Longest gap between nemesis actions.
+    pub nemesis_max_us: u64,
+    /// Longest a fault lasts before it heals by itself.
+    pub fault_max_us: u64,
+}
+
+impl FaultPlan {
+    /// Draws the plan: in swarm mode (`faults == None`) each kind is enabled with probability
+    /// one half (at least one), and rates vary from calm to harsh, so that different seeds
+    /// explore different corners (TigerBeetle's swarm testing).
+    pub fn draw(options: &SimOptions, rng: &mut SimRng) -> FaultPlan {
+        let enabled = match &options.faults {
+            Some(kinds) => kinds.clone(),
+            None => {
+                let mut kinds: BTreeSet<FaultKind> = FaultKind::ALL
+                    .into_iter()
+                    .filter(|_| rng.chance(500))
+                    .collect();
+                if kinds.is_empty() {
+                    kinds.insert(*rng.pick(&FaultKind::ALL));
+                }
+                kinds
+            }
+        };
+        let latency_max_us = rng.between(1_000, 20_000);
+        let network = NetworkOptions {
+            latency_min_us: rng.between(100, latency_max_us / 2),
+            latency_max_us,
+            drop_per_mille: if rng.chance(500) { rng.below(30) } else { 0 },
+            duplicate_per_mille: if rng.chance(500) { rng.below(30) } else { 0 },
+            reorder_per_mille: if rng.chance(500) { rng.below(100) } else { 0 },
+            reorder_delay_max_us: rng.between(1_000, 30_000),
+        };
+        let nemesis_min_us = rng.between(20_000, 300_000);
+        FaultPlan {
+            enabled,
+            network,
+            nemesis_min_us,
+            nemesis_max_us: nemesis_min_us + rng.between(50_000, 1_000_000),
+            fault_max_us: rng.between(200_000, 3_000_000),
+        }
+    }
+}

@@ -1,0 +1,951 @@
+//! The discrete-event simulation of one seed: real `verity-core` nodes driven exactly as the
+//! `Ready` contract says, on virtual time, over the simulated network and disks.
+//!
+//! A run has three phases, as TigerBeetle's VOPR does:
+//!
+//! 1. **Chaos**: clients invoke `ops` operations while the nemesis injects faults.
+//! 2. **Settle**: every fault heals (crashed nodes restart, partitions close, the network
+//!    calms); the cluster gets a few election timeouts to recover.
+//! 3. **Liveness**: every client must complete `liveness_ops_per_client` more operations
+//!    before a deadline. A cluster that stays leaderless or stuck fails here.
+//!
+//! Safety is checked continuously: the core's [`SafetyChecker`] after every `Ready`; every
+//! committed entry must be durable (synced) on a majority of disks; every reply must answer such
+//! an entry; every restart must recover its WAL. Afterwards the client history is checked for
+//! linearizability.
+
+use crate::checker::{self, Budget, Report, Verdict};
+use crate::client::{Client, Response};
+use crate::disk::SimDisk;
+use crate::history::History;
+use crate::network::Network;
+use crate::options::{FaultKind, FaultPlan, SimOptions};
+use crate::rng::SimRng;
+use crate::trace::{self, Trace, What};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::fmt;
+use verity_core::testing::{SafetyChecker, SafetyViolation};
+use verity_core::wal::{self, WalRecord};
+use verity_core::{
+    ClientOp, Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, PersistAck,
+    ProposeError, RequestTag, Role, Term, codec, quorum,
+};
+
+/// Most events a paused node buffers; beyond it, deliveries to it are dropped.
+const PAUSED_INBOX_LIMIT: usize = 10_000;
+/// How long after the heal the cluster gets to settle, in election timeouts.
+const SETTLE_ELECTION_TIMEOUTS: u64 = 5;
+/// How long the liveness phase may last, in election timeouts.
+const LIVENESS_ELECTION_TIMEOUTS: u64 = 200;
+
+/// Why a run failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Failure {
+    /// A Raft safety property broke.
+    Safety {
+        /// The violation.
+        violation: String,
+    },
+    /// A committed entry was not durable on a majority of disks.
+    Durability {
+        /// The entry's index.
+        index: u64,
+        /// Nodes that had it durably.
+        durable_on: u64,
+    },
+    /// A client was answered for an entry not durable on a majority.
+    ReplyNotCommitted {
+        /// The node that replied.
+        node: u64,
+        /// The entry's index.
+        index: u64,
+    },
+    /// A node could not recover from its own disk.
+    Recovery {
+        /// The node.
+        node: u64,
+        /// The error.
+        error: String,
+    },
+    /// The client history is not linearizable.
+    Linearizability {
+        /// Keys that failed, with their witnesses.
+        report: Box<Report>,
+    },
+    /// The cluster did not serve clients after the faults healed.
+    Liveness {
+        /// What was still missing.
+        reason: String,
+    },
+}
+
+impl Failure {
+    /// A short name of the check that failed.
+    #[must_use]
+    pub fn check(&self) -> &'static str {
+        match self {
+            Failure::Safety { .. } => "safety",
+            Failure::Durability { .. } => "durability",
+            Failure::ReplyNotCommitted { .. } => "reply-not-committed",
+            Failure::Recovery { .. } => "recovery",
+            Failure::Linearizability { .. } => "linearizability",
+            Failure::Liveness { .. } => "liveness",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Safety { violation } => write!(f, "safety: {violation}"),
+            Failure::Durability { index, durable_on } => write!(
+                f,
+                "durability: index {index} was committed but is durable on only {durable_on} disks"
+            ),
+            Failure::ReplyNotCommitted { node, index } => write!(
+                f,
+                "n{node} answered a client for index {index}, which is not durable on a majority"
+            ),
+            Failure::Recovery { node, error } => write!(f, "n{node} cannot recover: {error}"),
+            Failure::Linearizability { report } => {
+                let keys: Vec<&str> = report.violations.iter().map(|v| v.key.as_str()).collect();
+                write!(f, "linearizability: keys {keys:?} have no linearization")
+            }
+            Failure::Liveness { reason } => write!(f, "liveness: {reason}"),
+        }
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Peer messages sent.
+    pub messages_sent: u64,
+    /// Peer messages delivered.
+    pub messages_delivered: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Terms in which some node became leader.
+    pub elections: u64,
+    /// Client operations that completed `ok`.
+    pub ops_ok: u64,
+    /// Client operations that completed `fail`.
+    pub ops_fail: u64,
+    /// Client operations that completed `info`.
+    pub ops_info: u64,
+    /// Virtual time at the end, microseconds.
+    pub virtual_time_us: u64,
+}
+
+impl Stats {
+    /// Faults injected in total.
+    #[must_use]
+    pub fn faults_total(&self) -> u64 {
+        self.faults.values().sum()
+    }
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The options it ran with.
+    pub options: SimOptions,
+    /// The fault plan drawn from the seed.
+    pub plan: FaultPlan,
+    /// The first check that failed, if any.
+    pub failure: Option<Failure>,
+    /// Linearizability verdict (`Undecided` is reported, not a failure).
+    pub verdict: Option<Verdict>,
+    /// Counters.
+    pub stats: Stats,
+    /// The trace (hash, and events if kept).
+    pub trace: Trace,
+    /// The client history.
+    pub history: History,
+}
+
+/// Things that happen at a virtual time.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Tick {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        frame: Vec<u8>,
+    },
+    SyncDone {
+        node: NodeId,
+        incarnation: u64,
+        upto_bytes: usize,
+    },
+    ToNode {
+        node: NodeId,
+        client: usize,
+        attempt: u64,
+        op: ClientOp,
+    },
+    ToClient {
+        client: usize,
+        attempt: u64,
+        response: Response,
+    },
+    ClientTimeout {
+        client: usize,
+        attempt: u64,
+    },
+    ClientStart {
+        client: usize,
+    },
+    Nemesis,
+    HealFault {
+        id: u64,
+    },
+    StartLiveness,
+    LivenessDeadline,
+}
+
+struct Scheduled {
+    at_us: u64,
+    sequence: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.sequence) == (other.at_us, other.sequence)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_us, self.sequence).cmp(&(other.at_us, other.sequence))
+    }
+}
+
+/// What the messages of one `Ready` wait for before they may leave.
+struct Held {
+    required_bytes: usize,
+    messages: Vec<Message>,
+    ack: Option<PersistAck>,
+    first_index: Option<LogIndex>,
+    terms: Vec<Term>,
+}
+
+/// A node and its driver state.
+pub(crate) struct SimNode {
+    pub(crate) config: Config,
+    pub(crate) node: Option<Node>,
+    pub(crate) paused: bool,
+    pub(crate) incarnation: u64,
+    pub(crate) tick_us: u64,
+    disk: SimDisk,
+    sync_in_flight: bool,
+    held: VecDeque<Held>,
+    /// The log as durably stored: the term of each entry, from index 1.
+    durable_terms: Vec<Term>,
+    pub(crate) deferred: Vec<Event>,
+    pub(crate) proposals: BTreeMap<RequestTag, (usize, u64)>,
+    next_tag: u64,
+    last_state: (Role, Term, LogIndex),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Chaos,
+    Settle,
+    Liveness,
+    Done,
+}
+
+/// One simulated run. Create with [`Simulation::new`], consume with [`Simulation::run`].
+pub struct Simulation {
+    pub(crate) options: SimOptions,
+    pub(crate) plan: FaultPlan,
+    pub(crate) rng: SimRng,
+    pub(crate) now_us: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    sequence: u64,
+    pub(crate) network: Network,
+    pub(crate) nodes: BTreeMap<NodeId, SimNode>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) history: History,
+    checker: SafetyChecker,
+    durability_checked: LogIndex,
+    pub(crate) trace: Trace,
+    pub(crate) phase: Phase,
+    pub(crate) ops_invoked: u64,
+    pub(crate) next_process: u64,
+    pub(crate) stats: Stats,
+    pub(crate) failure: Option<Failure>,
+    pub(crate) active_faults: BTreeMap<u64, crate::nemesis::ActiveFault>,
+    pub(crate) next_fault_id: u64,
+    leader_terms: BTreeMap<Term, NodeId>,
+}
+
+impl Simulation {
+    /// Sets up a run: draws the fault plan, builds the nodes and clients.
+    #[must_use]
+    pub fn new(options: SimOptions) -> Simulation {
+        assert!(options.nodes >= 1 && options.clients >= 1 && options.keys >= 1);
+        let mut rng = SimRng::new(options.seed);
+        let plan = FaultPlan::draw(&options, &mut rng);
+        let voters: Vec<NodeId> = (1..=options.nodes).map(NodeId).collect();
+        let mut nodes = BTreeMap::new();
+        for &id in &voters {
+            let mut config = Config::new(id, voters.iter().copied(), rng.next_u64());
+            config.election_timeout_ticks = options.election_timeout_ticks;
+            config.heartbeat_interval_ticks = options.heartbeat_interval_ticks;
+            // Clocks drift: each node's tick is up to 2% off.
+            let tick_us = options.tick_us * rng.between(980, 1020) / 1000;
+            let node = Node::new(config.clone()).expect("simulator configurations are valid");
+            let last_state = (node.role(), node.term(), node.commit_index());
+            nodes.insert(
+                id,
+                SimNode {
+                    config,
+                    node: Some(node),
+                    paused: false,
+                    incarnation: 0,
+                    tick_us,
+                    disk: SimDisk::default(),
+                    sync_in_flight: false,
+                    held: VecDeque::new(),
+                    durable_terms: Vec::new(),
+                    deferred: Vec::new(),
+                    proposals: BTreeMap::new(),
+                    next_tag: 0,
+                    last_state,
+                },
+            );
+        }
+        let clients = (0..options.clients as usize)
+            .map(|index| {
+                Client::new(
+                    index,
+                    NodeId(1 + index as u64 % options.nodes),
+                    options.liveness_ops_per_client,
+                )
+            })
+            .collect();
+        let network = Network::new(options.nodes, plan.network);
+        Simulation {
+            next_process: options.clients,
+            trace: Trace::new(options.keep_trace),
+            options,
+            plan,
+            rng,
+            now_us: 0,
+            queue: BinaryHeap::new(),
+            sequence: 0,
+            network,
+            nodes,
+            clients,
+            history: History::default(),
+            checker: SafetyChecker::new(),
+            durability_checked: LogIndex(0),
+            phase: Phase::Chaos,
+            ops_invoked: 0,
+            stats: Stats::default(),
+            failure: None,
+            active_faults: BTreeMap::new(),
+            next_fault_id: 0,
+            leader_terms: BTreeMap::new(),
+        }
+    }
+
+    /// Runs to the end (or the first failure) and checks the history.
+    #[must_use]
+    pub fn run(mut self) -> RunOutcome {
+        trace::set_virtual_now_us(0);
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            let tick_us = self.nodes[&id].tick_us;
+            let first = self.rng.between(1, tick_us);
+            self.schedule(
+                first,
+                Event::Tick {
+                    node: id,
+                    incarnation: 0,
+                },
+            );
+        }
+        for client in 0..self.clients.len() {
+            let start = self.rng.between(0, self.options.election_timeout_us());
+            self.schedule(start, Event::ClientStart { client });
+        }
+        if !self.plan.enabled.is_empty() {
+            let first = self
+                .rng
+                .between(self.plan.nemesis_min_us, self.plan.nemesis_max_us);
+            self.schedule(first, Event::Nemesis);
+        }
+        while self.failure.is_none() && self.phase != Phase::Done {
+            let Some(Reverse(next)) = self.queue.pop() else {
+                self.fail(Failure::Liveness {
+                    reason: "the simulation ran out of events".to_string(),
+                });
+                break;
+            };
+            debug_assert!(next.at_us >= self.now_us, "time never goes back");
+            self.now_us = next.at_us;
+            trace::set_virtual_now_us(self.now_us);
+            self.stats.events += 1;
+            self.handle(next.event);
+        }
+        self.stats.virtual_time_us = self.now_us;
+        let mut verdict = None;
+        if self.failure.is_none() {
+            let ops = self
+                .history
+                .operations()
+                .expect("the simulator records well-formed histories");
+            let report = checker::check(&ops, &mut Budget::steps(self.options.check_steps));
+            verdict = Some(report.verdict);
+            if report.verdict == Verdict::NotLinearizable {
+                self.failure = Some(Failure::Linearizability {
+                    report: Box::new(report),
+                });
+            }
+        }
+        RunOutcome {
+            options: self.options,
+            plan: self.plan,
+            failure: self.failure,
+            verdict,
+            stats: self.stats,
+            trace: self.trace,
+            history: self.history,
+        }
+    }
+
+    pub(crate) fn schedule(&mut self, delay_us: u64, event: Event) {
+        self.sequence += 1;
+        self.queue.push(Reverse(Scheduled {
+            at_us: self.now_us + delay_us,
+            sequence: self.sequence,
+            event,
+        }));
+    }
+
+    pub(crate) fn fail(&mut self, failure: Failure) {
+        if self.failure.is_none() {
+            tracing::error!(time_us = self.now_us, %failure, "check failed");
+            self.failure = Some(failure);
+        }
+    }
+
+    pub(crate) fn record(&mut self, what: What) {
+        if self.options.keep_trace {
+            tracing::info!(target: "verity_sim", "{}", trace::TraceEvent { time_us: self.now_us, what: what.clone() });
+        }
+        self.trace.record(self.now_us, what);
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
+            Event::Deliver { .. } | Event::SyncDone { .. } | Event::ToNode { .. } => {
+                let node = match &event {
+                    Event::Deliver { to, .. } => *to,
+                    Event::SyncDone { node, .. } | Event::ToNode { node, .. } => *node,
+                    _ => unreachable!(),
+                };
+                let sim_node = self.nodes.get_mut(&node).expect("known node");
+                if sim_node.paused {
+                    if sim_node.deferred.len() < PAUSED_INBOX_LIMIT
+                        || matches!(event, Event::SyncDone { .. })
+                    {
+                        sim_node.deferred.push(event);
+                    }
+                    return;
+                }
+                match event {
+                    Event::Deliver { from, to, frame } => self.on_deliver(from, to, &frame),
+                    Event::SyncDone {
+                        node,
+                        incarnation,
+                        upto_bytes,
+                    } => self.on_sync_done(node, incarnation, upto_bytes),
+                    Event::ToNode {
+                        node,
+                        client,
+                        attempt,
+                        op,
+                    } => self.on_client_request(node, client, attempt, op),
+                    _ => unreachable!(),
+                }
+            }
+            Event::ToClient {
+                client,
+                attempt,
+                response,
+            } => self.on_client_response(client, attempt, response),
+            Event::ClientTimeout { client, attempt } => self.on_client_timeout(client, attempt),
+            Event::ClientStart { client } => self.on_client_start(client),
+            Event::Nemesis => self.on_nemesis(),
+            Event::HealFault { id } => self.heal_fault(id),
+            Event::StartLiveness => self.start_liveness(),
+            Event::LivenessDeadline => self.on_liveness_deadline(),
+        }
+    }
+
+    /// Replays what a node missed while paused, now that it runs again.
+    pub(crate) fn replay_deferred(&mut self, id: NodeId) {
+        let deferred = std::mem::take(&mut self.nodes.get_mut(&id).expect("known node").deferred);
+        for event in deferred {
+            self.handle(event);
+        }
+    }
+
+    fn on_tick(&mut self, id: NodeId, incarnation: u64) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if sim_node.incarnation != incarnation || sim_node.node.is_none() {
+            return;
+        }
+        let tick_us = sim_node.tick_us;
+        if !sim_node.paused {
+            sim_node.node.as_mut().expect("live").tick();
+        }
+        self.schedule(
+            tick_us,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+        self.process(id);
+    }
+
+    fn on_deliver(&mut self, from: NodeId, to: NodeId, frame: &[u8]) {
+        if !self.network.connected(from, to) {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&to).and_then(|n| n.node.as_mut()) else {
+            return;
+        };
+        let message = match codec::decode::<Message>(frame) {
+            Ok(decoded) => decoded.value,
+            Err(error) => unreachable!("the simulated network does not corrupt frames: {error}"),
+        };
+        self.stats.messages_delivered += 1;
+        let crc = u32::from_le_bytes(frame[4..8].try_into().expect("frame header"));
+        let kind = kind_of(&message.body);
+        node.step(message);
+        self.record(What::Deliver {
+            from: from.0,
+            to: to.0,
+            kind,
+            crc,
+        });
+        self.process(to);
+    }
+
+    pub(crate) fn on_client_request(
+        &mut self,
+        id: NodeId,
+        client: usize,
+        attempt: u64,
+        op: ClientOp,
+    ) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let Some(node) = sim_node.node.as_mut() else {
+            return;
+        };
+        let tag = RequestTag(sim_node.next_tag);
+        let response = match node.propose(tag, op) {
+            Ok(_) => {
+                sim_node.next_tag += 1;
+                sim_node.proposals.insert(tag, (client, attempt));
+                None
+            }
+            Err(ProposeError::NotLeader { leader }) => Some(Response::NotLeader(leader)),
+            Err(ProposeError::Overloaded { .. }) => Some(Response::Busy),
+        };
+        if let Some(response) = response {
+            let delay = self.network.latency(&mut self.rng, id, id);
+            self.schedule(
+                delay,
+                Event::ToClient {
+                    client,
+                    attempt,
+                    response,
+                },
+            );
+        }
+        self.process(id);
+    }
+
+    fn on_sync_done(&mut self, id: NodeId, incarnation: u64, upto_bytes: usize) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if sim_node.incarnation != incarnation || sim_node.node.is_none() {
+            return;
+        }
+        sim_node.sync_in_flight = false;
+        sim_node.disk.sync(upto_bytes);
+        let mut released = Vec::new();
+        while sim_node
+            .held
+            .front()
+            .is_some_and(|h| h.required_bytes <= sim_node.disk.synced_bytes())
+        {
+            released.push(sim_node.held.pop_front().expect("front exists"));
+        }
+        for held in released {
+            self.release(id, held);
+        }
+        self.start_sync_if_needed(id);
+        self.process(id);
+    }
+
+    fn start_sync_if_needed(&mut self, id: NodeId) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if sim_node.sync_in_flight || sim_node.disk.synced_bytes() >= sim_node.disk.written_bytes()
+        {
+            return;
+        }
+        sim_node.sync_in_flight = true;
+        let (incarnation, upto_bytes) = (sim_node.incarnation, sim_node.disk.written_bytes());
+        let latency = self.rng.between(100, 2_000);
+        self.schedule(
+            latency,
+            Event::SyncDone {
+                node: id,
+                incarnation,
+                upto_bytes,
+            },
+        );
+    }
+
+    /// A `Ready`'s writes are durable: update the durable view, acknowledge, send.
+    fn release(&mut self, id: NodeId, held: Held) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if let Some(first) = held.first_index {
+            sim_node.durable_terms.truncate(first.0 as usize - 1);
+            sim_node.durable_terms.extend(held.terms);
+        }
+        if let (Some(ack), Some(node)) = (held.ack, sim_node.node.as_mut()) {
+            node.on_persisted(ack);
+        }
+        for message in held.messages {
+            self.send(message);
+        }
+    }
+
+    fn send(&mut self, message: Message) {
+        self.stats.messages_sent += 1;
+        let (from, to) = (message.from, message.to);
+        let frame = codec::encode(&message).expect("simulated messages fit in a frame");
+        let delays = self.network.route(&mut self.rng, from, to);
+        let mut frame = Some(frame);
+        let copies = delays.len();
+        for (i, delay) in delays.into_iter().enumerate() {
+            let bytes = if i + 1 == copies {
+                frame.take().expect("last copy")
+            } else {
+                frame.clone().expect("copy")
+            };
+            self.schedule(
+                delay,
+                Event::Deliver {
+                    from,
+                    to,
+                    frame: bytes,
+                },
+            );
+        }
+    }
+
+    /// Drains a node's `Ready`s as the contract says, checking safety on each.
+    pub(crate) fn process(&mut self, id: NodeId) {
+        loop {
+            let sim_node = self.nodes.get_mut(&id).expect("known node");
+            let Some(node) = sim_node.node.as_mut() else {
+                return;
+            };
+            let Some(ready) = node.ready() else {
+                break;
+            };
+            if let Err(violation) = self.checker.observe(node, &ready.entries) {
+                self.fail_safety(violation);
+                return;
+            }
+            if ready.hard_state.is_some() || !ready.entries.is_empty() {
+                let record = WalRecord {
+                    hard_state: ready.hard_state,
+                    entries: ready.entries.clone(),
+                };
+                sim_node
+                    .disk
+                    .write(&record.encode().expect("records fit in a frame"));
+            }
+            let held = Held {
+                required_bytes: sim_node.disk.written_bytes(),
+                messages: ready.messages,
+                ack: ready.ack,
+                first_index: ready.entries.first().map(|e| e.index),
+                terms: ready.entries.iter().map(|e| e.term).collect(),
+            };
+            for reply in ready.replies {
+                self.deliver_reply(id, reply);
+            }
+            let sim_node = self.nodes.get_mut(&id).expect("known node");
+            if sim_node.held.is_empty() && held.required_bytes <= sim_node.disk.synced_bytes() {
+                self.release(id, held);
+            } else {
+                sim_node.held.push_back(held);
+                self.start_sync_if_needed(id);
+            }
+        }
+        let sim_node = &self.nodes[&id];
+        let node = sim_node.node.as_ref().expect("checked above");
+        if let Err(violation) = self.checker.observe(node, &[]) {
+            self.fail_safety(violation);
+            return;
+        }
+        let state = (node.role(), node.term(), node.commit_index());
+        if state != sim_node.last_state {
+            self.nodes.get_mut(&id).expect("known node").last_state = state;
+            if state.0 == Role::Leader && self.leader_terms.insert(state.1, id).is_none() {
+                self.stats.elections += 1;
+            }
+            self.record(What::NodeState {
+                node: id.0,
+                role: role_name(state.0),
+                term: state.1.0,
+                commit: state.2.0,
+            });
+        }
+        self.check_durability();
+    }
+
+    fn fail_safety(&mut self, violation: SafetyViolation) {
+        self.fail(Failure::Safety {
+            violation: violation.to_string(),
+        });
+    }
+
+    /// Nodes whose disks durably hold `term` at `index`.
+    fn durable_copies(&self, index: LogIndex, term: Term) -> u64 {
+        self.nodes
+            .values()
+            .filter(|n| n.durable_terms.get(index.0 as usize - 1) == Some(&term))
+            .count() as u64
+    }
+
+    fn majority(&self) -> u64 {
+        quorum::majority(self.nodes.len()) as u64
+    }
+
+    /// Every newly committed entry must be durable on a majority of disks.
+    fn check_durability(&mut self) {
+        let committed = self.checker.max_committed();
+        while self.durability_checked < committed {
+            let index = self.durability_checked.next();
+            let term = self
+                .checker
+                .committed(index)
+                .expect("committed prefix is contiguous")
+                .term;
+            let durable_on = self.durable_copies(index, term);
+            if durable_on < self.majority() {
+                self.fail(Failure::Durability {
+                    index: index.0,
+                    durable_on,
+                });
+                return;
+            }
+            self.durability_checked = index;
+        }
+    }
+
+    fn deliver_reply(&mut self, id: NodeId, reply: verity_core::ClientReply) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let Some((client, attempt)) = sim_node.proposals.remove(&reply.tag) else {
+            return;
+        };
+        if let Outcome::Applied(_) = &reply.outcome {
+            let node = sim_node
+                .node
+                .as_ref()
+                .expect("replies come from live nodes");
+            let term = node
+                .log()
+                .term_at(reply.index)
+                .expect("applied entries are in the log");
+            if self.durable_copies(reply.index, term) < self.majority() {
+                self.fail(Failure::ReplyNotCommitted {
+                    node: id.0,
+                    index: reply.index.0,
+                });
+                return;
+            }
+        }
+        let response = match reply.outcome {
+            Outcome::Applied(reply) => Response::Applied(reply),
+            Outcome::Superseded => Response::Superseded,
+        };
+        let delay = self.network.latency(&mut self.rng, id, id);
+        self.schedule(
+            delay,
+            Event::ToClient {
+                client,
+                attempt,
+                response,
+            },
+        );
+    }
+
+    /// Crashes node `id`: volatile state lost, unsynced writes to their seeded fate.
+    pub(crate) fn crash(&mut self, id: NodeId) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if sim_node.node.is_none() {
+            return;
+        }
+        sim_node.node = None;
+        sim_node.paused = false;
+        sim_node.incarnation += 1;
+        sim_node.sync_in_flight = false;
+        sim_node.held.clear();
+        sim_node.deferred.clear();
+        sim_node.proposals.clear();
+        let fate = sim_node.disk.crash(&mut self.rng);
+        self.record(What::Fault {
+            description: format!("crash n{} (unsynced tail {fate:?})", id.0),
+        });
+    }
+
+    /// Restarts a crashed node through the real WAL recovery.
+    pub(crate) fn restart(&mut self, id: NodeId) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if sim_node.node.is_some() {
+            return;
+        }
+        let recovery = match wal::recover(sim_node.disk.contents()) {
+            Ok(recovery) => recovery,
+            Err(error) => {
+                let error = error.to_string();
+                self.fail(Failure::Recovery { node: id.0, error });
+                return;
+            }
+        };
+        sim_node.disk.truncate(recovery.valid_bytes as usize);
+        sim_node.durable_terms = recovery.recovered.entries.iter().map(|e| e.term).collect();
+        let mut config = sim_node.config.clone();
+        config.seed = config
+            .seed
+            .wrapping_add(sim_node.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        match Node::restore(config, recovery.recovered) {
+            Ok(node) => sim_node.node = Some(node),
+            Err(error) => {
+                let error = error.to_string();
+                self.fail(Failure::Recovery { node: id.0, error });
+                return;
+            }
+        }
+        let (incarnation, tick_us) = (sim_node.incarnation, sim_node.tick_us);
+        self.record(What::Fault {
+            description: format!(
+                "restart n{} ({} records recovered, tail {:?})",
+                id.0, recovery.records, recovery.tail
+            ),
+        });
+        self.schedule(
+            tick_us,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+        self.process(id);
+    }
+
+    /// Ends the chaos phase: heal everything and let the cluster settle.
+    pub(crate) fn end_chaos(&mut self) {
+        if self.phase != Phase::Chaos {
+            return;
+        }
+        self.phase = Phase::Settle;
+        self.heal_all();
+        let settle = SETTLE_ELECTION_TIMEOUTS * 2 * self.options.election_timeout_us();
+        self.schedule(settle, Event::StartLiveness);
+    }
+
+    fn start_liveness(&mut self) {
+        self.phase = Phase::Liveness;
+        let deadline = LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us();
+        self.schedule(deadline, Event::LivenessDeadline);
+        for client in 0..self.clients.len() {
+            if self.clients[client].is_idle() {
+                self.schedule(0, Event::ClientStart { client });
+            }
+        }
+    }
+
+    fn on_liveness_deadline(&mut self) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        let waiting = self.clients.iter().filter(|c| !c.finished()).count();
+        let leader = self
+            .nodes
+            .values()
+            .filter_map(|n| n.node.as_ref())
+            .find(|n| n.role() == Role::Leader)
+            .map(|n| n.id().to_string());
+        self.fail(Failure::Liveness {
+            reason: format!(
+                "{waiting} clients still had operations pending {} ms after the heal (leader: {})",
+                (LIVENESS_ELECTION_TIMEOUTS + 2 * SETTLE_ELECTION_TIMEOUTS)
+                    * self.options.election_timeout_us()
+                    / 1000,
+                leader.unwrap_or_else(|| "none".to_string())
+            ),
+        });
+    }
+
+    /// Called when a client finishes its work; ends the run when all have.
+    pub(crate) fn maybe_finish(&mut self) {
+        if self.phase == Phase::Liveness && self.clients.iter().all(Client::finished) {
+            self.phase = Phase::Done;
+        }
+    }
+
+    pub(crate) fn count_fault(&mut self, kind: FaultKind) {
+        let name = serde_json::to_value(kind).expect("fault kinds serialize");
+        *self
+            .stats
+            .faults
+            .entry(name.as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+}
+
+fn kind_of(body: &MessageBody) -> &'static str {
+    match body {
+        MessageBody::RequestVote { .. } => "RequestVote",
+        MessageBody::RequestVoteResponse { .. } => "RequestVoteResponse",
+        MessageBody::AppendEntries { .. } => "AppendEntries",
+        MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
+    }
+}
