@@ -280,8 +280,9 @@ impl Simulation {
             .take()
             .expect("giving up an operation in flight");
         let Some((key, kind)) = current.recorded else {
-            // Opening a session has no visible effect: just start over.
-            self.schedule(0, Event::ClientStart { client: index });
+            // Opening a session has no visible effect: start over after a pause.
+            let backoff = self.rng.between(20_000, 100_000);
+            self.schedule(backoff, Event::ClientStart { client: index });
             return;
         };
         if current.must_complete {

@@ -65,6 +65,14 @@ impl Simulation {
             .collect()
     }
 
+    /// Nodes crashed or paused now.
+    fn down(&self) -> u64 {
+        self.nodes
+            .values()
+            .filter(|n| n.node.is_none() || n.paused)
+            .count() as u64
+    }
+
     fn kind_active(&self, kind: FaultKind) -> bool {
         self.active_faults.values().any(|f| f.kind() == kind)
     }
@@ -72,6 +80,9 @@ impl Simulation {
     /// Injects a fault of `kind`, if one can be injected now.
     fn inject(&mut self, kind: FaultKind) -> Option<ActiveFault> {
         let fault = match kind {
+            FaultKind::Crash | FaultKind::Pause if self.down() >= self.plan.max_down => {
+                return None;
+            }
             FaultKind::Crash => {
                 let live = self.nodes_where(|n| n.node.is_some());
                 if live.is_empty() {

@@ -70,6 +70,8 @@ pub struct SimOptions {
     pub max_attempts: u32,
     /// Linearizability checker budget, in search steps.
     pub check_steps: u64,
+    /// Virtual time after which an unfinished run fails liveness (every run is bounded).
+    pub max_virtual_time_us: u64,
     /// Keep every trace event (for `replay`), not only the hash.
     pub keep_trace: bool,
 }
@@ -88,8 +90,9 @@ impl Default for SimOptions {
             election_timeout_ticks: 15,
             heartbeat_interval_ticks: 3,
             request_timeout_us: 400_000,
-            max_attempts: 12,
+            max_attempts: 30,
             check_steps: 20_000_000,
+            max_virtual_time_us: 600_000_000,
             keep_trace: false,
         }
     }
@@ -116,6 +119,10 @@ pub struct FaultPlan {
     pub nemesis_max_us: u64,
     /// Longest a fault lasts before it heals by itself.
     pub fault_max_us: u64,
+    /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
+    /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
+    /// recovery of a majority.
+    pub max_down: u64,
 }
 
 impl FaultPlan {
@@ -146,7 +153,13 @@ impl FaultPlan {
             reorder_delay_max_us: rng.between(1_000, 30_000),
         };
         let nemesis_min_us = rng.between(20_000, 300_000);
+        let max_down = if rng.chance(150) {
+            options.nodes
+        } else {
+            (options.nodes - 1) / 2
+        };
         FaultPlan {
+            max_down,
             enabled,
             network,
             nemesis_min_us,

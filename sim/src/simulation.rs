@@ -400,6 +400,18 @@ impl Simulation {
                 break;
             };
             debug_assert!(next.at_us >= self.now_us, "time never goes back");
+            if next.at_us > self.options.max_virtual_time_us {
+                self.fail(Failure::Liveness {
+                    reason: format!(
+                        "the run did not finish within {} virtual seconds ({:?} phase, {} of {} operations invoked)",
+                        self.options.max_virtual_time_us / 1_000_000,
+                        self.phase,
+                        self.ops_invoked,
+                        self.options.ops
+                    ),
+                });
+                break;
+            }
             self.now_us = next.at_us;
             trace::set_virtual_now_us(self.now_us);
             self.stats.events += 1;
@@ -449,7 +461,7 @@ impl Simulation {
 
     pub(crate) fn record(&mut self, what: What) {
         if self.options.keep_trace {
-            tracing::info!(target: "verity_sim", "{}", trace::TraceEvent { time_us: self.now_us, what: what.clone() });
+            tracing::info!(target: "verity_sim", "{what}");
         }
         self.trace.record(self.now_us, what);
     }

@@ -83,8 +83,13 @@ impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.time_us / 1000;
         let frac = self.time_us % 1000;
-        write!(f, "{ms:>6}.{frac:03}ms  ")?;
-        match &self.what {
+        write!(f, "{ms:>6}.{frac:03}ms  {}", self.what)
+    }
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             What::Deliver { from, to, kind, .. } => write!(f, "deliver n{from} -> n{to} {kind}"),
             What::NodeState {
                 node,

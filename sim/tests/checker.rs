@@ -114,6 +114,45 @@ fn an_info_write_may_take_effect_any_time_later_or_never() {
 }
 
 #[test]
+fn leftover_info_operations_need_not_take_effect() {
+    // Found by comparing the dominance-pruned search against the exact one: the search must
+    // succeed once every definite operation is placed.
+    assert_eq!(
+        verdict("1 invoke get x\n2 invoke delete x\n2 info delete x\n1 ok get x -"),
+        LIN
+    );
+}
+
+#[test]
+fn many_unobserved_info_writes_are_decided_quickly() {
+    // Writes of unknown outcome stay concurrent with everything after them: without dominance
+    // pruning, k of them are up to 2^k configurations.
+    let history_with = |info_writes: u64, impossible_read: bool| {
+        let mut h = String::new();
+        for p in 0..info_writes {
+            h.push_str(&format!("{p} invoke put x v{p}\n{p} info put x\n"));
+        }
+        for p in 100..130 {
+            h.push_str(&format!(
+                "{p} invoke put x w{p}\n{p} ok put x w{p}\n{p} invoke get x\n{p} ok get x w{p}\n"
+            ));
+        }
+        if impossible_read {
+            h.push_str("999 invoke get x\n999 ok get x nobody-wrote-this\n");
+        }
+        history(&h).operations().unwrap()
+    };
+    assert_eq!(
+        check(&history_with(30, false), &mut Budget::steps(200_000)).verdict,
+        LIN
+    );
+    assert_eq!(
+        check(&history_with(10, true), &mut Budget::steps(5_000_000)).verdict,
+        NOT
+    );
+}
+
+#[test]
 fn an_info_write_cannot_take_effect_before_it_was_invoked() {
     assert_eq!(
         verdict("1 invoke get x\n1 ok get x 1\n0 invoke put x 1\n0 info put x"),

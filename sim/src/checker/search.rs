@@ -7,12 +7,47 @@
 //! dead end and backtracks. A history is linearizable when every entry has been lifted.
 //! Operations with unknown outcome (`info`) return at infinity, so they may take effect at any
 //! point after their call, including after everything else (which is the same as never).
+//!
+//! Info operations are what make histories hard: each stays concurrent with everything after
+//! it, so `k` of them can multiply the configurations by `2^k`. The cache therefore uses
+//! dominance, not only equality. A configuration is the set of definite (ok or fail) operations
+//! linearized, the set of info operations linearized, and the state. Configuration `(D, I, s)`
+//! dominates `(D, I', s)` whenever `I ⊆ I'`: any way to finish from the latter also finishes from
+//! the former, followed by the info operations of `I' \ I` linearized last, where an info
+//! operation is always allowed and changes nothing anyone observes. A configuration dominated
+//! by one already reached is pruned; as every reached configuration either failed or is an
+//! ancestor still being explored, nothing that could succeed is lost. This needs the search
+//! to succeed as soon as every definite operation is placed: otherwise every completion would
+//! end by placing leftover info operations, and each such step reaches a configuration that its
+//! own parent dominates.
 
 use super::model::{FixedState, StateId, States};
 use crate::history::Operation;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 const NIL: usize = usize::MAX;
+
+/// Reached configurations: per (definite operations done, state), the minimal sets of info
+/// operations done with which it was reached.
+type Cache = HashMap<(Box<[u64]>, StateId), Vec<Box<[u64]>>, FixedState>;
+
+/// Flips operation `slot`'s bit in the definite or the info set.
+fn toggle(definite: &mut [u64], info: &mut [u64], (is_info, index): (bool, usize)) {
+    let set = if is_info { info } else { definite };
+    set[index / 64] ^= 1 << (index % 64);
+}
+
+/// Records the configuration; false if it is dominated by one reached before.
+fn remember(cache: &mut Cache, definite: &[u64], info: &[u64], state: StateId) -> bool {
+    let subset = |small: &[u64], big: &[u64]| small.iter().zip(big).all(|(s, b)| s & !b == 0);
+    let seen = cache.entry((definite.into(), state)).or_default();
+    if seen.iter().any(|known| subset(known, info)) {
+        return false;
+    }
+    seen.retain(|known| !subset(info, known));
+    seen.push(info.into());
+    true
+}
 
 /// When to give up.
 pub struct Budget<'a> {
@@ -61,10 +96,21 @@ pub enum Search {
     Undecided,
 }
 
+/// One configuration on the search path: the operations it may place next, and how far
+/// through them it has got.
+struct Frame {
+    /// Call entries that may be linearized next: definite operations first, then info ones,
+    /// so that configurations with fewer info operations are reached first and dominate.
+    candidates: Vec<usize>,
+    tried: usize,
+    /// The call entry placed to reach this configuration, and the state before it.
+    placed: Option<(usize, StateId)>,
+}
+
 /// Searches for a linearization of `ops` (all on one key), starting from the absent state.
 pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
     let n = ops.len();
-    // Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel.
+    // Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel before the first.
     let head = 2 * n;
     let mut order: Vec<(usize, usize)> = Vec::with_capacity(2 * n);
     for (i, op) in ops.iter().enumerate() {
@@ -72,73 +118,134 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
         order.push((op.complete_position.unwrap_or(usize::MAX), 2 * i + 1));
     }
     order.sort_unstable();
-    let mut next = vec![NIL; 2 * n + 1];
-    let mut prev = vec![NIL; 2 * n + 1];
+    let mut list = List::new(2 * n + 1, head);
     let mut last = head;
     for &(_, entry) in &order {
-        next[last] = entry;
-        prev[entry] = last;
+        list.link_after(last, entry);
         last = entry;
     }
 
+    // Definite and info operations are numbered separately, for the two halves of the key.
+    let mut slot = Vec::with_capacity(n);
+    let (mut definite, mut info) = (0usize, 0usize);
+    for op in ops {
+        if op.complete_position.is_some() {
+            slot.push((false, definite));
+            definite += 1;
+        } else {
+            slot.push((true, info));
+            info += 1;
+        }
+    }
+    let is_info = |entry: usize| slot[entry / 2].0;
     let (mut states, mut state) = States::new();
-    let words = n.div_ceil(64);
-    let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<(Box<[u64]>, StateId), FixedState> = HashSet::default();
-    let mut stack: Vec<(usize, StateId)> = Vec::new();
+    let mut done_definite = vec![0u64; definite.div_ceil(64)];
+    let mut done_info = vec![0u64; info.div_ceil(64)];
+    let mut cache: Cache = HashMap::default();
     let mut longest: Vec<usize> = Vec::new();
-
-    let remove = |next: &mut Vec<usize>, prev: &mut Vec<usize>, x: usize| {
-        next[prev[x]] = next[x];
-        if next[x] != NIL {
-            prev[next[x]] = prev[x];
-        }
-    };
-    let restore = |next: &mut Vec<usize>, prev: &mut Vec<usize>, x: usize| {
-        next[prev[x]] = x;
-        if next[x] != NIL {
-            prev[next[x]] = x;
-        }
-    };
-
-    let mut entry = next[head];
-    while next[head] != NIL {
+    // Success once every definite operation is placed: the info operations left over can all
+    // take effect at the end (or never), which no one observes.
+    let mut definite_left = definite;
+    let mut path = vec![Frame {
+        candidates: list.candidates(is_info),
+        tried: 0,
+        placed: None,
+    }];
+    while definite_left > 0 {
         if !budget.spend() {
             return Search::Undecided;
         }
-        debug_assert_ne!(
-            entry, NIL,
-            "the list ends with returns, which stop the walk"
-        );
-        let op = entry / 2;
-        if entry % 2 == 0 {
-            if let Some(after) = states.step(state, ops[op]) {
-                linearized[op / 64] |= 1 << (op % 64);
-                if cache.insert((linearized.clone().into_boxed_slice(), after)) {
-                    stack.push((entry, state));
-                    state = after;
-                    remove(&mut next, &mut prev, entry);
-                    remove(&mut next, &mut prev, entry + 1);
-                    if stack.len() > longest.len() {
-                        longest = stack.iter().map(|&(e, _)| e / 2).collect();
-                    }
-                    entry = next[head];
-                    continue;
-                }
-                linearized[op / 64] &= !(1 << (op % 64));
-            }
-            entry = next[entry];
-        } else {
-            let Some((call, before)) = stack.pop() else {
-                return Search::NotLinearizable { longest };
+        let frame = path.last_mut().expect("the root frame is never popped");
+        if let Some(&call) = frame.candidates.get(frame.tried) {
+            frame.tried += 1;
+            let op = call / 2;
+            let Some(after) = states.step(state, ops[op]) else {
+                continue;
             };
-            let undone = call / 2;
-            linearized[undone / 64] &= !(1 << (undone % 64));
-            state = before;
-            restore(&mut next, &mut prev, call + 1);
-            restore(&mut next, &mut prev, call);
-            entry = next[call];
+            toggle(&mut done_definite, &mut done_info, slot[op]);
+            if !remember(&mut cache, &done_definite, &done_info, after) {
+                toggle(&mut done_definite, &mut done_info, slot[op]);
+                continue;
+            }
+            definite_left -= usize::from(!slot[op].0);
+            list.unlink(call);
+            list.unlink(call + 1);
+            path.push(Frame {
+                candidates: list.candidates(is_info),
+                tried: 0,
+                placed: Some((call, state)),
+            });
+            state = after;
+            if path.len() > longest.len() + 1 {
+                longest = path
+                    .iter()
+                    .filter_map(|f| f.placed)
+                    .map(|(call, _)| call / 2)
+                    .collect();
+            }
+            continue;
         }
+        let Some((call, before)) = path.pop().and_then(|frame| frame.placed) else {
+            return Search::NotLinearizable { longest };
+        };
+        let op = call / 2;
+        toggle(&mut done_definite, &mut done_info, slot[op]);
+        definite_left += usize::from(!slot[op].0);
+        state = before;
+        list.relink(call + 1);
+        list.relink(call);
     }
     Search::Linearizable
+}
+
+/// The doubly linked list of call and return entries not yet linearized, in real-time order,
+/// with Knuth's dancing-links removal and restoration (restorations in reverse order).
+struct List {
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    head: usize,
+}
+
+impl List {
+    fn new(size: usize, head: usize) -> List {
+        List {
+            next: vec![NIL; size],
+            prev: vec![NIL; size],
+            head,
+        }
+    }
+
+    fn link_after(&mut self, at: usize, entry: usize) {
+        self.next[at] = entry;
+        self.prev[entry] = at;
+    }
+
+    fn unlink(&mut self, x: usize) {
+        let (prev, next) = (self.prev[x], self.next[x]);
+        self.next[prev] = next;
+        if next != NIL {
+            self.prev[next] = prev;
+        }
+    }
+
+    fn relink(&mut self, x: usize) {
+        let (prev, next) = (self.prev[x], self.next[x]);
+        self.next[prev] = x;
+        if next != NIL {
+            self.prev[next] = x;
+        }
+    }
+
+    /// The calls before the first return: the operations that may be linearized next.
+    /// Definite operations come first.
+    fn candidates(&self, is_info: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut calls = Vec::new();
+        let mut entry = self.next[self.head];
+        while entry != NIL && entry % 2 == 0 {
+            calls.push(entry);
+            entry = self.next[entry];
+        }
+        calls.sort_by_key(|&call| is_info(call));
+        calls
+    }
 }

@@ -1,0 +1,201 @@
+//! Command-line parsing and the subcommands.
+
+mod bench;
+mod check;
+mod replay;
+mod sweep;
+pub mod wallclock;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::process::ExitCode;
+use verity_sim::{FaultKind, SimOptions};
+
+/// Deterministic simulation testing for Verity: seeded chaos against real Raft nodes, with
+/// safety, liveness and linearizability checks.
+#[derive(Debug, Parser)]
+#[command(name = "verity-sim", version)]
+pub struct Command {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Run many seeds and report every failing one with the command that replays it.
+    Run {
+        /// Seeds to run, as `START..END` (end exclusive) or a single seed.
+        #[arg(long, default_value = "0..1000", value_parser = parse_seeds)]
+        seeds: Range<u64>,
+        /// Run only every N-th seed, starting at the I-th: `I/N` (spread a sweep over machines).
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Re-run one seed, printing its trace with virtual time stamps and its trace hash.
+    Replay {
+        /// The seed to replay.
+        #[arg(long)]
+        seed: u64,
+        /// Write the client history (JSON Lines, the shared history format) here.
+        #[arg(long)]
+        history: Option<std::path::PathBuf>,
+        /// Write the simulation trace (JSON Lines) here.
+        #[arg(long)]
+        trace: Option<std::path::PathBuf>,
+        /// Print only the summary and the hash, not the trace.
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Check a history file for linearizability. Exit status: 0 linearizable, 1 not,
+    /// 2 undecided within the timeout, 3 malformed file.
+    Check {
+        /// The history, in the shared JSON Lines format.
+        file: std::path::PathBuf,
+        /// Give up (verdict undecided) after this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure simulator and checker throughput on this machine.
+    Bench {
+        /// Seeds of the standard 5-node swarm run to time.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+    },
+}
+
+/// The cluster, workload and fault options shared by `run` and `replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Cluster size.
+    #[arg(long, default_value_t = 5)]
+    nodes: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    clients: u64,
+    /// Client operations in the chaos phase.
+    #[arg(long, default_value_t = 200)]
+    ops: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 4)]
+    keys: u64,
+    /// Fault kinds to inject, comma-separated (default: swarm, each seed draws its own set).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    faults: Option<Vec<FaultKind>>,
+}
+
+impl ClusterArgs {
+    fn options(&self, seed: u64) -> anyhow::Result<SimOptions> {
+        if !(1..=9).contains(&self.nodes) {
+            bail!("--nodes {} is out of range: use 1 to 9", self.nodes);
+        }
+        if self.clients == 0 || self.keys == 0 {
+            bail!("--clients and --keys must be at least 1");
+        }
+        Ok(SimOptions {
+            seed,
+            nodes: self.nodes,
+            clients: self.clients,
+            ops: self.ops,
+            keys: self.keys,
+            faults: self
+                .faults
+                .as_ref()
+                .map(|kinds| kinds.iter().copied().collect::<BTreeSet<_>>()),
+            ..SimOptions::default()
+        })
+    }
+
+    /// The flags that reproduce these options, for printed replay commands.
+    fn flags(&self) -> String {
+        let mut flags = format!(
+            "--nodes {} --clients {} --ops {} --keys {}",
+            self.nodes, self.clients, self.ops, self.keys
+        );
+        if let Some(kinds) = &self.faults {
+            let names: Vec<String> = kinds
+                .iter()
+                .map(|k| {
+                    serde_json::to_value(k)
+                        .expect("serializes")
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect();
+            flags.push_str(&format!(" --faults {}", names.join(",")));
+        }
+        flags
+    }
+}
+
+fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("{s:?} is not a seed: {e}"))
+    };
+    match text.split_once("..") {
+        Some((start, end)) => {
+            let (start, end) = (parse(start)?, parse(end)?);
+            if start >= end {
+                return Err(format!(
+                    "empty seed range {start}..{end}: the end is exclusive"
+                ));
+            }
+            Ok(start..end)
+        }
+        None => {
+            let seed = parse(text)?;
+            Ok(seed..seed + 1)
+        }
+    }
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or("expected I/N, for example 0/4")?;
+    let index: u64 = index.parse().map_err(|e| format!("shard index: {e}"))?;
+    let count: u64 = count.parse().map_err(|e| format!("shard count: {e}"))?;
+    if count == 0 || index >= count {
+        return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+    }
+    Ok((index, count))
+}
+
+/// Runs the parsed command.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command.action {
+        Action::Run {
+            seeds,
+            shard,
+            cluster,
+        } => sweep::run(seeds, shard, &cluster),
+        Action::Replay {
+            seed,
+            history,
+            trace,
+            quiet,
+            cluster,
+        } => replay::run(&cluster, seed, history.as_deref(), trace.as_deref(), quiet),
+        Action::Check {
+            file,
+            timeout,
+            json,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()));
+            check::run(&file, text, timeout, json)
+        }
+        Action::Bench { seeds } => bench::run(seeds),
+    }
+}

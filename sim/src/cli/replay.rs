@@ -1,0 +1,100 @@
+//! `verity-sim replay`: one seed, its human-readable trace (tracing events stamped with virtual
+//! time), its history and trace files, and its trace hash.
+
+use super::ClusterArgs;
+use super::sweep::{capture_panics, run_seed};
+use anyhow::Context;
+use std::path::Path;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use verity_sim::simulation::Failure;
+
+/// Stamps log lines with the simulation's virtual time.
+struct VirtualTime;
+
+impl FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let now_us = verity_sim::trace::virtual_now_us();
+        write!(w, "{:>6}.{:03}ms", now_us / 1000, now_us % 1000)
+    }
+}
+
+pub fn run(
+    cluster: &ClusterArgs,
+    seed: u64,
+    history: Option<&Path>,
+    trace: Option<&Path>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut options = cluster.options(seed)?;
+    options.keep_trace = true;
+    if !quiet {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            )
+            .with_timer(VirtualTime)
+            .with_ansi(false)
+            .with_target(false)
+            .init();
+    }
+    capture_panics();
+    let result = run_seed(options);
+    let outcome = match result.outcome {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            println!("seed {seed}: {panic}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(path) = history {
+        std::fs::write(path, outcome.history.to_json_lines())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = trace {
+        let mut lines = String::new();
+        for event in outcome.trace.events().unwrap_or_default() {
+            lines.push_str(&serde_json::to_string(event)?);
+            lines.push('\n');
+        }
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let stats = &outcome.stats;
+    println!(
+        "seed {seed}: {} nodes, {} clients, faults {:?} -> {} ok / {} fail / {} info operations, {} elections, {} events, {:.3} virtual s",
+        outcome.options.nodes,
+        outcome.options.clients,
+        outcome.plan.enabled,
+        stats.ops_ok,
+        stats.ops_fail,
+        stats.ops_info,
+        stats.elections,
+        stats.events,
+        stats.virtual_time_us as f64 / 1e6
+    );
+    match &outcome.failure {
+        None => println!("all checks passed (linearizability: {:?})", outcome.verdict),
+        Some(failure) => {
+            println!("FAILED [{}]: {failure}", failure.check());
+            if let Failure::Linearizability { report } = failure {
+                for violation in &report.violations {
+                    println!(
+                        "key {:?}: these operations cannot be ordered:",
+                        violation.key
+                    );
+                    for op in &violation.operations {
+                        println!("  {op}");
+                    }
+                }
+            }
+        }
+    }
+    println!("trace hash: {:016x}", outcome.trace.hash());
+    Ok(if outcome.failure.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,131 @@
+//! `verity-sim run`: many seeds, a progress line, a summary table, and a replay command for
+//! every failing seed. A panic inside a run (an assertion in the core or the simulator) is
+//! caught and reported as that seed's failure: an assertion that fires is a found bug.
+
+use super::ClusterArgs;
+use super::wallclock::Stopwatch;
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+use verity_sim::checker::Verdict;
+use verity_sim::{RunOutcome, SimOptions, Simulation};
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// One seed's result.
+pub struct SeedResult {
+    pub outcome: Result<RunOutcome, String>,
+    pub seconds: f64,
+}
+
+/// Runs one seed, turning a panic into an error message.
+pub fn run_seed(options: SimOptions) -> SeedResult {
+    let clock = Stopwatch::start();
+    let outcome =
+        panic::catch_unwind(AssertUnwindSafe(|| Simulation::new(options).run())).map_err(|_| {
+            LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| "panic without a message".to_string())
+        });
+    SeedResult {
+        outcome,
+        seconds: clock.seconds(),
+    }
+}
+
+/// Routes panic messages into [`LAST_PANIC`] instead of stderr while a sweep runs.
+pub fn capture_panics() {
+    panic::set_hook(Box::new(|info| {
+        LAST_PANIC.with(|last| *last.borrow_mut() = Some(format!("panic: {info}")));
+    }));
+}
+
+pub fn run(
+    seeds: Range<u64>,
+    shard: Option<(u64, u64)>,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<ExitCode> {
+    let (index, count) = shard.unwrap_or((0, 1));
+    let chosen: Vec<u64> = seeds.filter(|seed| seed % count == index).collect();
+    cluster.options(0)?;
+    capture_panics();
+    let progress = std::io::stderr().is_terminal();
+    let clock = Stopwatch::start();
+    let (mut ops, mut faults) = (0u64, 0u64);
+    let mut undecided: Vec<u64> = Vec::new();
+    let mut rates: Vec<f64> = Vec::with_capacity(chosen.len());
+    let mut failures: Vec<(u64, String, String)> = Vec::new();
+    for (done, &seed) in chosen.iter().enumerate() {
+        let result = run_seed(cluster.options(seed)?);
+        match &result.outcome {
+            Ok(outcome) => {
+                ops += outcome.stats.ops_ok + outcome.stats.ops_fail + outcome.stats.ops_info;
+                faults += outcome.stats.faults_total();
+                rates.push(outcome.stats.events as f64 / result.seconds.max(1e-9));
+                if outcome.verdict == Some(Verdict::Undecided) {
+                    undecided.push(seed);
+                }
+                if let Some(failure) = &outcome.failure {
+                    failures.push((seed, failure.check().to_string(), failure.to_string()));
+                }
+            }
+            Err(panic) => failures.push((seed, "panic".to_string(), panic.clone())),
+        }
+        if progress {
+            let width = 30;
+            let filled = (done + 1) * width / chosen.len();
+            eprint!(
+                "\r[{}{}] {}/{} seeds, {} failing",
+                "=".repeat(filled),
+                " ".repeat(width - filled),
+                done + 1,
+                chosen.len(),
+                failures.len()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "{:>8}  {:>9}  {:>7}  {:>10}  {:>9}  {:>15}  {:>9}",
+        "seeds", "ops", "faults", "violations", "undecided", "median events/s", "wall s"
+    );
+    println!(
+        "{:>8}  {:>9}  {:>7}  {:>10}  {:>9}  {:>15.0}  {:>9.2}",
+        chosen.len(),
+        ops,
+        faults,
+        failures.len(),
+        undecided.len(),
+        median,
+        clock.seconds()
+    );
+    if !undecided.is_empty() {
+        println!(
+            "\nlinearizability undecided within the checker's budget (not failures) for seeds {undecided:?}; \
+             inspect one with: verity-sim replay --seed {} {} --history h.jsonl && verity-sim check h.jsonl",
+            undecided[0],
+            cluster.flags()
+        );
+    }
+    for (seed, check, message) in &failures {
+        println!("\nseed {seed} failed [{check}]: {message}");
+        println!(
+            "  replay: verity-sim replay --seed {seed} {}",
+            cluster.flags()
+        );
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
