@@ -130,7 +130,7 @@ impl Trace {
 
     /// Records an event.
     pub fn record(&mut self, time_us: u64, what: What) {
-        self.feed(&time_us.to_le_bytes());
+        self.feed_numbers(&[time_us]);
         match &what {
             What::Deliver {
                 from,
@@ -181,9 +181,12 @@ impl Trace {
         }
     }
 
+    /// Mixes whole words (FNV-1a's step applied per 64-bit word: cheaper than per byte, and as
+    /// good for telling runs apart).
     fn feed_numbers(&mut self, numbers: &[u64]) {
-        for number in numbers {
-            self.feed(&number.to_le_bytes());
+        for &number in numbers {
+            self.hash ^= number;
+            self.hash = self.hash.wrapping_mul(FNV_PRIME);
         }
     }
 

@@ -28,19 +28,56 @@ use std::collections::HashMap;
 const NIL: usize = usize::MAX;
 
 /// Reached configurations: per (definite operations done, state), the minimal sets of info
-/// operations done with which it was reached.
-type Cache = HashMap<(Box<[u64]>, StateId), Vec<Box<[u64]>>, FixedState>;
+/// operations done with which it was reached. The definite set is represented by its 128-bit
+/// Zobrist hash (a collision needs about 2^64 configurations), the info set explicitly, since
+/// dominance compares info sets by inclusion.
+type Cache = HashMap<(u128, StateId), Vec<Box<[u64]>>, FixedState>;
 
-/// Flips operation `slot`'s bit in the definite or the info set.
-fn toggle(definite: &mut [u64], info: &mut [u64], (is_info, index): (bool, usize)) {
-    let set = if is_info { info } else { definite };
-    set[index / 64] ^= 1 << (index % 64);
+/// The set of operations linearized so far, in the two halves the cache needs.
+struct Done {
+    /// Zobrist hash of the definite operations done.
+    definite_hash: u128,
+    /// One random key per definite operation.
+    keys: Vec<u128>,
+    /// Bit set of the info operations done.
+    info: Vec<u64>,
+}
+
+impl Done {
+    fn new(definite: usize, info: usize) -> Done {
+        // SplitMix64: a fixed, platform-independent sequence of keys.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        Done {
+            definite_hash: 0,
+            keys: (0..definite)
+                .map(|_| (u128::from(next()) << 64) | u128::from(next()))
+                .collect(),
+            info: vec![0; info.div_ceil(64)],
+        }
+    }
+
+    /// Adds or removes operation `slot`.
+    fn toggle(&mut self, (is_info, index): (bool, usize)) {
+        if is_info {
+            self.info[index / 64] ^= 1 << (index % 64);
+        } else {
+            self.definite_hash ^= self.keys[index];
+        }
+    }
 }
 
 /// Records the configuration; false if it is dominated by one reached before.
-fn remember(cache: &mut Cache, definite: &[u64], info: &[u64], state: StateId) -> bool {
+fn remember(cache: &mut Cache, done: &Done, state: StateId) -> bool {
     let subset = |small: &[u64], big: &[u64]| small.iter().zip(big).all(|(s, b)| s & !b == 0);
-    let seen = cache.entry((definite.into(), state)).or_default();
+    let info = done.info.as_slice();
+    let seen = cache.entry((done.definite_hash, state)).or_default();
     if seen.iter().any(|known| subset(known, info)) {
         return false;
     }
@@ -139,8 +176,7 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
     }
     let is_info = |entry: usize| slot[entry / 2].0;
     let (mut states, mut state) = States::new();
-    let mut done_definite = vec![0u64; definite.div_ceil(64)];
-    let mut done_info = vec![0u64; info.div_ceil(64)];
+    let mut done = Done::new(definite, info);
     let mut cache: Cache = HashMap::default();
     let mut longest: Vec<usize> = Vec::new();
     // Success once every definite operation is placed: the info operations left over can all
@@ -162,9 +198,9 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
             let Some(after) = states.step(state, ops[op]) else {
                 continue;
             };
-            toggle(&mut done_definite, &mut done_info, slot[op]);
-            if !remember(&mut cache, &done_definite, &done_info, after) {
-                toggle(&mut done_definite, &mut done_info, slot[op]);
+            done.toggle(slot[op]);
+            if !remember(&mut cache, &done, after) {
+                done.toggle(slot[op]);
                 continue;
             }
             definite_left -= usize::from(!slot[op].0);
@@ -176,20 +212,22 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
                 placed: Some((call, state)),
             });
             state = after;
-            if path.len() > longest.len() + 1 {
-                longest = path
-                    .iter()
-                    .filter_map(|f| f.placed)
-                    .map(|(call, _)| call / 2)
-                    .collect();
-            }
             continue;
+        }
+        // Only a failed search reports the longest prefix, so it is copied when a path longer
+        // than any before starts to unwind, not every time one grows.
+        if path.len() > longest.len() + 1 {
+            longest = path
+                .iter()
+                .filter_map(|f| f.placed)
+                .map(|(call, _)| call / 2)
+                .collect();
         }
         let Some((call, before)) = path.pop().and_then(|frame| frame.placed) else {
             return Search::NotLinearizable { longest };
         };
         let op = call / 2;
-        toggle(&mut done_definite, &mut done_info, slot[op]);
+        done.toggle(slot[op]);
         definite_left += usize::from(!slot[op].0);
         state = before;
         list.relink(call + 1);
