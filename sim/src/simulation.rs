@@ -527,10 +527,17 @@ impl Simulation {
         if sim_node.incarnation != incarnation || sim_node.node.is_none() {
             return;
         }
-        let tick_us = sim_node.tick_us;
         if !sim_node.paused {
             sim_node.node.as_mut().expect("live").tick();
         }
+        self.schedule_tick(id);
+        self.process(id);
+    }
+
+    /// Schedules node `id`'s next tick, for its current incarnation, one tick from now.
+    fn schedule_tick(&mut self, id: NodeId) {
+        let sim_node = &self.nodes[&id];
+        let (tick_us, incarnation) = (sim_node.tick_us, sim_node.incarnation);
         self.schedule(
             tick_us,
             Event::Tick {
@@ -538,7 +545,6 @@ impl Simulation {
                 incarnation,
             },
         );
-        self.process(id);
     }
 
     fn on_deliver(&mut self, from: NodeId, to: NodeId, frame: &[u8]) {
@@ -867,20 +873,13 @@ impl Simulation {
                 return;
             }
         }
-        let (incarnation, tick_us) = (sim_node.incarnation, sim_node.tick_us);
         self.record(What::Fault {
             description: format!(
                 "restart n{} ({} records recovered, tail {:?})",
                 id.0, recovery.records, recovery.tail
             ),
         });
-        self.schedule(
-            tick_us,
-            Event::Tick {
-                node: id,
-                incarnation,
-            },
-        );
+        self.schedule_tick(id);
         self.process(id);
     }
 

@@ -24,6 +24,7 @@ pub use search::{Budget, Search};
 use crate::history::{OpKind, OpOutcome, Operation};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The verdict on a whole history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -61,6 +62,29 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Keys that could not be decided within the budget.
     pub undecided_keys: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    /// The human report of one failing key: the witness, then the longest linearizable prefix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "key {:?} is not linearizable. These operations cannot be ordered:",
+            self.key
+        )?;
+        for op in &self.operations {
+            writeln!(f, "  {op}")?;
+        }
+        writeln!(
+            f,
+            "longest linearizable prefix ({} operations):",
+            self.longest_linearizable_prefix.len()
+        )?;
+        for op in &self.longest_linearizable_prefix {
+            writeln!(f, "  {op}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks `ops` for linearizability against the key-value model, key by key, within `budget`.

@@ -54,20 +54,7 @@ pub fn run(
             seconds
         );
         for violation in &report.violations {
-            println!(
-                "\nkey {:?} is not linearizable. These operations cannot be ordered:",
-                violation.key
-            );
-            for op in &violation.operations {
-                println!("  {op}");
-            }
-            println!(
-                "longest linearizable prefix ({} operations):",
-                violation.longest_linearizable_prefix.len()
-            );
-            for op in &violation.longest_linearizable_prefix {
-                println!("  {op}");
-            }
+            println!("\n{violation}");
         }
         if !report.undecided_keys.is_empty() {
             println!(

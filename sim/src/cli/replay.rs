@@ -80,13 +80,7 @@ pub fn run(
             println!("FAILED [{}]: {failure}", failure.check());
             if let Failure::Linearizability { report } = failure {
                 for violation in &report.violations {
-                    println!(
-                        "key {:?}: these operations cannot be ordered:",
-                        violation.key
-                    );
-                    for op in &violation.operations {
-                        println!("  {op}");
-                    }
+                    print!("{violation}");
                 }
             }
         }
