@@ -34,6 +34,9 @@ pub struct Config {
     pub max_uncommitted_entries: usize,
     /// Session table bounds (exactly-once client semantics).
     pub sessions: SessionLimits,
+    /// The catalogued bug switched on, if any (testing builds only).
+    #[cfg(feature = "bug-catalogue")]
+    pub bug: Option<crate::bugs::Bug>,
 }
 
 /// Bounds on the exactly-once session table. Every value here is applied deterministically from
@@ -101,6 +104,8 @@ impl Config {
                 idle_expiry_entries: 1_000_000,
                 reply_window: 64,
             },
+            #[cfg(feature = "bug-catalogue")]
+            bug: None,
         }
     }
 

@@ -9,6 +9,24 @@
 //!
 //! Start at [`Node`] and the contract on [`Ready`].
 
+/// Whether catalogued bug `$bug` is switched on in `$config`: the constant `false` unless the
+/// `bug-catalogue` feature is enabled. Marks the one place each bug changes.
+macro_rules! injected {
+    ($config:expr, $bug:ident) => {{
+        #[cfg(feature = "bug-catalogue")]
+        {
+            $config.bug == Some($crate::bugs::Bug::$bug)
+        }
+        #[cfg(not(feature = "bug-catalogue"))]
+        {
+            false
+        }
+    }};
+}
+pub(crate) use injected;
+
+#[cfg(feature = "bug-catalogue")]
+pub mod bugs;
 pub mod codec;
 pub mod config;
 pub mod kv;

@@ -144,11 +144,13 @@ impl Progress {
     }
 
     /// Applies an acknowledgement up to `match_index`. Returns whether `match_index` grew.
+    /// Only growth counts as progress for stall detection: a heartbeat's acknowledgement
+    /// repeats the match index, and says nothing about a lost AppendEntries.
     pub fn accept(&mut self, match_index: LogIndex) -> bool {
-        self.heartbeats_without_ack = 0;
         if match_index <= self.match_index {
             return false;
         }
+        self.heartbeats_without_ack = 0;
         self.match_index = match_index;
         self.next_index = self.next_index.max(match_index.next());
         self.inflights.free_to(match_index);
@@ -271,7 +273,11 @@ mod tests {
         progress.accept(LogIndex(2));
         progress.sent(LogIndex(5));
         assert!(!progress.heartbeat(), "one silent interval is tolerated");
-        assert!(progress.heartbeat(), "the second presumes the message lost");
+        progress.accept(LogIndex(2));
+        assert!(
+            progress.heartbeat(),
+            "a heartbeat's acknowledgement (same match) is not progress: found by the simulator"
+        );
         assert_eq!(progress.state, ProgressState::Probe);
         assert_eq!(progress.next_index, LogIndex(3));
         assert!(!progress.is_paused(), "the probe goes out at once");

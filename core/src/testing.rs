@@ -460,6 +460,7 @@ impl Cluster {
             if let Some(ack) = ready.ack {
                 node.on_persisted(ack);
             }
+            self.network.extend(ready.early_messages);
             self.network.extend(ready.messages);
             self.replies
                 .extend(ready.replies.into_iter().map(|reply| (id, reply)));

@@ -2,6 +2,7 @@
 
 mod support;
 
+use support::request;
 use support::*;
 use verity_core::*;
 
@@ -837,5 +838,86 @@ fn invalid_configurations_are_refused_with_the_reason() {
         ConfigError::ZeroBound {
             name: "max_inflight_appends"
         }
+    );
+}
+
+#[test]
+fn a_retry_of_a_request_still_waiting_joins_its_entry_instead_of_appending() {
+    let mut n = node(1, 3);
+    elect(&mut n);
+    let retried = request(ClientId(5), 1, support::put("k", "v"));
+    let first = n.propose(RequestTag(1), retried.clone()).unwrap();
+    let second = n.propose(RequestTag(2), retried.clone()).unwrap();
+    assert_eq!(first, second, "the retry waits on the same entry");
+    assert_eq!(
+        n.log().last_index(),
+        first,
+        "nothing was appended for the retry"
+    );
+    // Both attempts are answered when the entry commits.
+    settle(&mut n);
+    for peer in [N2, N3] {
+        n.step(msg(
+            peer,
+            N1,
+            Term(1),
+            MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index: first }),
+        ));
+    }
+    let tags: Vec<RequestTag> = drain(&mut n).replies.into_iter().map(|r| r.tag).collect();
+    assert_eq!(tags, vec![RequestTag(1), RequestTag(2)]);
+    // Attempts waiting on one entry are bounded.
+    let other = request(ClientId(5), 2, support::put("k", "w"));
+    for tag in 0..16 {
+        n.propose(RequestTag(100 + tag), other.clone()).unwrap();
+    }
+    assert!(matches!(
+        n.propose(RequestTag(999), other),
+        Err(ProposeError::Overloaded { .. })
+    ));
+}
+
+#[test]
+fn only_a_leaders_append_entries_may_leave_before_the_local_persist() {
+    let mut n = node(1, 3);
+    ticks_until_candidate(&mut n, 100).unwrap();
+    let campaign = n.ready().unwrap();
+    assert!(
+        campaign.early_messages.is_empty(),
+        "vote requests promise a durable term and vote"
+    );
+    assert_eq!(campaign.messages.len(), 2);
+    if let Some(ack) = campaign.ack {
+        n.on_persisted(ack);
+    }
+    n.step(msg(
+        N2,
+        N1,
+        Term(1),
+        MessageBody::RequestVoteResponse { granted: true },
+    ));
+    let leading = n.ready().unwrap();
+    assert_eq!(leading.entries.len(), 1, "the no-op, not yet durable");
+    assert_eq!(
+        appends_to(&leading.early_messages, 2).len(),
+        1,
+        "replication starts at once"
+    );
+    assert!(leading.messages.is_empty());
+    assert_eq!(n.commit_index(), LogIndex(0));
+    for peer in [N2, N3] {
+        n.step(msg(
+            peer,
+            N1,
+            Term(1),
+            MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
+                match_index: LogIndex(1),
+            }),
+        ));
+    }
+    assert_eq!(
+        n.commit_index(),
+        LogIndex(1),
+        "a majority of followers stored it durably"
     );
 }

@@ -2,8 +2,8 @@
 //! number (so exactly-once applies), and a record of every operation in the history.
 //!
 //! A client first opens a session. Each operation then goes to the node the client believes
-//! leads. A redirect sends it to the named leader; a timeout, a superseded proposal or an
-//! overloaded leader makes it retry (elsewhere, after a short backoff); after `max_attempts`
+//! leads. A redirect sends it to the named leader; a timeout (with exponential backoff), a
+//! superseded proposal or an overloaded leader makes it retry elsewhere; after `max_attempts`
 //! it gives up and records the operation as `info`, and continues as a new process (Jepsen's
 //! rule). The workload is a small hot key set and a mix of get, put, delete, cas and append
 //! with values unique to the client and operation.
@@ -249,7 +249,15 @@ impl Simulation {
             return;
         }
         self.retarget(index);
-        self.retry(index, 0);
+        // Exponential backoff with jitter: retrying faster than a slow cluster answers only
+        // adds load.
+        let attempts = self.clients[index]
+            .current
+            .as_ref()
+            .map_or(1, |c| c.attempts);
+        let ceiling_us = (10_000u64 << attempts.min(7)).min(1_000_000);
+        let backoff = self.rng.between(ceiling_us / 2, ceiling_us);
+        self.retry(index, backoff);
     }
 
     fn retarget(&mut self, index: usize) {

@@ -70,10 +70,16 @@ pub struct SimOptions {
     pub max_attempts: u32,
     /// Linearizability checker budget, in search steps.
     pub check_steps: u64,
+    /// Longest chaos phase: the heal comes then even if fewer than `ops` operations were
+    /// invoked (a cluster can be too faulty to serve them all).
+    pub chaos_max_us: u64,
     /// Virtual time after which an unfinished run fails liveness (every run is bounded).
     pub max_virtual_time_us: u64,
     /// Keep every trace event (for `replay`), not only the hash.
     pub keep_trace: bool,
+    /// The catalogued bug to switch on in every node, if any.
+    #[cfg(feature = "bug-catalogue")]
+    pub bug: Option<verity_core::bugs::Bug>,
 }
 
 impl Default for SimOptions {
@@ -92,8 +98,11 @@ impl Default for SimOptions {
             request_timeout_us: 400_000,
             max_attempts: 30,
             check_steps: 20_000_000,
+            chaos_max_us: 60_000_000,
             max_virtual_time_us: 600_000_000,
             keep_trace: false,
+            #[cfg(feature = "bug-catalogue")]
+            bug: None,
         }
     }
 }
@@ -119,6 +128,14 @@ pub struct FaultPlan {
     pub nemesis_max_us: u64,
     /// Longest a fault lasts before it heals by itself.
     pub fault_max_us: u64,
+    /// Shortest and longest time an fsync takes on this run's disks: some seeds get fast
+    /// disks, some slow ones (stalls longer than a network round trip).
+    pub fsync_us: (u64, u64),
+    /// Nodes' batching limit (`max_entries_per_append`): small limits split batches and
+    /// exercise replication paths that large batches hide.
+    pub max_entries_per_append: usize,
+    /// Nodes' pipelining limit (`max_inflight_appends`).
+    pub max_inflight_appends: usize,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -158,7 +175,15 @@ impl FaultPlan {
         } else {
             (options.nodes - 1) / 2
         };
+        let fsync_us = if rng.chance(700) {
+            (100, 2_000)
+        } else {
+            (1_000, rng.between(5_000, 80_000))
+        };
         FaultPlan {
+            fsync_us,
+            max_entries_per_append: *rng.pick(&[1, 2, 4, 64, 256]),
+            max_inflight_appends: *rng.pick(&[1, 2, 8]),
             max_down,
             enabled,
             network,

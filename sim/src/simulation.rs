@@ -3,7 +3,8 @@
 //!
 //! A run has three phases, as TigerBeetle's VOPR does:
 //!
-//! 1. **Chaos**: clients invoke `ops` operations while the nemesis injects faults.
+//! 1. **Chaos**: clients invoke `ops` operations (or the phase reaches `chaos_max_us`) while
+//!    the nemesis injects faults.
 //! 2. **Settle**: every fault heals (crashed nodes restart, partitions close, the network
 //!    calms); the cluster gets a few election timeouts to recover.
 //! 3. **Liveness**: every client must complete `liveness_ops_per_client` more operations
@@ -208,6 +209,7 @@ pub(crate) enum Event {
     HealFault {
         id: u64,
     },
+    EndChaos,
     StartLiveness,
     LivenessDeadline,
 }
@@ -308,6 +310,12 @@ impl Simulation {
             let mut config = Config::new(id, voters.iter().copied(), rng.next_u64());
             config.election_timeout_ticks = options.election_timeout_ticks;
             config.heartbeat_interval_ticks = options.heartbeat_interval_ticks;
+            config.max_entries_per_append = plan.max_entries_per_append;
+            config.max_inflight_appends = plan.max_inflight_appends;
+            #[cfg(feature = "bug-catalogue")]
+            {
+                config.bug = options.bug;
+            }
             // Clocks drift: each node's tick is up to 2% off.
             let tick_us = options.tick_us * rng.between(980, 1020) / 1000;
             let node = Node::new(config.clone()).expect("simulator configurations are valid");
@@ -386,6 +394,7 @@ impl Simulation {
             let start = self.rng.between(0, self.options.election_timeout_us());
             self.schedule(start, Event::ClientStart { client });
         }
+        self.schedule(self.options.chaos_max_us, Event::EndChaos);
         if !self.plan.enabled.is_empty() {
             let first = self
                 .rng
@@ -509,6 +518,7 @@ impl Simulation {
             Event::ClientStart { client } => self.on_client_start(client),
             Event::Nemesis => self.on_nemesis(),
             Event::HealFault { id } => self.heal_fault(id),
+            Event::EndChaos => self.end_chaos(),
             Event::StartLiveness => self.start_liveness(),
             Event::LivenessDeadline => self.on_liveness_deadline(),
         }
@@ -636,7 +646,8 @@ impl Simulation {
         }
         sim_node.sync_in_flight = true;
         let (incarnation, upto_bytes) = (sim_node.incarnation, sim_node.disk.written_bytes());
-        let latency = self.rng.between(100, 2_000);
+        let (fastest, slowest) = self.plan.fsync_us;
+        let latency = self.rng.between(fastest, slowest);
         self.schedule(
             latency,
             Event::SyncDone {
@@ -716,6 +727,9 @@ impl Simulation {
                 first_index: ready.entries.first().map(|e| e.index),
                 terms: ready.entries.iter().map(|e| e.term).collect(),
             };
+            for message in ready.early_messages {
+                self.send(message);
+            }
             for reply in ready.replies {
                 self.deliver_reply(id, reply);
             }
@@ -755,8 +769,11 @@ impl Simulation {
         });
     }
 
-    /// Nodes whose disks durably hold `term` at `index`.
+    /// Nodes whose disks durably hold `term` at `index` (every node holds the empty prefix).
     fn durable_copies(&self, index: LogIndex, term: Term) -> u64 {
+        if index == LogIndex(0) {
+            return self.nodes.len() as u64;
+        }
         self.nodes
             .values()
             .filter(|n| n.durable_terms.get(index.0 as usize - 1) == Some(&term))

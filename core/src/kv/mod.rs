@@ -20,6 +20,9 @@ pub struct StateMachine {
     store: Store,
     sessions: SessionTable,
     applied: LogIndex,
+    /// Requests up to this index execute without the session table (bug catalogue only).
+    #[cfg(feature = "bug-catalogue")]
+    sessionless_until: LogIndex,
 }
 
 impl StateMachine {
@@ -30,7 +33,16 @@ impl StateMachine {
             store: Store::default(),
             sessions: SessionTable::new(limits),
             applied: LogIndex(0),
+            #[cfg(feature = "bug-catalogue")]
+            sessionless_until: LogIndex(0),
         }
+    }
+
+    /// The `ForgetSessions` bug: requests replayed up to `index` rebuild the store but not the
+    /// session table, so their retries execute again.
+    #[cfg(feature = "bug-catalogue")]
+    pub fn forget_sessions_until(&mut self, index: LogIndex) {
+        self.sessionless_until = index;
     }
 
     /// Applies the entry at `index`, which must be the next one. `op` is `None` for entries
@@ -47,6 +59,10 @@ impl StateMachine {
             ClientOp::OpenSession => Reply::SessionOpened {
                 client: self.sessions.open(index),
             },
+            #[cfg(feature = "bug-catalogue")]
+            ClientOp::Request(request) if index <= self.sessionless_until => {
+                self.store.apply(index, &request.command)
+            }
             ClientOp::Request(request) => {
                 match self.sessions.admit(request.client, request.sequence, index) {
                     Admission::Duplicate(reply) => reply.clone(),

@@ -19,31 +19,40 @@ impl Node {
                 EntryPayload::Client(op) => Some(op),
             };
             let reply = self.state_machine.apply(index, op);
-            if let Some((term, tag)) = self.pending.remove(&index) {
+            #[cfg(feature = "bug-catalogue")]
+            if crate::injected!(self.config, ApplyTwiceAfterRestart)
+                && index == self.recovered_commit
+            {
+                self.state_machine.apply(index, op);
+            }
+            if let Some(waiting) = self.pending.take(index) {
                 assert_eq!(
-                    term, entry.term,
+                    waiting.term, entry.term,
                     "overwritten proposals are answered when overwritten"
                 );
                 let reply = reply.expect("a proposal's entry carries a client operation");
-                self.replies.push(ClientReply {
-                    tag,
-                    index,
-                    outcome: Outcome::Applied(reply),
-                });
+                for tag in waiting.tags {
+                    self.replies.push(ClientReply {
+                        tag,
+                        index,
+                        outcome: Outcome::Applied(reply.clone()),
+                    });
+                }
             }
         }
     }
 
     /// Answers every proposal at `from` or later as superseded: its entry was just overwritten.
     pub(super) fn supersede_pending_from(&mut self, from: LogIndex) {
-        let superseded = self.pending.split_off(&from);
-        for (index, (_, tag)) in superseded {
+        for (index, waiting) in self.pending.take_from(from) {
             tracing::debug!(node = self.id().0, index = index.0, "proposal superseded");
-            self.replies.push(ClientReply {
-                tag,
-                index,
-                outcome: Outcome::Superseded,
-            });
+            for tag in waiting.tags {
+                self.replies.push(ClientReply {
+                    tag,
+                    index,
+                    outcome: Outcome::Superseded,
+                });
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod apply;
 mod election;
+mod proposals;
 mod ready;
 mod replication;
 
@@ -47,10 +48,13 @@ pub enum ProposeError {
         /// The leader this node follows, if known.
         leader: Option<NodeId>,
     },
-    /// Too many uncommitted entries; retry after some commit (followers may be unreachable).
-    #[error("{uncommitted} entries are waiting to commit (the limit); retry later")]
+    /// Too many uncommitted entries, or too many attempts of this very request waiting; retry
+    /// after some commit (followers may be unreachable).
+    #[error(
+        "{uncommitted} entries (or attempts of this request) are waiting to commit, the limit; retry later"
+    )]
     Overloaded {
-        /// The number of uncommitted entries.
+        /// The number of uncommitted entries, or of attempts waiting on this request's entry.
         uncommitted: usize,
     },
 }
@@ -125,11 +129,16 @@ pub struct Node {
     emitted_hard_state: HardState,
 
     state_machine: StateMachine,
-    /// Proposals made on this node awaiting their entry's fate: index → (term, tag).
-    pending: BTreeMap<LogIndex, (Term, RequestTag)>,
+    /// Proposals made on this node awaiting their entry's fate.
+    pending: proposals::Proposals,
 
     outbox: Vec<Message>,
+    /// A leader's AppendEntries, which may leave before the local persist.
+    early_outbox: Vec<Message>,
     replies: Vec<ClientReply>,
+    /// The commit index read back at the last restart (bug catalogue only).
+    #[cfg(feature = "bug-catalogue")]
+    recovered_commit: LogIndex,
 }
 
 impl Node {
@@ -169,12 +178,19 @@ impl Node {
             stable_index: log.last_index(),
             unpersisted_from: None,
             emitted_hard_state: hard_state,
-            pending: BTreeMap::new(),
+            pending: proposals::Proposals::default(),
             outbox: Vec::new(),
+            early_outbox: Vec::new(),
             replies: Vec::new(),
+            #[cfg(feature = "bug-catalogue")]
+            recovered_commit: hard_state.commit,
             log,
             config,
         };
+        if crate::injected!(node.config, ForgetSessions) {
+            #[cfg(feature = "bug-catalogue")]
+            node.state_machine.forget_sessions_until(hard_state.commit);
+        }
         node.reset_election_timer();
         tracing::info!(
             node = node.id().0,
@@ -221,7 +237,13 @@ impl Node {
                 matches!(message.body, MessageBody::AppendEntries { .. }).then_some(message.from);
             self.become_follower(message.term, leader, "message with higher term");
         }
-        if message.term < self.term {
+        let is_response = matches!(
+            message.body,
+            MessageBody::RequestVoteResponse { .. } | MessageBody::AppendEntriesResponse(_)
+        );
+        if message.term < self.term
+            && !(is_response && crate::injected!(self.config, IgnoreResponseTerm))
+        {
             self.answer_stale(&message);
             return;
         }
@@ -270,12 +292,39 @@ impl Node {
             );
             return Err(ProposeError::Overloaded { uncommitted });
         }
+        #[cfg(feature = "bug-catalogue")]
+        if crate::injected!(self.config, StaleRead)
+            && let ClientOp::Request(crate::kv::ClientRequest {
+                command: crate::kv::Command::Get { key },
+                ..
+            }) = &op
+        {
+            let value = self.state_machine.store().get(key).cloned();
+            let index = self.state_machine.applied_index();
+            self.replies.push(ClientReply {
+                tag,
+                index,
+                outcome: Outcome::Applied(crate::kv::Reply::Value(value)),
+            });
+            return Ok(index);
+        }
+        let request = match &op {
+            ClientOp::Request(request) => Some((request.client, request.sequence)),
+            ClientOp::OpenSession => None,
+        };
+        if let Some(request) = request {
+            match self.pending.join(request, tag) {
+                proposals::Join::Joined(index) => return Ok(index),
+                proposals::Join::Full => {
+                    return Err(ProposeError::Overloaded {
+                        uncommitted: proposals::MAX_TAGS_PER_ENTRY,
+                    });
+                }
+                proposals::Join::New => {}
+            }
+        }
         let index = self.append_own(EntryPayload::Client(op));
-        let previous = self.pending.insert(index, (self.term, tag));
-        assert!(
-            previous.is_none(),
-            "an overwritten proposal was answered when overwritten"
-        );
+        self.pending.insert(index, self.term, tag, request);
         Ok(index)
     }
 
@@ -300,6 +349,7 @@ impl Node {
         let ready = Ready {
             hard_state,
             entries,
+            early_messages: std::mem::take(&mut self.early_outbox),
             messages: std::mem::take(&mut self.outbox),
             replies: std::mem::take(&mut self.replies),
             ack,

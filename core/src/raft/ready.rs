@@ -59,6 +59,10 @@ pub struct PersistAck {
 ///
 /// Handle each `Ready` completely, and `Ready`s in the order they were returned:
 ///
+/// 0. **Send** `early_messages` at once, in parallel with step 1 if the driver likes. They are a
+///    leader's AppendEntries, whose only promise (its term) is already durable; replicating
+///    while the leader's own write is in flight saves a full fsync of latency (Raft
+///    dissertation §10.2.1), and is safe because of step 4.
 /// 1. **Persist** `hard_state` (if `Some`) and `entries` (if any), and make them durable (fsync).
 ///    Before writing `entries`, discard every stored entry whose index is at or after
 ///    `entries[0].index`: a follower may overwrite an uncommitted suffix.
@@ -79,7 +83,9 @@ pub struct Ready {
     pub hard_state: Option<HardState>,
     /// Entries to persist, contiguous, replacing any stored suffix from the first one's index.
     pub entries: Vec<Entry>,
-    /// Messages to send once the above is durable.
+    /// A leader's AppendEntries: may be sent before the above is durable.
+    pub early_messages: Vec<Message>,
+    /// Messages to send only once the above is durable.
     pub messages: Vec<Message>,
     /// Answers to proposals made on this node.
     pub replies: Vec<ClientReply>,
@@ -93,6 +99,7 @@ impl Ready {
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
             && self.entries.is_empty()
+            && self.early_messages.is_empty()
             && self.messages.is_empty()
             && self.replies.is_empty()
     }

@@ -33,7 +33,7 @@ impl Node {
                     .slice(p.next_index, self.config.max_entries_per_append)
                     .to_vec();
                 p.sent(entries.last().map_or(prev_log_index, |e| e.index));
-                self.outbox.push(Message {
+                self.early_outbox.push(Message {
                     from: self.config.id,
                     to: peer,
                     term: self.term,
@@ -70,7 +70,7 @@ impl Node {
                 .log
                 .term_at(p.match_index)
                 .expect("match index is in the log");
-            self.outbox.push(Message {
+            self.early_outbox.push(Message {
                 from: self.config.id,
                 to: peer,
                 term: self.term,
@@ -146,6 +146,14 @@ impl Node {
             return;
         }
         let match_index = LogIndex(prev_log_index.0 + entries.len() as u64);
+        if crate::injected!(self.config, HeartbeatTruncates)
+            && entries.is_empty()
+            && prev_log_index < self.log.last_index()
+        {
+            self.log.truncate_from(prev_log_index.next());
+            self.stable_index = self.stable_index.min(prev_log_index);
+            self.supersede_pending_from(prev_log_index.next());
+        }
         if let Some(first_new) = entries
             .iter()
             .position(|e| !self.log.matches(e.index, e.term))
@@ -234,10 +242,25 @@ impl Node {
         let RoleState::Leader { progress, .. } = &self.role else {
             return;
         };
-        let mut matched: Vec<LogIndex> = progress.values().map(|p| p.match_index).collect();
-        matched.push(self.stable_index);
+        let mut matched: Vec<LogIndex> = progress
+            .values()
+            .map(|p| {
+                if crate::injected!(self.config, CommitBeforeAck) {
+                    p.next_index.prev()
+                } else {
+                    p.match_index
+                }
+            })
+            .collect();
+        matched.push(if crate::injected!(self.config, CommitUnpersisted) {
+            self.log.last_index()
+        } else {
+            self.stable_index
+        });
         let candidate = quorum::committed_index(matched);
-        if self.log.term_at(candidate) == Some(self.term) {
+        if self.log.term_at(candidate) == Some(self.term)
+            || crate::injected!(self.config, CommitPreviousTerm)
+        {
             self.advance_commit(candidate);
         }
     }

@@ -25,6 +25,7 @@ pub fn drain(node: &mut Node) -> Ready {
         }
         all.hard_state = ready.hard_state.or(all.hard_state);
         all.entries.extend(ready.entries);
+        all.messages.extend(ready.early_messages);
         all.messages.extend(ready.messages);
         all.replies.extend(ready.replies);
     }
@@ -75,16 +76,18 @@ pub fn put_entry(index: u64, term: u64, key: &str) -> Entry {
     Entry {
         index: LogIndex(index),
         term: Term(term),
-        payload: EntryPayload::Client(put_op(key, key)),
+        payload: EntryPayload::Client(request(ClientId(0), index, put(key, key))),
     }
 }
 
 /// A put of `key` := `value` outside any session (refused by the session layer, but a fine
-/// log payload for Raft-level tests).
+/// log payload for Raft-level tests). Each call has its own sequence number, so that no two
+/// are retries of one request.
 pub fn put_op(key: &str, value: &str) -> ClientOp {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     ClientOp::Request(ClientRequest {
         client: ClientId(0),
-        sequence: Sequence(1),
+        sequence: Sequence(SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         command: Command::Put {
             key: key.as_bytes().to_vec(),
             value: value.as_bytes().to_vec(),

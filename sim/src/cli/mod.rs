@@ -2,6 +2,8 @@
 
 mod bench;
 mod check;
+#[cfg(feature = "bug-catalogue")]
+mod hunt;
 mod replay;
 mod sweep;
 pub mod wallclock;
@@ -63,6 +65,31 @@ enum Action {
         /// Print the verdict as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Switch on one catalogued bug and run swarm seeds until a check catches it
+    /// (built with `--features bug-catalogue` only).
+    #[cfg(feature = "bug-catalogue")]
+    Hunt {
+        /// List the catalogue, one bug a line: its name, then what it breaks.
+        #[arg(long, conflicts_with_all = ["bug", "scorecard"])]
+        list: bool,
+        /// The bug to switch on.
+        #[arg(long)]
+        bug: Option<String>,
+        /// Hunt every bug `--runs` times and print the median seeds and seconds to catch each.
+        #[arg(long)]
+        scorecard: bool,
+        /// Hunts per bug for the scorecard.
+        #[arg(long, default_value_t = 5)]
+        runs: u64,
+        /// Wall-clock budget per hunt, such as `60s`, `500ms` or `2m`.
+        #[arg(long, default_value = "60s", value_parser = parse_duration_s)]
+        budget: f64,
+        /// The first seed to try.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Measure simulator and checker throughput on this machine.
     Bench {
@@ -160,6 +187,31 @@ fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     }
 }
 
+/// Parses a duration such as `2.5s`, `300ms`, `2m` or `1500us` into seconds.
+#[cfg(feature = "bug-catalogue")]
+fn parse_duration_s(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 2.5s or 300ms"))?;
+    let scale = match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" | "" => 1.0,
+        "m" => 60.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use us, ms, s or m"
+            ));
+        }
+    };
+    Ok(value * scale)
+}
+
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let (index, count) = text
         .split_once('/')
@@ -197,5 +249,20 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             check::run(&file, text, timeout, json)
         }
         Action::Bench { seeds } => bench::run(seeds),
+        #[cfg(feature = "bug-catalogue")]
+        Action::Hunt {
+            list,
+            bug,
+            scorecard,
+            runs,
+            budget,
+            first_seed,
+            cluster,
+        } => match (list, bug, scorecard) {
+            (true, _, _) => hunt::list(),
+            (_, _, true) => hunt::scorecard(&cluster, runs, budget),
+            (_, Some(bug), _) => hunt::run(&bug, &cluster, first_seed, budget),
+            (false, None, false) => bail!("say --list, --bug NAME or --scorecard"),
+        },
     }
 }

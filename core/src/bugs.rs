@@ -1,0 +1,97 @@
+//! The bug catalogue: classic Raft and key-value bugs that can be switched on, one at a time,
+//! to prove that the simulator catches them. Compiled only with the `bug-catalogue` feature;
+//! without it, every `injected!` check is the constant `false` and no bug
+//! code exists in the binary.
+//!
+//! Each bug is a minimal change at one place in the real code, marked `injected!(config, Name)`.
+
+use serde::{Deserialize, Serialize};
+
+/// One catalogued bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Bug {
+    /// Commit an entry of a previous term by counting its replicas (Raft Figure 8).
+    CommitPreviousTerm,
+    /// Grant a second vote in a term already voted in.
+    DoubleVote,
+    /// Grant votes without the up-to-date log check.
+    SkipLogCheck,
+    /// Count entries sent to a follower as replicated before it acknowledges them durable.
+    CommitBeforeAck,
+    /// Count the leader's own entries before they are persisted locally.
+    CommitUnpersisted,
+    /// Answer reads from the leader's state machine without going through the log.
+    StaleRead,
+    /// Forget the session table on restart, so a retried request executes twice.
+    ForgetSessions,
+    /// Truncate the log after `prev_log_index` on every heartbeat, without a conflict check.
+    HeartbeatTruncates,
+    /// Accept responses from older terms as if they were current.
+    IgnoreResponseTerm,
+    /// Apply the last committed entry again after a restart.
+    ApplyTwiceAfterRestart,
+}
+
+impl Bug {
+    /// Every catalogued bug.
+    pub const ALL: [Bug; 10] = [
+        Bug::CommitPreviousTerm,
+        Bug::DoubleVote,
+        Bug::SkipLogCheck,
+        Bug::CommitBeforeAck,
+        Bug::CommitUnpersisted,
+        Bug::StaleRead,
+        Bug::ForgetSessions,
+        Bug::HeartbeatTruncates,
+        Bug::IgnoreResponseTerm,
+        Bug::ApplyTwiceAfterRestart,
+    ];
+
+    /// The bug's command-line name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::CommitPreviousTerm => "commit-previous-term",
+            Bug::DoubleVote => "double-vote",
+            Bug::SkipLogCheck => "skip-log-check",
+            Bug::CommitBeforeAck => "commit-before-ack",
+            Bug::CommitUnpersisted => "commit-unpersisted",
+            Bug::StaleRead => "stale-read",
+            Bug::ForgetSessions => "forget-sessions",
+            Bug::HeartbeatTruncates => "heartbeat-truncates",
+            Bug::IgnoreResponseTerm => "ignore-response-term",
+            Bug::ApplyTwiceAfterRestart => "apply-twice-after-restart",
+        }
+    }
+
+    /// What the bug breaks, in one line.
+    #[must_use]
+    pub fn breaks(self) -> &'static str {
+        match self {
+            Bug::CommitPreviousTerm => {
+                "an entry committed by counting old-term replicas is overwritten (Figure 8)"
+            }
+            Bug::DoubleVote => "two candidates win the same term: two leaders",
+            Bug::SkipLogCheck => "a candidate missing committed entries wins and erases them",
+            Bug::CommitBeforeAck => {
+                "writes are acknowledged before a majority stored them; a crash loses them"
+            }
+            Bug::CommitUnpersisted => {
+                "the leader counts its own unsynced log; a crash loses acknowledged writes"
+            }
+            Bug::StaleRead => "a deposed leader answers reads with stale data",
+            Bug::ForgetSessions => "a retried request executes twice after a restart",
+            Bug::HeartbeatTruncates => {
+                "a heartbeat erases entries the follower already acknowledged"
+            }
+            Bug::IgnoreResponseTerm => "stale votes and acknowledgements count in a later term",
+            Bug::ApplyTwiceAfterRestart => "an entry is applied twice, diverging the state machine",
+        }
+    }
+
+    /// The bug named `name`, if catalogued.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+}
