@@ -14,6 +14,7 @@ pub mod nemesis;
 pub mod network;
 pub mod options;
 pub mod rng;
+pub mod runner;
 pub mod simulation;
 pub mod trace;
 

@@ -2,52 +2,23 @@
 //! Only built with the `bug-catalogue` feature.
 
 use super::ClusterArgs;
-use super::sweep::{capture_panics, run_seed};
 use super::wallclock::Stopwatch;
 use std::process::ExitCode;
 use verity_core::bugs::Bug;
+use verity_sim::runner::{Catch, capture_panics, hunt};
 
-/// What one hunt found.
-pub struct Catch {
-    /// The failing seed.
-    pub seed: u64,
-    /// Seeds run, the failing one included.
-    pub seeds: u64,
-    /// The check that failed, and its message.
-    pub check: String,
-    /// Wall-clock seconds spent.
-    pub seconds: f64,
-}
-
-/// Runs seeds `first_seed..` with `bug` on until one fails or `budget_s` pass.
-pub fn hunt(
+/// Hunts `bug` from `first_seed` for at most `budget_s` wall seconds; the seconds it took.
+fn timed_hunt(
     bug: Bug,
     cluster: &ClusterArgs,
     first_seed: u64,
     budget_s: f64,
-) -> anyhow::Result<Option<Catch>> {
+) -> anyhow::Result<Option<(Catch, f64)>> {
     capture_panics();
+    let template = cluster.options(first_seed)?;
     let clock = Stopwatch::start();
-    let mut seed = first_seed;
-    while clock.seconds() < budget_s {
-        let mut options = cluster.options(seed)?;
-        options.bug = Some(bug);
-        let result = run_seed(options);
-        let failure = match result.outcome {
-            Ok(outcome) => outcome.failure.map(|f| format!("[{}] {f}", f.check())),
-            Err(panic) => Some(format!("[assertion] {panic}")),
-        };
-        if let Some(check) = failure {
-            return Ok(Some(Catch {
-                seed,
-                seeds: seed - first_seed + 1,
-                check,
-                seconds: clock.seconds(),
-            }));
-        }
-        seed += 1;
-    }
-    Ok(None)
+    let stop = || clock.seconds() >= budget_s;
+    Ok(hunt(bug, &template, first_seed, u64::MAX, &stop).map(|catch| (catch, clock.seconds())))
 }
 
 pub fn list() -> anyhow::Result<ExitCode> {
@@ -66,18 +37,17 @@ pub fn run(
     let bug = Bug::from_name(name).ok_or_else(|| {
         anyhow::anyhow!("no catalogued bug named {name:?}; `verity-sim hunt --list` lists them")
     })?;
-    match hunt(bug, cluster, first_seed, budget_s)? {
-        Some(catch) => {
+    match timed_hunt(bug, cluster, first_seed, budget_s)? {
+        Some((catch, seconds)) => {
             println!(
-                "{}: caught by seed {} after {} seeds in {:.2} s",
+                "{}: caught by seed {} after {} seeds in {seconds:.2} s",
                 bug.name(),
                 catch.seed,
-                catch.seeds,
-                catch.seconds
+                catch.seeds
             );
-            println!("  check: {}", catch.check);
+            println!("  check: [{}] {}", catch.check, catch.message);
             println!(
-                "  replay: verity-sim replay --seed {} {} (with the bug: build with --features bug-catalogue)",
+                "  replay: verity-sim replay --seed {} {} (in a build with --features bug-catalogue)",
                 catch.seed,
                 cluster.flags()
             );
@@ -93,26 +63,17 @@ pub fn run(
 /// The scorecard: every bug hunted `runs` times from different seed ranges; median seeds and
 /// seconds to catch.
 pub fn scorecard(cluster: &ClusterArgs, runs: u64, budget_s: f64) -> anyhow::Result<ExitCode> {
-    println!("| bug | caught | median seeds | median seconds | check that caught it (first run) |");
+    println!("| bug | caught | median seeds | median seconds | caught by |");
     println!("|---|---|---|---|---|");
     let mut all_caught = true;
     for bug in Bug::ALL {
-        let mut seeds = Vec::new();
-        let mut seconds = Vec::new();
-        let mut first_check = String::new();
+        let (mut seeds, mut seconds) = (Vec::new(), Vec::new());
+        let mut checks = std::collections::BTreeSet::new();
         for run in 0..runs {
-            if let Some(catch) = hunt(bug, cluster, run * 1_000_000, budget_s)? {
-                if first_check.is_empty() {
-                    first_check = catch
-                        .check
-                        .split(']')
-                        .next()
-                        .unwrap_or_default()
-                        .trim_start_matches('[')
-                        .to_string();
-                }
+            if let Some((catch, took)) = timed_hunt(bug, cluster, run * 1_000_000, budget_s)? {
                 seeds.push(catch.seeds);
-                seconds.push(catch.seconds);
+                seconds.push(took);
+                checks.insert(catch.check);
             }
         }
         all_caught &= seeds.len() as u64 == runs;
@@ -124,10 +85,12 @@ pub fn scorecard(cluster: &ClusterArgs, runs: u64, budget_s: f64) -> anyhow::Res
         let median_seconds = seconds
             .get(seconds.len() / 2)
             .map_or("-".to_string(), |s| format!("{s:.2}"));
+        let checks: Vec<String> = checks.into_iter().collect();
         println!(
-            "| `{}` | {}/{runs} | {median_seeds} | {median_seconds} | {first_check} |",
+            "| `{}` | {}/{runs} | {median_seeds} | {median_seconds} | {} |",
             bug.name(),
-            seeds.len()
+            seeds.len(),
+            checks.join(", ")
         );
     }
     Ok(if all_caught {

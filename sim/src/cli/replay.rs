@@ -2,13 +2,14 @@
 //! time), its history and trace files, and its trace hash.
 
 use super::ClusterArgs;
-use super::sweep::{capture_panics, run_seed};
+use super::sweep::run_seed;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
+use verity_sim::runner::capture_panics;
 use verity_sim::simulation::Failure;
 
 /// Stamps log lines with the simulation's virtual time.

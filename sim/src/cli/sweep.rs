@@ -1,20 +1,15 @@
 //! `verity-sim run`: many seeds, a progress line, a summary table, and a replay command for
 //! every failing seed. A panic inside a run (an assertion in the core or the simulator) is
-//! caught and reported as that seed's failure: an assertion that fires is a found bug.
+//! reported as that seed's failure: an assertion that fires is a found bug.
 
 use super::ClusterArgs;
 use super::wallclock::Stopwatch;
-use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
-use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use verity_sim::checker::Verdict;
-use verity_sim::{RunOutcome, SimOptions, Simulation};
-
-thread_local! {
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
+use verity_sim::runner::{capture_panics, run_catching_panics};
+use verity_sim::{RunOutcome, SimOptions};
 
 /// One seed's result.
 pub struct SeedResult {
@@ -22,26 +17,14 @@ pub struct SeedResult {
     pub seconds: f64,
 }
 
-/// Runs one seed, turning a panic into an error message.
+/// Runs one seed, timing it and turning a panic into an error message.
 pub fn run_seed(options: SimOptions) -> SeedResult {
     let clock = Stopwatch::start();
-    let outcome =
-        panic::catch_unwind(AssertUnwindSafe(|| Simulation::new(options).run())).map_err(|_| {
-            LAST_PANIC
-                .with(|last| last.borrow_mut().take())
-                .unwrap_or_else(|| "panic without a message".to_string())
-        });
+    let outcome = run_catching_panics(options);
     SeedResult {
         outcome,
         seconds: clock.seconds(),
     }
-}
-
-/// Routes panic messages into [`LAST_PANIC`] instead of stderr while a sweep runs.
-pub fn capture_panics() {
-    panic::set_hook(Box::new(|info| {
-        LAST_PANIC.with(|last| *last.borrow_mut() = Some(format!("panic: {info}")));
-    }));
 }
 
 pub fn run(
