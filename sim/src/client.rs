@@ -128,7 +128,10 @@ impl Simulation {
             process,
             op: format!("{kind:?} {key}"),
         });
-        if self.phase == Phase::Chaos && self.ops_invoked >= self.options.ops {
+        if self.phase == Phase::Chaos
+            && self.ops_invoked >= self.options.ops
+            && self.timeline_done()
+        {
             self.end_chaos();
         }
         self.send_attempt(index, 0);

@@ -8,6 +8,7 @@
 pub mod checker;
 pub mod client;
 pub mod disk;
+pub mod duration;
 pub mod generate;
 pub mod history;
 pub mod nemesis;
@@ -15,7 +16,9 @@ pub mod network;
 pub mod options;
 pub mod rng;
 pub mod runner;
+pub mod scenario;
 pub mod simulation;
+pub mod timeline;
 pub mod trace;
 
 pub use options::{FaultKind, FaultPlan, SimOptions};

@@ -185,12 +185,7 @@ impl Simulation {
                 return;
             }
             ActiveFault::Paused(node) => {
-                self.nodes.get_mut(node).expect("known node").paused = false;
-                self.record(What::Fault {
-                    description: format!("resume {node}"),
-                });
-                self.replay_deferred(*node);
-                self.process(*node);
+                self.resume(*node);
                 return;
             }
             ActiveFault::Cut { links, .. } => {
@@ -226,6 +221,11 @@ impl Simulation {
         let ids: Vec<u64> = self.active_faults.keys().copied().collect();
         for id in ids {
             self.heal_fault(id);
+        }
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.restart(id);
+            self.resume(id);
         }
         self.network.heal_links();
         self.network.options = crate::network::NetworkOptions {

@@ -2,11 +2,24 @@
 
 use crate::network::NetworkOptions;
 use crate::rng::SimRng;
-use serde::Serialize;
+use crate::scenario::{Expectations, Step};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// A kind of fault the nemesis can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Crash a node (losing, keeping or tearing its unsynced writes) and restart it later.
@@ -41,8 +54,21 @@ impl FaultKind {
     ];
 }
 
+/// Settings a scenario pins instead of letting the seed draw them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// The network outside fault bursts.
+    pub network: Option<NetworkOptions>,
+    /// Fastest and slowest fsync.
+    pub fsync_us: Option<(u64, u64)>,
+    /// Nodes' batching limit.
+    pub max_entries_per_append: Option<usize>,
+    /// Nodes' pipelining limit.
+    pub max_inflight_appends: Option<usize>,
+}
+
 /// The options of one run. [`SimOptions::default`] is the standard swarm run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimOptions {
     /// The seed: everything random in the run derives from it.
     pub seed: u64,
@@ -77,6 +103,12 @@ pub struct SimOptions {
     pub max_virtual_time_us: u64,
     /// Keep every trace event (for `replay`), not only the hash.
     pub keep_trace: bool,
+    /// Settings pinned instead of drawn from the seed.
+    pub overrides: Overrides,
+    /// Scripted faults (from a scenario file), on top of random ones.
+    pub timeline: Vec<Step>,
+    /// What every run must satisfy beyond the standard checks.
+    pub expect: Expectations,
     /// The catalogued bug to switch on in every node, if any.
     #[cfg(feature = "bug-catalogue")]
     pub bug: Option<verity_core::bugs::Bug>,
@@ -101,6 +133,9 @@ impl Default for SimOptions {
             chaos_max_us: 60_000_000,
             max_virtual_time_us: 600_000_000,
             keep_trace: false,
+            overrides: Overrides::default(),
+            timeline: Vec::new(),
+            expect: Expectations::default(),
             #[cfg(feature = "bug-catalogue")]
             bug: None,
         }
@@ -180,13 +215,18 @@ impl FaultPlan {
         } else {
             (1_000, rng.between(5_000, 80_000))
         };
+        let max_entries_per_append = *rng.pick(&[1, 2, 4, 64, 256]);
+        let max_inflight_appends = *rng.pick(&[1, 2, 8]);
+        let pinned = &options.overrides;
         FaultPlan {
-            fsync_us,
-            max_entries_per_append: *rng.pick(&[1, 2, 4, 64, 256]),
-            max_inflight_appends: *rng.pick(&[1, 2, 8]),
+            fsync_us: pinned.fsync_us.unwrap_or(fsync_us),
+            max_entries_per_append: pinned
+                .max_entries_per_append
+                .unwrap_or(max_entries_per_append),
+            max_inflight_appends: pinned.max_inflight_appends.unwrap_or(max_inflight_appends),
             max_down,
             enabled,
-            network,
+            network: pinned.network.unwrap_or(network),
             nemesis_min_us,
             nemesis_max_us: nemesis_min_us + rng.between(50_000, 1_000_000),
             fault_max_us: rng.between(200_000, 3_000_000),

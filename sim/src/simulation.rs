@@ -81,6 +81,11 @@ pub enum Failure {
         /// What was still missing.
         reason: String,
     },
+    /// A scenario's own expectation was not met.
+    Expectation {
+        /// Which, and by how much.
+        reason: String,
+    },
 }
 
 impl Failure {
@@ -94,6 +99,7 @@ impl Failure {
             Failure::Recovery { .. } => "recovery",
             Failure::Linearizability { .. } => "linearizability",
             Failure::Liveness { .. } => "liveness",
+            Failure::Expectation { .. } => "expectation",
         }
     }
 }
@@ -116,6 +122,7 @@ impl fmt::Display for Failure {
                 write!(f, "linearizability: keys {keys:?} have no linearization")
             }
             Failure::Liveness { reason } => write!(f, "liveness: {reason}"),
+            Failure::Expectation { reason } => write!(f, "expectation: {reason}"),
         }
     }
 }
@@ -210,6 +217,14 @@ pub(crate) enum Event {
         id: u64,
     },
     EndChaos,
+    TimelineCheck,
+    TimelineFire,
+    Flap {
+        node: NodeId,
+        every_us: u64,
+        until_us: u64,
+        cut: bool,
+    },
     StartLiveness,
     LivenessDeadline,
 }
@@ -294,7 +309,8 @@ pub struct Simulation {
     pub(crate) failure: Option<Failure>,
     pub(crate) active_faults: BTreeMap<u64, crate::nemesis::ActiveFault>,
     pub(crate) next_fault_id: u64,
-    leader_terms: BTreeMap<Term, NodeId>,
+    pub(crate) leader_terms: BTreeMap<Term, NodeId>,
+    pub(crate) timeline: crate::timeline::Progress,
 }
 
 impl Simulation {
@@ -371,6 +387,7 @@ impl Simulation {
             active_faults: BTreeMap::new(),
             next_fault_id: 0,
             leader_terms: BTreeMap::new(),
+            timeline: crate::timeline::Progress::default(),
         }
     }
 
@@ -395,6 +412,7 @@ impl Simulation {
             self.schedule(start, Event::ClientStart { client });
         }
         self.schedule(self.options.chaos_max_us, Event::EndChaos);
+        self.start_timeline();
         if !self.plan.enabled.is_empty() {
             let first = self
                 .rng
@@ -425,9 +443,20 @@ impl Simulation {
             trace::set_virtual_now_us(self.now_us);
             self.stats.events += 1;
             self.handle(next.event);
+            self.check_timeline();
         }
         self.stats.virtual_time_us = self.now_us;
         let mut verdict = None;
+        if let Some(max) = self.options.expect.max_elections
+            && self.stats.elections > max
+        {
+            let elections = self.stats.elections;
+            self.fail(Failure::Expectation {
+                reason: format!(
+                    "{elections} terms had a leader; the scenario allows at most {max}"
+                ),
+            });
+        }
         if self.failure.is_none() {
             let ops = self
                 .history
@@ -435,7 +464,7 @@ impl Simulation {
                 .expect("the simulator records well-formed histories");
             let report = checker::check(&ops, &mut Budget::steps(self.options.check_steps));
             verdict = Some(report.verdict);
-            if report.verdict == Verdict::NotLinearizable {
+            if report.verdict == Verdict::NotLinearizable && self.options.expect.linearizable {
                 self.failure = Some(Failure::Linearizability {
                     report: Box::new(report),
                 });
@@ -519,6 +548,14 @@ impl Simulation {
             Event::Nemesis => self.on_nemesis(),
             Event::HealFault { id } => self.heal_fault(id),
             Event::EndChaos => self.end_chaos(),
+            Event::TimelineCheck => {}
+            Event::TimelineFire => self.fire_timeline_step(),
+            Event::Flap {
+                node,
+                every_us,
+                until_us,
+                cut,
+            } => self.flap(node, every_us, until_us, cut),
             Event::StartLiveness => self.start_liveness(),
             Event::LivenessDeadline => self.on_liveness_deadline(),
         }
@@ -913,13 +950,35 @@ impl Simulation {
 
     fn start_liveness(&mut self) {
         self.phase = Phase::Liveness;
-        let deadline = LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us();
+        let deadline = self.liveness_deadline_us();
         self.schedule(deadline, Event::LivenessDeadline);
         for client in 0..self.clients.len() {
             if self.clients[client].is_idle() {
                 self.schedule(0, Event::ClientStart { client });
             }
         }
+    }
+
+    /// How long after the settle period clients have to finish.
+    fn liveness_deadline_us(&self) -> u64 {
+        self.options
+            .expect
+            .progress_within_us
+            .unwrap_or(LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us())
+    }
+
+    /// Lets a paused node run again, replaying what it missed.
+    pub(crate) fn resume(&mut self, id: NodeId) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if !sim_node.paused {
+            return;
+        }
+        sim_node.paused = false;
+        self.record(What::Fault {
+            description: format!("resume {id}"),
+        });
+        self.replay_deferred(id);
+        self.process(id);
     }
 
     fn on_liveness_deadline(&mut self) {
@@ -936,8 +995,8 @@ impl Simulation {
         self.fail(Failure::Liveness {
             reason: format!(
                 "{waiting} clients still had operations pending {} ms after the heal (leader: {})",
-                (LIVENESS_ELECTION_TIMEOUTS + 2 * SETTLE_ELECTION_TIMEOUTS)
-                    * self.options.election_timeout_us()
+                (self.liveness_deadline_us()
+                    + 2 * SETTLE_ELECTION_TIMEOUTS * self.options.election_timeout_us())
                     / 1000,
                 leader.unwrap_or_else(|| "none".to_string())
             ),

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::process::ExitCode;
+use verity_sim::scenario::Scenario;
 use verity_sim::{FaultKind, SimOptions};
 
 /// Deterministic simulation testing for Verity: seeded chaos against real Raft nodes, with
@@ -37,11 +38,25 @@ enum Action {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Run a scenario file over seeds; exit non-zero if any seed misses its expectations.
+    Scenario {
+        /// The scenario (TOML; see `scenarios/`).
+        file: std::path::PathBuf,
+        /// Seeds to run, as `START..END` (end exclusive) or a single seed.
+        #[arg(long, default_value = "0..100", value_parser = parse_seeds)]
+        seeds: Range<u64>,
+        /// Run only every N-th seed, starting at the I-th: `I/N`.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+    },
     /// Re-run one seed, printing its trace with virtual time stamps and its trace hash.
     Replay {
         /// The seed to replay.
         #[arg(long)]
         seed: u64,
+        /// Replay a run of this scenario file (the cluster options are then ignored).
+        #[arg(long)]
+        scenario: Option<std::path::PathBuf>,
         /// Write the client history (JSON Lines, the shared history format) here.
         #[arg(long)]
         history: Option<std::path::PathBuf>,
@@ -232,13 +247,40 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             shard,
             cluster,
         } => sweep::run(seeds, shard, &cluster),
+        Action::Scenario { file, seeds, shard } => {
+            let scenario = Scenario::load(&file)?;
+            let options = |seed| Ok(scenario.options(seed));
+            let replay = |seed| {
+                format!(
+                    "verity-sim replay --scenario {} --seed {seed}",
+                    file.display()
+                )
+            };
+            let must_fail = scenario.options.expect.must_fail;
+            sweep::sweep(
+                seeds,
+                shard,
+                &sweep::Sweep {
+                    options: &options,
+                    replay: &replay,
+                    must_fail,
+                },
+            )
+        }
         Action::Replay {
             seed,
+            scenario,
             history,
             trace,
             quiet,
             cluster,
-        } => replay::run(&cluster, seed, history.as_deref(), trace.as_deref(), quiet),
+        } => {
+            let options = match scenario {
+                Some(file) => Scenario::load(&file)?.options(seed),
+                None => cluster.options(seed)?,
+            };
+            replay::run(options, history.as_deref(), trace.as_deref(), quiet)
+        }
         Action::Check {
             file,
             timeout,

@@ -1,7 +1,6 @@
 //! `verity-sim replay`: one seed, its human-readable trace (tracing events stamped with virtual
 //! time), its history and trace files, and its trace hash.
 
-use super::ClusterArgs;
 use super::sweep::run_seed;
 use anyhow::Context;
 use std::path::Path;
@@ -9,6 +8,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
+use verity_sim::SimOptions;
 use verity_sim::runner::capture_panics;
 use verity_sim::simulation::Failure;
 
@@ -23,13 +23,13 @@ impl FormatTime for VirtualTime {
 }
 
 pub fn run(
-    cluster: &ClusterArgs,
-    seed: u64,
+    mut options: SimOptions,
     history: Option<&Path>,
     trace: Option<&Path>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut options = cluster.options(seed)?;
+    let seed = options.seed;
+    let must_fail = options.expect.must_fail;
     options.keep_trace = true;
     if !quiet {
         tracing_subscriber::fmt()
@@ -87,7 +87,17 @@ pub fn run(
         }
     }
     println!("trace hash: {:016x}", outcome.trace.hash());
-    Ok(if outcome.failure.is_some() {
+    if must_fail {
+        println!(
+            "this scenario must fail: {}",
+            if outcome.failure.is_some() {
+                "it did"
+            } else {
+                "it did NOT"
+            }
+        );
+    }
+    Ok(if outcome.failure.is_some() != must_fail {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -27,14 +27,41 @@ pub fn run_seed(options: SimOptions) -> SeedResult {
     }
 }
 
+/// What a sweep runs: the options of each seed, the command that replays one, and whether
+/// every seed is expected to fail (a scenario that proves a bug is caught).
+pub struct Sweep<'a> {
+    pub options: &'a dyn Fn(u64) -> anyhow::Result<SimOptions>,
+    pub replay: &'a dyn Fn(u64) -> String,
+    pub must_fail: bool,
+}
+
 pub fn run(
     seeds: Range<u64>,
     shard: Option<(u64, u64)>,
     cluster: &ClusterArgs,
 ) -> anyhow::Result<ExitCode> {
+    let options = |seed| cluster.options(seed);
+    let replay = |seed| format!("verity-sim replay --seed {seed} {}", cluster.flags());
+    sweep(
+        seeds,
+        shard,
+        &Sweep {
+            options: &options,
+            replay: &replay,
+            must_fail: false,
+        },
+    )
+}
+
+/// Runs the chosen seeds of `seeds` (every N-th, from the I-th, with `shard`).
+pub fn sweep(
+    seeds: Range<u64>,
+    shard: Option<(u64, u64)>,
+    what: &Sweep<'_>,
+) -> anyhow::Result<ExitCode> {
     let (index, count) = shard.unwrap_or((0, 1));
     let chosen: Vec<u64> = seeds.filter(|seed| seed % count == index).collect();
-    cluster.options(0)?;
+    (what.options)(0)?;
     capture_panics();
     let progress = std::io::stderr().is_terminal();
     let clock = Stopwatch::start();
@@ -43,7 +70,7 @@ pub fn run(
     let mut rates: Vec<f64> = Vec::with_capacity(chosen.len());
     let mut failures: Vec<(u64, String, String)> = Vec::new();
     for (done, &seed) in chosen.iter().enumerate() {
-        let result = run_seed(cluster.options(seed)?);
+        let result = run_seed((what.options)(seed)?);
         match &result.outcome {
             Ok(outcome) => {
                 ops += outcome.stats.ops_ok + outcome.stats.ops_fail + outcome.stats.ops_info;
@@ -52,11 +79,22 @@ pub fn run(
                 if outcome.verdict == Some(Verdict::Undecided) {
                     undecided.push(seed);
                 }
-                if let Some(failure) = &outcome.failure {
-                    failures.push((seed, failure.check().to_string(), failure.to_string()));
+                match (&outcome.failure, what.must_fail) {
+                    (Some(failure), false) => {
+                        failures.push((seed, failure.check().to_string(), failure.to_string()))
+                    }
+                    (None, true) => failures.push((
+                        seed,
+                        "must-fail".to_string(),
+                        "every check passed, but the scenario must fail".to_string(),
+                    )),
+                    _ => {}
                 }
             }
-            Err(panic) => failures.push((seed, "panic".to_string(), panic.clone())),
+            Err(panic) if !what.must_fail => {
+                failures.push((seed, "panic".to_string(), panic.clone()))
+            }
+            Err(_) => {}
         }
         if progress {
             let width = 30;
@@ -94,17 +132,13 @@ pub fn run(
     if !undecided.is_empty() {
         println!(
             "\nlinearizability undecided within the checker's budget (not failures) for seeds {undecided:?}; \
-             inspect one with: verity-sim replay --seed {} {} --history h.jsonl && verity-sim check h.jsonl",
-            undecided[0],
-            cluster.flags()
+             inspect one with: {} --history h.jsonl && verity-sim check h.jsonl",
+            (what.replay)(undecided[0])
         );
     }
     for (seed, check, message) in &failures {
         println!("\nseed {seed} failed [{check}]: {message}");
-        println!(
-            "  replay: verity-sim replay --seed {seed} {}",
-            cluster.flags()
-        );
+        println!("  replay: {}", (what.replay)(*seed));
     }
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS

@@ -1,0 +1,118 @@
+//! Every scenario in `scenarios/` runs clean over a few seeds, and malformed scenario files are
+//! refused with their file, line and column before anything runs.
+
+use std::path::Path;
+use verity_sim::Simulation;
+use verity_sim::scenario::Scenario;
+
+const SEEDS_PER_SCENARIO: u64 = 4;
+
+#[test]
+fn every_scenario_in_the_library_passes_its_expectations() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 15,
+        "the library holds at least 15 scenarios, found {}",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.starts_with('#'),
+            "{}: a scenario opens with a comment saying what it models",
+            file.display()
+        );
+        let scenario = Scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
+        for seed in 0..SEEDS_PER_SCENARIO {
+            let outcome = Simulation::new(scenario.options(seed)).run();
+            if outcome.failure.is_some() != scenario.options.expect.must_fail {
+                failures.push(format!(
+                    "{} seed {seed}: {:?}",
+                    file.display(),
+                    outcome.failure.map(|f| f.to_string())
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn error(text: &str) -> String {
+    Scenario::parse("bad.toml", text).unwrap_err().to_string()
+}
+
+#[test]
+fn malformed_scenarios_are_refused_with_file_line_and_column() {
+    let cases = [
+        (
+            "[cluster]\nnodes = \"five\"\n",
+            "bad.toml:2:9:",
+            "invalid type",
+        ),
+        (
+            "[cluster]\nnodez = 5\n",
+            "bad.toml:2:1:",
+            "unknown field `nodez`",
+        ),
+        (
+            "[[timeline]]\nat = \"2 parsecs\"\naction = \"heal\"\n",
+            "bad.toml:2:6:",
+            "unknown unit",
+        ),
+        (
+            "[[timeline]]\nat = \"1s\"\naction = \"explode\"\n",
+            "bad.toml:3:10:",
+            "unknown variant `explode`",
+        ),
+        (
+            "[cluster]\nnodes = 3\n\n[[timeline]]\nat = \"1s\"\naction = \"crash\"\ntarget = 7\n",
+            "bad.toml:4:1:",
+            "is not a node",
+        ),
+        (
+            "[workload]\nduration = \"5s\"\n[[timeline]]\nat = \"9s\"\naction = \"heal\"\n",
+            "bad.toml:3:1:",
+            "past the end",
+        ),
+        (
+            "[[timeline]]\naction = \"heal\"\n",
+            "bad.toml:1:1:",
+            "exactly one trigger",
+        ),
+        (
+            "[[timeline]]\nat = \"1s\"\naction = \"crash\"\ntarget = \"boss\"\n",
+            "bad.toml:1:1:",
+            "expected a node id",
+        ),
+        (
+            "[[timeline]]\nat = \"1s\"\naction = \"split\"\ngroups = [[1, 2], [2, 3]]\n",
+            "bad.toml:1:1:",
+            "in two groups",
+        ),
+        (
+            "[[timeline]]\nat = \"1s\"\naction = \"flap\"\ntarget = 1\n",
+            "bad.toml:1:1:",
+            "needs `every` and `for`",
+        ),
+    ];
+    for (text, location, message) in cases {
+        let error = error(text);
+        assert!(
+            error.starts_with(location),
+            "{error:?} should start with {location:?}"
+        );
+        assert!(error.contains(message), "{error:?} should say {message:?}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_panic() {
+    let error = Scenario::load(Path::new("no/such/scenario.toml")).unwrap_err();
+    assert!(error.to_string().contains("cannot read the file"));
+}
