@@ -1,6 +1,6 @@
 //! The linearizability checker.
 //!
-//! Linearizability is compositional, so each key is checked on its own ([`search`]), which is
+//! Linearizability is compositional, so each key is checked on its own (a [`Search`]), which is
 //! what makes checking fast. A key that fails is reported with a reduced witness: the search
 //! drops read-only observations (gets and failed compare-and-swaps) for as long as the rest
 //! still cannot be ordered. Dropping an observation can only remove constraints, so whatever
