@@ -178,14 +178,7 @@ fn a_leader_steps_down_on_seeing_a_higher_term() {
     let mut n = node(1, 3);
     elect(&mut n);
     settle(&mut n);
-    n.step(msg(
-        N2,
-        N1,
-        Term(5),
-        MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
-            match_index: LogIndex(0),
-        }),
-    ));
+    n.step(accepted(N2, Term(5), LogIndex(0)));
     assert_eq!(n.role(), Role::Follower);
     assert_eq!(n.term(), Term(5));
     assert_eq!(
@@ -493,14 +486,7 @@ fn a_leader_batches_many_proposals_into_one_append_entries() {
     let mut n = node(1, 3);
     elect(&mut n);
     let first = drain(&mut n);
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
-            match_index: LogIndex(1),
-        }),
-    ));
+    n.step(accepted(N2, Term(1), LogIndex(1)));
     assert!(!first.messages.is_empty());
     for i in 0..100 {
         n.propose(RequestTag(i), put_op("k", "v")).unwrap();
@@ -522,14 +508,7 @@ fn a_leader_pipelines_at_most_max_inflight_appends_to_a_follower() {
     let mut n = Node::new(config).unwrap();
     elect(&mut n);
     settle(&mut n);
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
-            match_index: LogIndex(1),
-        }),
-    ));
+    n.step(accepted(N2, Term(1), LogIndex(1)));
     for i in 0..100 {
         n.propose(RequestTag(i), put_op("k", "v")).unwrap();
     }
@@ -544,14 +523,7 @@ fn a_leader_pipelines_at_most_max_inflight_appends_to_a_follower() {
         0,
         "node 3 is still being probed"
     );
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
-            match_index: LogIndex(5),
-        }),
-    ));
+    n.step(accepted(N2, Term(1), LogIndex(5)));
     assert_eq!(
         appends_to(&drain(&mut n).messages, 2).len(),
         1,
@@ -565,14 +537,7 @@ fn a_leader_sends_heartbeats_every_interval() {
     elect(&mut n);
     settle(&mut n);
     for peer in [N2, N3] {
-        n.step(msg(
-            peer,
-            N1,
-            Term(1),
-            MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
-                match_index: LogIndex(1),
-            }),
-        ));
+        n.step(accepted(peer, Term(1), LogIndex(1)));
     }
     settle(&mut n);
     n.tick();
@@ -906,14 +871,7 @@ fn only_a_leaders_append_entries_may_leave_before_the_local_persist() {
     assert!(leading.messages.is_empty());
     assert_eq!(n.commit_index(), LogIndex(0));
     for peer in [N2, N3] {
-        n.step(msg(
-            peer,
-            N1,
-            Term(1),
-            MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
-                match_index: LogIndex(1),
-            }),
-        ));
+        n.step(accepted(peer, Term(1), LogIndex(1)));
     }
     assert_eq!(
         n.commit_index(),

@@ -212,7 +212,7 @@ impl Simulation {
                 node: target,
                 client: index,
                 attempt,
-                op,
+                op: Box::new(op),
             },
         );
         let timeout = backoff_us + self.options.request_timeout_us;

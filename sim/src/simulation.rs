@@ -198,12 +198,12 @@ pub(crate) enum Event {
         node: NodeId,
         client: usize,
         attempt: u64,
-        op: ClientOp,
+        op: Box<ClientOp>,
     },
     ToClient {
         client: usize,
         attempt: u64,
-        response: Response,
+        response: Box<Response>,
     },
     ClientTimeout {
         client: usize,
@@ -534,7 +534,7 @@ impl Simulation {
                         client,
                         attempt,
                         op,
-                    } => self.on_client_request(node, client, attempt, op),
+                    } => self.on_client_request(node, client, attempt, *op),
                     _ => unreachable!(),
                 }
             }
@@ -542,7 +542,7 @@ impl Simulation {
                 client,
                 attempt,
                 response,
-            } => self.on_client_response(client, attempt, response),
+            } => self.on_client_response(client, attempt, *response),
             Event::ClientTimeout { client, attempt } => self.on_client_timeout(client, attempt),
             Event::ClientStart { client } => self.on_client_start(client),
             Event::Nemesis => self.on_nemesis(),
@@ -640,15 +640,7 @@ impl Simulation {
             Err(ProposeError::Overloaded { .. }) => Some(Response::Busy),
         };
         if let Some(response) = response {
-            let delay = self.network.latency(&mut self.rng, id, id);
-            self.schedule(
-                delay,
-                Event::ToClient {
-                    client,
-                    attempt,
-                    response,
-                },
-            );
+            self.answer_client(id, client, attempt, response);
         }
         self.process(id);
     }
@@ -869,7 +861,14 @@ impl Simulation {
             Outcome::Applied(reply) => Response::Applied(reply),
             Outcome::Superseded => Response::Superseded,
         };
+        self.answer_client(id, client, attempt, response);
+    }
+
+    /// Sends `response` from node `id` to attempt `attempt` of `client`, one network latency
+    /// away.
+    fn answer_client(&mut self, id: NodeId, client: usize, attempt: u64, response: Response) {
         let delay = self.network.latency(&mut self.rng, id, id);
+        let response = Box::new(response);
         self.schedule(
             delay,
             Event::ToClient {

@@ -61,6 +61,16 @@ pub fn elect(node: &mut Node) {
     assert_eq!(node.role(), Role::Leader);
 }
 
+/// `from`'s acknowledgement, in `term`, that its log matches up to `match_index`.
+pub fn accepted(from: NodeId, term: Term, match_index: LogIndex) -> Message {
+    msg(
+        from,
+        NodeId(1),
+        term,
+        MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index }),
+    )
+}
+
 /// A message.
 pub fn msg(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Message {
     Message {
