@@ -163,7 +163,10 @@ impl Progress {
 
     /// Applies a rejection of the request whose `prev_log_index` was `rejected_index`, where the
     /// leader computed from the follower's hint that the logs may agree up to `agree_index`.
-    /// Returns false when the rejection is stale (answers an older request) and was ignored.
+    /// Returns false when the rejection was ignored: it is stale (answers an older request), or
+    /// it would not move the probe (only a follower that contradicts its own acknowledgements
+    /// sends that; re-probing at once would let duplicated rejections multiply messages, so
+    /// the next probe waits for the heartbeat).
     pub fn reject(&mut self, rejected_index: LogIndex, agree_index: LogIndex) -> bool {
         let stale = match self.state {
             ProgressState::Probe => rejected_index != self.next_index.prev(),
@@ -175,6 +178,9 @@ impl Progress {
         let probe_from = rejected_index
             .min(agree_index.next())
             .max(self.match_index.next());
+        if self.state == ProgressState::Probe && probe_from == self.next_index {
+            return false;
+        }
         self.become_probe(probe_from);
         true
     }
@@ -293,6 +299,22 @@ mod tests {
         );
         assert!(progress.reject(LogIndex(9), LogIndex(4)));
         assert_eq!(progress.next_index, LogIndex(5));
+    }
+
+    #[test]
+    fn a_rejection_that_would_not_move_the_probe_waits_for_the_heartbeat() {
+        let mut progress = Progress::new(LogIndex(8), 4);
+        progress.accept(LogIndex(7));
+        progress.become_probe(LogIndex(8));
+        progress.sent(LogIndex(9));
+        // A follower rejecting at its own acknowledged match index cannot move next below 8.
+        assert!(!progress.reject(LogIndex(7), LogIndex(2)));
+        assert!(
+            progress.is_paused(),
+            "no immediate re-probe: duplicates cannot multiply it"
+        );
+        progress.heartbeat();
+        assert!(!progress.is_paused(), "the heartbeat probes again");
     }
 
     #[test]

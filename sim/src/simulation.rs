@@ -38,6 +38,9 @@ use verity_core::{
 const PAUSED_INBOX_LIMIT: usize = 10_000;
 /// How long after the heal the cluster gets to settle, in election timeouts.
 const SETTLE_ELECTION_TIMEOUTS: u64 = 5;
+/// Most events that may be pending at once. A correct cluster stays orders of magnitude below
+/// (a few per node, message and client); beyond it the run is a message storm and fails.
+const MAX_PENDING_EVENTS: usize = 1_000_000;
 /// How long the liveness phase may last, in election timeouts.
 const LIVENESS_ELECTION_TIMEOUTS: u64 = 200;
 
@@ -442,6 +445,15 @@ impl Simulation {
             self.now_us = next.at_us;
             trace::set_virtual_now_us(self.now_us);
             self.stats.events += 1;
+            if self.queue.len() > MAX_PENDING_EVENTS {
+                self.fail(Failure::Liveness {
+                    reason: format!(
+                        "message storm: more than {MAX_PENDING_EVENTS} events pending at {} ms",
+                        self.now_us / 1000
+                    ),
+                });
+                break;
+            }
             self.handle(next.event);
             self.check_timeline();
         }

@@ -15,6 +15,8 @@ fn timed_hunt(
     budget_s: f64,
 ) -> anyhow::Result<Option<(Catch, f64)>> {
     capture_panics();
+    let mut cluster = cluster.clone();
+    cluster.bug = Some(bug.name().to_string());
     let template = cluster.options(first_seed)?;
     let clock = Stopwatch::start();
     let stop = || clock.seconds() >= budget_s;
@@ -46,10 +48,12 @@ pub fn run(
                 catch.seeds
             );
             println!("  check: [{}] {}", catch.check, catch.message);
+            let mut with_bug = cluster.clone();
+            with_bug.bug = Some(bug.name().to_string());
             println!(
                 "  replay: verity-sim replay --seed {} {} (in a build with --features bug-catalogue)",
                 catch.seed,
-                cluster.flags()
+                with_bug.flags()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -132,6 +132,10 @@ pub struct ClusterArgs {
     /// Fault kinds to inject, comma-separated (default: swarm, each seed draws its own set).
     #[arg(long, value_delimiter = ',', value_enum)]
     faults: Option<Vec<FaultKind>>,
+    /// Switch on this catalogued bug in every node (`hunt --list` names them).
+    #[cfg(feature = "bug-catalogue")]
+    #[arg(long)]
+    bug: Option<String>,
 }
 
 impl ClusterArgs {
@@ -152,6 +156,18 @@ impl ClusterArgs {
                 .faults
                 .as_ref()
                 .map(|kinds| kinds.iter().copied().collect::<BTreeSet<_>>()),
+            #[cfg(feature = "bug-catalogue")]
+            bug: self
+                .bug
+                .as_deref()
+                .map(|name| {
+                    verity_core::bugs::Bug::from_name(name).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no catalogued bug named {name:?}; `hunt --list` names them"
+                        )
+                    })
+                })
+                .transpose()?,
             ..SimOptions::default()
         })
     }
@@ -174,6 +190,10 @@ impl ClusterArgs {
                 })
                 .collect();
             flags.push_str(&format!(" --faults {}", names.join(",")));
+        }
+        #[cfg(feature = "bug-catalogue")]
+        if let Some(bug) = &self.bug {
+            flags.push_str(&format!(" --bug {bug}"));
         }
         flags
     }
