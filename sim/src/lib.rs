@@ -11,6 +11,7 @@ pub mod disk;
 pub mod duration;
 pub mod generate;
 pub mod history;
+pub mod minimize;
 pub mod nemesis;
 pub mod network;
 pub mod options;

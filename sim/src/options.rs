@@ -181,20 +181,19 @@ impl FaultPlan {
     /// Draws the plan: in swarm mode (`faults == None`) each kind is enabled with probability
     /// one half (at least one), and rates vary from calm to harsh, so that different seeds
     /// explore different corners (TigerBeetle's swarm testing).
+    ///
+    /// Every draw is made whatever the options pin, and pinned values replace drawn ones only
+    /// afterwards: pinning a setting to the value a seed drew reproduces that seed's run exactly
+    /// (which is how `minimize` turns a failing seed into a scenario file).
     pub fn draw(options: &SimOptions, rng: &mut SimRng) -> FaultPlan {
-        let enabled = match &options.faults {
-            Some(kinds) => kinds.clone(),
-            None => {
-                let mut kinds: BTreeSet<FaultKind> = FaultKind::ALL
-                    .into_iter()
-                    .filter(|_| rng.chance(500))
-                    .collect();
-                if kinds.is_empty() {
-                    kinds.insert(*rng.pick(&FaultKind::ALL));
-                }
-                kinds
-            }
-        };
+        let mut swarm: BTreeSet<FaultKind> = FaultKind::ALL
+            .into_iter()
+            .filter(|_| rng.chance(500))
+            .collect();
+        if swarm.is_empty() {
+            swarm.insert(*rng.pick(&FaultKind::ALL));
+        }
+        let enabled = options.faults.clone().unwrap_or(swarm);
         let latency_max_us = rng.between(1_000, 20_000);
         let network = NetworkOptions {
             latency_min_us: rng.between(100, latency_max_us / 2),

@@ -53,6 +53,10 @@ pub struct ScenarioError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The one seed this scenario reproduces (written by `minimize`), if any.
+    seed: Option<u64>,
+    /// A catalogued bug to switch on (needs a `bug-catalogue` build).
+    bug: Option<String>,
     #[serde(default)]
     cluster: Cluster,
     network: Option<Network>,
@@ -323,6 +327,8 @@ impl Default for Expectations {
 pub struct Scenario {
     /// Where it came from.
     pub file: String,
+    /// The seed it pins, if any: `verity-sim scenario` then runs that seed by default.
+    pub seed: Option<u64>,
     /// Options of its runs (the seed is set per run).
     pub options: SimOptions,
 }
@@ -547,6 +553,26 @@ impl Scenario {
             });
         }
         options.timeline = steps;
+        if let Some(name) = &parsed.bug {
+            #[cfg(feature = "bug-catalogue")]
+            {
+                options.bug = Some(verity_core::bugs::Bug::from_name(name).ok_or_else(|| {
+                    error_at(
+                        0,
+                        format!(
+                            "bug = {name:?} is not in the catalogue (`verity-sim hunt --list`)"
+                        ),
+                    )
+                })?);
+            }
+            #[cfg(not(feature = "bug-catalogue"))]
+            return Err(error_at(
+                0,
+                format!(
+                    "this scenario switches on the catalogued bug {name:?}: run it from a build with --features bug-catalogue"
+                ),
+            ));
+        }
         options.expect = Expectations {
             linearizable: parsed.expect.linearizable,
             progress_within_us: parsed.expect.progress_within.map(|d| d.0),
@@ -555,6 +581,7 @@ impl Scenario {
         };
         Ok(Scenario {
             file: file.to_string(),
+            seed: parsed.seed,
             options,
         })
     }

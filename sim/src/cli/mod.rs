@@ -4,6 +4,7 @@ mod bench;
 mod check;
 #[cfg(feature = "bug-catalogue")]
 mod hunt;
+mod minimize;
 mod replay;
 mod sweep;
 pub mod wallclock;
@@ -42,9 +43,10 @@ enum Action {
     Scenario {
         /// The scenario (TOML; see `scenarios/`).
         file: std::path::PathBuf,
-        /// Seeds to run, as `START..END` (end exclusive) or a single seed.
-        #[arg(long, default_value = "0..100", value_parser = parse_seeds)]
-        seeds: Range<u64>,
+        /// Seeds to run, as `START..END` (end exclusive) or a single seed (default: the seed the
+        /// file pins, else 0..100).
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: Option<Range<u64>>,
         /// Run only every N-th seed, starting at the I-th: `I/N`.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
@@ -103,6 +105,21 @@ enum Action {
         /// The first seed to try.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Shrink a failing seed to the smallest run that still fails the same check, and write it
+    /// as a scenario file (a regression test with one command).
+    Minimize {
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the scenario (default: minimized-seed-SEED.toml).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Most variants to replay while shrinking.
+        #[arg(long, default_value_t = 300)]
+        max_replays: u64,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -269,6 +286,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => sweep::run(seeds, shard, &cluster),
         Action::Scenario { file, seeds, shard } => {
             let scenario = Scenario::load(&file)?;
+            let seeds = seeds.unwrap_or(match scenario.seed {
+                Some(seed) => seed..seed + 1,
+                None => 0..100,
+            });
             let options = |seed| Ok(scenario.options(seed));
             let replay = |seed| {
                 format!(
@@ -311,6 +332,20 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             check::run(&file, text, timeout, json)
         }
         Action::Bench { seeds } => bench::run(seeds),
+        Action::Minimize {
+            seed,
+            out,
+            max_replays,
+            cluster,
+        } => {
+            let out = out.unwrap_or_else(|| format!("minimized-seed-{seed}.toml").into());
+            minimize::run(
+                cluster.options(seed)?,
+                &format!("verity-sim replay --seed {seed} {}", cluster.flags()),
+                &out,
+                max_replays,
+            )
+        }
         #[cfg(feature = "bug-catalogue")]
         Action::Hunt {
             list,
