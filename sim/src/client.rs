@@ -145,9 +145,14 @@ impl Simulation {
         let unique = format!("c{}.{}", client.index, client.written);
         let bytes = |s: &str| s.as_bytes().to_vec();
         let k = bytes(&key);
-        match self.rng.below(100) {
-            0..30 => (key, OpKind::Get, Command::Get { key: k }),
-            30..55 => (
+        let mix = self.options.mix;
+        let draw = self.rng.below(mix.total());
+        let (put_from, delete_from) = (mix.get, mix.get + mix.put);
+        let (cas_from, append_from) =
+            (delete_from + mix.delete, delete_from + mix.delete + mix.cas);
+        match draw {
+            d if d < put_from => (key, OpKind::Get, Command::Get { key: k }),
+            d if d < delete_from => (
                 key,
                 OpKind::Put(unique.clone()),
                 Command::Put {
@@ -155,8 +160,8 @@ impl Simulation {
                     value: bytes(&unique),
                 },
             ),
-            55..60 => (key, OpKind::Delete, Command::Delete { key: k }),
-            60..80 => {
+            d if d < cas_from => (key, OpKind::Delete, Command::Delete { key: k }),
+            d if d < append_from => {
                 // Expect either absence or a value some client may have written.
                 let expected = if self.rng.chance(300) {
                     None

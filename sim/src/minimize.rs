@@ -234,13 +234,18 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}",
+        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {} }}",
         o.clients,
         o.keys,
         o.ops,
         duration(o.chaos_max_us),
         duration(o.request_timeout_us),
-        o.max_attempts
+        o.max_attempts,
+        o.mix.get,
+        o.mix.put,
+        o.mix.delete,
+        o.mix.cas,
+        o.mix.append
     );
     let kinds: Vec<String> = p
         .enabled

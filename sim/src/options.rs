@@ -54,6 +54,42 @@ impl FaultKind {
     ];
 }
 
+/// Relative weights of the operations clients invoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpMix {
+    /// Reads.
+    pub get: u64,
+    /// Overwrites.
+    pub put: u64,
+    /// Deletes.
+    pub delete: u64,
+    /// Compare-and-swaps.
+    pub cas: u64,
+    /// Appends.
+    pub append: u64,
+}
+
+impl Default for OpMix {
+    fn default() -> OpMix {
+        OpMix {
+            get: 30,
+            put: 25,
+            delete: 5,
+            cas: 20,
+            append: 20,
+        }
+    }
+}
+
+impl OpMix {
+    /// Sum of the weights.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.get + self.put + self.delete + self.cas + self.append
+    }
+}
+
 /// Settings a scenario pins instead of letting the seed draw them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -80,6 +116,8 @@ pub struct SimOptions {
     pub ops: u64,
     /// Distinct keys (a small hot set finds more bugs).
     pub keys: u64,
+    /// Operation mix.
+    pub mix: OpMix,
     /// Fault kinds to inject; `None` lets each seed draw its own set (swarm testing).
     pub faults: Option<BTreeSet<FaultKind>>,
     /// Operations each client must complete after the cluster has healed and settled.
@@ -122,6 +160,7 @@ impl Default for SimOptions {
             clients: 8,
             ops: 200,
             keys: 4,
+            mix: OpMix::default(),
             faults: None,
             liveness_ops_per_client: 2,
             tick_us: 10_000,

@@ -29,7 +29,7 @@
 
 use crate::duration::Micros;
 use crate::network::NetworkOptions;
-use crate::options::{FaultKind, SimOptions};
+use crate::options::{FaultKind, OpMix, SimOptions};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -123,6 +123,7 @@ struct Workload {
     duration: Micros,
     request_timeout: Micros,
     max_attempts: u32,
+    mix: OpMix,
 }
 
 impl Default for Workload {
@@ -135,6 +136,7 @@ impl Default for Workload {
             duration: Micros(o.chaos_max_us),
             request_timeout: Micros(o.request_timeout_us),
             max_attempts: o.max_attempts,
+            mix: o.mix,
         }
     }
 }
@@ -171,7 +173,7 @@ struct Entry {
     target: Option<TargetName>,
     from: Option<TargetName>,
     to: Option<TargetName>,
-    groups: Option<Vec<Vec<u64>>>,
+    groups: Option<Groups>,
     latency: Option<Micros>,
     every: Option<Micros>,
     #[serde(rename = "for")]
@@ -192,6 +194,23 @@ enum ActionName {
     Heal,
     PartitionLeaderMinority,
     Flap,
+}
+
+/// Split groups: a list (`[[1, 2], [3, 4, 5]]`) or named (`{ east = [1, 2], west = [3, 4, 5] }`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum Groups {
+    Listed(Vec<Vec<u64>>),
+    Named(std::collections::BTreeMap<String, Vec<u64>>),
+}
+
+impl Groups {
+    fn members(&self) -> Vec<Vec<u64>> {
+        match self {
+            Groups::Listed(groups) => groups.clone(),
+            Groups::Named(groups) => groups.values().cloned().collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -375,11 +394,15 @@ impl Scenario {
             return Err(error_at(0, "[cluster] heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks".into()));
         }
         let w = &parsed.workload;
-        if w.clients == 0 || w.keys == 0 || w.max_attempts == 0 || c.tick.0 == 0 {
+        if w.clients == 0
+            || w.keys == 0
+            || w.max_attempts == 0
+            || c.tick.0 == 0
+            || w.mix.total() == 0
+        {
             return Err(error_at(
                 0,
-                "[workload] clients, keys and max_attempts, and [cluster] tick, must be positive"
-                    .into(),
+                "[workload] clients, keys, max_attempts and the mix's total, and [cluster] tick, must be positive".into(),
             ));
         }
         let mut options = SimOptions {
@@ -387,6 +410,7 @@ impl Scenario {
             clients: w.clients,
             ops: w.ops,
             keys: w.keys,
+            mix: w.mix,
             tick_us: c.tick.0,
             election_timeout_ticks: c.election_timeout_ticks,
             heartbeat_interval_ticks: c.heartbeat_interval_ticks,
@@ -511,6 +535,7 @@ impl Scenario {
                             "`split` needs `groups`, such as [[1, 2], [3, 4, 5]]".into(),
                         )
                     })?;
+                    let groups = groups.members();
                     let mut seen = BTreeSet::new();
                     for id in groups.iter().flatten() {
                         if !(1..=nodes).contains(id) || !seen.insert(*id) {

@@ -101,6 +101,16 @@ fn malformed_scenarios_are_refused_with_file_line_and_column() {
             "bad.toml:1:1:",
             "needs `every` and `for`",
         ),
+        (
+            "[workload]\nmix = { get = 1, reads = 2 }\n",
+            "bad.toml:2:",
+            "unknown field `reads`",
+        ),
+        (
+            "[workload]\nmix = { get = 0, put = 0, delete = 0, cas = 0, append = 0 }\n",
+            "bad.toml:1:1:",
+            "mix's total",
+        ),
     ];
     for (text, location, message) in cases {
         let error = error(text);
