@@ -67,37 +67,19 @@ fn variants(best: &SimOptions) -> Vec<(String, SimOptions)> {
             },
         ));
     }
-    for clients in [best.clients / 2, best.clients.saturating_sub(1)] {
-        if (1..best.clients).contains(&clients) {
-            out.push((
-                format!("{clients} clients"),
-                SimOptions {
-                    clients,
-                    ..best.clone()
-                },
-            ));
-        }
-    }
-    for ops in [best.ops / 2, best.ops * 3 / 4] {
-        if (1..best.ops).contains(&ops) {
-            out.push((
-                format!("{ops} operations"),
-                SimOptions {
-                    ops,
-                    ..best.clone()
-                },
-            ));
-        }
-    }
-    for keys in [best.keys / 2, best.keys.saturating_sub(1)] {
-        if (1..best.keys).contains(&keys) {
-            out.push((
-                format!("{keys} keys"),
-                SimOptions {
-                    keys,
-                    ..best.clone()
-                },
-            ));
+    // Smaller counts: half, then a bit less, each only if it is smaller and still positive.
+    let counts: [(&str, u64, fn(&mut SimOptions, u64)); 3] = [
+        ("clients", best.clients, |o, n| o.clients = n),
+        ("operations", best.ops, |o, n| o.ops = n),
+        ("keys", best.keys, |o, n| o.keys = n),
+    ];
+    for (name, current, set) in counts {
+        for smaller in [current / 2, current * 3 / 4, current.saturating_sub(1)] {
+            if (1..current).contains(&smaller) {
+                let mut variant = best.clone();
+                set(&mut variant, smaller);
+                out.push((format!("{smaller} {name}"), variant));
+            }
         }
     }
     let shorter = best.chaos_max_us / 2;
