@@ -52,6 +52,9 @@ fn failing(options: &SimOptions) -> Option<(String, String, FaultPlan)> {
     }
 }
 
+/// Sets one of a run's counts (clients, operations, keys).
+type SetCount = fn(&mut SimOptions, u64);
+
 /// The variants of `best` one step smaller, most promising first.
 fn variants(best: &SimOptions) -> Vec<(String, SimOptions)> {
     let mut out = Vec::new();
@@ -68,7 +71,7 @@ fn variants(best: &SimOptions) -> Vec<(String, SimOptions)> {
         ));
     }
     // Smaller counts: half, then a bit less, each only if it is smaller and still positive.
-    let counts: [(&str, u64, fn(&mut SimOptions, u64)); 3] = [
+    let counts: [(&str, u64, SetCount); 3] = [
         ("clients", best.clients, |o, n| o.clients = n),
         ("operations", best.ops, |o, n| o.ops = n),
         ("keys", best.keys, |o, n| o.keys = n),
