@@ -43,12 +43,15 @@ pub struct NothingFails {
 
 /// Runs `options` and returns the failing check, its message and the plan, if it fails.
 fn failing(options: &SimOptions) -> Option<(String, String, FaultPlan)> {
-    let plan = FaultPlan::draw(options, &mut crate::rng::SimRng::new(options.seed));
     match run_catching_panics(options.clone()) {
         Ok(outcome) => outcome
             .failure
             .map(|f| (f.check().to_string(), f.to_string(), outcome.plan)),
-        Err(panic) => Some(("assertion".to_string(), panic, plan)),
+        Err(panic) => {
+            // The run panicked before returning its plan; the plan is the seed's first draw.
+            let plan = FaultPlan::draw(options, &mut crate::rng::SimRng::new(options.seed));
+            Some(("assertion".to_string(), panic, plan))
+        }
     }
 }
 
@@ -235,15 +238,7 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     let kinds: Vec<String> = p
         .enabled
         .iter()
-        .map(|k| {
-            format!(
-                "{:?}",
-                serde_json::to_value(k)
-                    .expect("kinds serialize")
-                    .as_str()
-                    .unwrap_or_default()
-            )
-        })
+        .map(|k| format!("{:?}", k.name()))
         .collect();
     let _ = writeln!(text, "\n[faults]\nrandom = [{}]", kinds.join(", "));
     #[cfg(feature = "bug-catalogue")]

@@ -41,6 +41,21 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// The kind's name on the command line and in scenario files.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Loss => "loss",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Reorder => "reorder",
+            FaultKind::Slow => "slow",
+        }
+    }
+
     /// Every kind.
     pub const ALL: [FaultKind; 8] = [
         FaultKind::Crash,
@@ -268,6 +283,26 @@ impl FaultPlan {
             nemesis_min_us,
             nemesis_max_us: nemesis_min_us + rng.between(50_000, 1_000_000),
             fault_max_us: rng.between(200_000, 3_000_000),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultKind;
+    use clap::ValueEnum;
+
+    #[test]
+    fn fault_kind_names_match_the_command_line_and_scenario_spellings() {
+        for kind in FaultKind::ALL {
+            let clap_name = kind
+                .to_possible_value()
+                .expect("every kind is a value")
+                .get_name()
+                .to_string();
+            let serde_name = serde_json::to_value(kind).unwrap();
+            assert_eq!(kind.name(), clap_name);
+            assert_eq!(serde_json::Value::from(kind.name()), serde_name);
         }
     }
 }

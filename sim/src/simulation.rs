@@ -1022,11 +1022,10 @@ impl Simulation {
     }
 
     pub(crate) fn count_fault(&mut self, kind: FaultKind) {
-        let name = serde_json::to_value(kind).expect("fault kinds serialize");
         *self
             .stats
             .faults
-            .entry(name.as_str().unwrap_or("?").to_string())
+            .entry(kind.name().to_string())
             .or_default() += 1;
     }
 }

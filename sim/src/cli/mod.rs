@@ -196,16 +196,7 @@ impl ClusterArgs {
             self.nodes, self.clients, self.ops, self.keys
         );
         if let Some(kinds) = &self.faults {
-            let names: Vec<String> = kinds
-                .iter()
-                .map(|k| {
-                    serde_json::to_value(k)
-                        .expect("serializes")
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .collect();
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             flags.push_str(&format!(" --faults {}", names.join(",")));
         }
         #[cfg(feature = "bug-catalogue")]
