@@ -29,6 +29,8 @@ pub(crate) use injected;
 pub mod bugs;
 pub mod codec;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod kv;
 pub mod log;
 pub mod message;

@@ -357,6 +357,12 @@ impl Cluster {
         Ok(message)
     }
 
+    /// Puts a message into the network as if a peer had sent it (for fuzzing forged input).
+    /// It is delivered like any other; its sender need not exist.
+    pub fn inject(&mut self, message: Message) {
+        self.network.push(message);
+    }
+
     /// Removes the in-flight message at `position` without delivering it.
     pub fn drop_message(&mut self, position: usize) -> Message {
         self.network.remove(position)

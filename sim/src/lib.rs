@@ -9,6 +9,8 @@ pub mod checker;
 pub mod client;
 pub mod disk;
 pub mod duration;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod generate;
 pub mod history;
 pub mod minimize;

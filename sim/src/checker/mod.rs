@@ -129,7 +129,7 @@ pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
 
 /// Whether `op` can affect the verdict: failed operations other than compare-and-swap did
 /// nothing and observed nothing, and a get of unknown outcome observed nothing.
-fn matters(op: &Operation) -> bool {
+pub(crate) fn matters(op: &Operation) -> bool {
     match (&op.kind, &op.outcome) {
         (OpKind::Cas { .. }, _) => true,
         (_, OpOutcome::Fail) => false,
