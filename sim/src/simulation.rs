@@ -232,6 +232,17 @@ pub(crate) enum Event {
     LivenessDeadline,
 }
 
+impl Event {
+    /// The node an event is delivered to, for the events a paused node must hold back.
+    fn receiver(&self) -> Option<NodeId> {
+        match self {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::SyncDone { node, .. } | Event::ToNode { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
+}
+
 struct Scheduled {
     at_us: u64,
     sequence: u64,
@@ -517,39 +528,33 @@ impl Simulation {
     }
 
     fn handle(&mut self, event: Event) {
+        if let Some(node) = event.receiver() {
+            let sim_node = self.nodes.get_mut(&node).expect("known node");
+            if sim_node.paused {
+                // A paused process still has its socket buffers and its disk: deliveries queue
+                // (bounded), syncs always complete.
+                if sim_node.deferred.len() < PAUSED_INBOX_LIMIT
+                    || matches!(event, Event::SyncDone { .. })
+                {
+                    sim_node.deferred.push(event);
+                }
+                return;
+            }
+        }
         match event {
             Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
-            Event::Deliver { .. } | Event::SyncDone { .. } | Event::ToNode { .. } => {
-                let node = match &event {
-                    Event::Deliver { to, .. } => *to,
-                    Event::SyncDone { node, .. } | Event::ToNode { node, .. } => *node,
-                    _ => unreachable!(),
-                };
-                let sim_node = self.nodes.get_mut(&node).expect("known node");
-                if sim_node.paused {
-                    if sim_node.deferred.len() < PAUSED_INBOX_LIMIT
-                        || matches!(event, Event::SyncDone { .. })
-                    {
-                        sim_node.deferred.push(event);
-                    }
-                    return;
-                }
-                match event {
-                    Event::Deliver { from, to, frame } => self.on_deliver(from, to, &frame),
-                    Event::SyncDone {
-                        node,
-                        incarnation,
-                        upto_bytes,
-                    } => self.on_sync_done(node, incarnation, upto_bytes),
-                    Event::ToNode {
-                        node,
-                        client,
-                        attempt,
-                        op,
-                    } => self.on_client_request(node, client, attempt, *op),
-                    _ => unreachable!(),
-                }
-            }
+            Event::Deliver { from, to, frame } => self.on_deliver(from, to, &frame),
+            Event::SyncDone {
+                node,
+                incarnation,
+                upto_bytes,
+            } => self.on_sync_done(node, incarnation, upto_bytes),
+            Event::ToNode {
+                node,
+                client,
+                attempt,
+                op,
+            } => self.on_client_request(node, client, attempt, *op),
             Event::ToClient {
                 client,
                 attempt,
