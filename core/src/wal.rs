@@ -92,7 +92,14 @@ pub enum WalError {
 
 /// Replays a log from its bytes. Never panics, whatever the bytes.
 pub fn recover(bytes: &[u8]) -> Result<WalRecovery, WalError> {
-    let mut recovered = Recovered::default();
+    recover_continuing(Recovered::default(), bytes)
+}
+
+/// Replays the bytes of one WAL segment on top of the state `start` recovered from the segments
+/// before it (a log split over several files). Offsets in results and errors are relative to
+/// `bytes`. Never panics, whatever the bytes.
+pub fn recover_continuing(start: Recovered, bytes: &[u8]) -> Result<WalRecovery, WalError> {
+    let mut recovered = start;
     let mut offset = 0usize;
     let mut records = 0u64;
     while offset < bytes.len() {

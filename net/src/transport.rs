@@ -1,0 +1,338 @@
+//! The peer transport: one dialer task per peer, one acceptor task, bounded everywhere.
+//!
+//! - **Sending**: [`Transport::send`] puts a frame on the peer's queue (bounded at
+//!   `send_queue_frames`) without waiting. A full queue drops the frame: Raft tolerates lost
+//!   messages, and a slow or dead peer must never grow this node's memory. While a peer is
+//!   unreachable its queue is drained and dropped as well, so a reconnection does not start by
+//!   replaying seconds of stale heartbeats.
+//! - **Dialing**: each dialer connects, runs the [`handshake`], then writes frames, flushing
+//!   when its queue is momentarily empty (so bursts share a syscall). On any failure it waits
+//!   with exponential backoff (`backoff_min_ms` doubling to `backoff_max_ms`, each wait drawn
+//!   uniformly from its upper half) and dials again.
+//! - **Accepting**: at most `max_inbound_connections` connections at once; each must finish the
+//!   handshake within `handshake_timeout_ms`. A frame that fails its checksum or decode, exceeds
+//!   `max_frame_bytes`, or claims a sender other than the authenticated peer closes that
+//!   connection (logged); nothing reaches the node from it afterwards.
+
+use crate::envelope::PeerFrame;
+use crate::frame::{self, FrameError};
+use crate::handshake::{self, HandshakeConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use verity_core::NodeId;
+
+/// Settings of the transport.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Identity and authentication, shared with the handshake.
+    pub handshake: HandshakeConfig,
+    /// Where each peer (not this node) accepts connections.
+    pub peer_addrs: BTreeMap<NodeId, SocketAddr>,
+    /// Frames queued per peer before new ones are dropped.
+    pub send_queue_frames: usize,
+    /// The largest frame accepted from a peer.
+    pub max_frame_bytes: u32,
+    /// Inbound connections served at once; further ones wait to be accepted.
+    pub max_inbound_connections: usize,
+    /// How long a new inbound connection has to complete the handshake.
+    pub handshake_timeout_ms: u64,
+    /// First reconnection delay.
+    pub backoff_min_ms: u64,
+    /// Largest reconnection delay.
+    pub backoff_max_ms: u64,
+}
+
+/// A frame that arrived from an authenticated peer.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The peer it came from (authenticated by the handshake).
+    pub from: NodeId,
+    /// The frame.
+    pub frame: PeerFrame,
+}
+
+/// Why [`Transport::send`] did not queue a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The node is not a configured peer.
+    #[error("node {0} is not a peer")]
+    UnknownPeer(NodeId),
+    /// The peer's queue is full (or the peer is unreachable): the frame was dropped.
+    #[error("queue to node {0} is full: frame dropped")]
+    Dropped(NodeId),
+}
+
+/// What the transport knows about one peer, for `INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerState {
+    /// Whether the outgoing connection is established.
+    pub connected: bool,
+    /// Frames written to the peer's connection.
+    pub sent_frames: u64,
+    /// Frames dropped because the queue was full or the peer unreachable.
+    pub dropped_frames: u64,
+}
+
+#[derive(Default)]
+struct PeerCounters {
+    connected: AtomicBool,
+    sent_frames: AtomicU64,
+    dropped_frames: AtomicU64,
+}
+
+struct PeerLink {
+    queue: mpsc::Sender<PeerFrame>,
+    counters: Arc<PeerCounters>,
+}
+
+/// A running transport. Dropping it stops every task it started.
+pub struct Transport {
+    links: BTreeMap<NodeId, PeerLink>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Transport {
+    /// Starts accepting on `listener` (already bound to this node's peer address) and dialing
+    /// every peer. Inbound frames go to `inbound`; when it is full, reading from peers pauses.
+    #[must_use]
+    pub fn start(
+        config: TransportConfig,
+        listener: TcpListener,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Transport {
+        let config = Arc::new(config);
+        let mut links = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for (&peer, &addr) in &config.peer_addrs {
+            let (queue, receiver) = mpsc::channel(config.send_queue_frames.max(1));
+            let counters = Arc::new(PeerCounters::default());
+            tasks.push(tokio::spawn(dial_loop(
+                Arc::clone(&config),
+                peer,
+                addr,
+                receiver,
+                Arc::clone(&counters),
+            )));
+            links.insert(peer, PeerLink { queue, counters });
+        }
+        tasks.push(tokio::spawn(accept_loop(config, listener, inbound)));
+        Transport { links, tasks }
+    }
+
+    /// Queues `frame` for `to` without waiting; see the module docs for when it is dropped.
+    pub fn send(&self, to: NodeId, frame: PeerFrame) -> Result<(), SendError> {
+        let link = self.links.get(&to).ok_or(SendError::UnknownPeer(to))?;
+        link.queue.try_send(frame).map_err(|_| {
+            link.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            SendError::Dropped(to)
+        })
+    }
+
+    /// The state of every peer, by id.
+    #[must_use]
+    pub fn peer_states(&self) -> BTreeMap<NodeId, PeerState> {
+        self.links
+            .iter()
+            .map(|(&peer, link)| {
+                let counters = &link.counters;
+                let state = PeerState {
+                    connected: counters.connected.load(Ordering::Relaxed),
+                    sent_frames: counters.sent_frames.load(Ordering::Relaxed),
+                    dropped_frames: counters.dropped_frames.load(Ordering::Relaxed),
+                };
+                (peer, state)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A delay drawn uniformly from the upper half of `ceiling_ms`.
+fn jittered(ceiling_ms: u64) -> Duration {
+    let mut bytes = [0u8; 8];
+    // Without OS randomness the jitter degrades to a fixed delay, which is still correct.
+    let _ = getrandom::fill(&mut bytes);
+    let half = ceiling_ms / 2;
+    Duration::from_millis(half + u64::from_le_bytes(bytes) % (ceiling_ms - half + 1))
+}
+
+async fn dial_loop(
+    config: Arc<TransportConfig>,
+    peer: NodeId,
+    addr: SocketAddr,
+    mut queue: mpsc::Receiver<PeerFrame>,
+    counters: Arc<PeerCounters>,
+) {
+    let mut ceiling_ms = config.backoff_min_ms;
+    let mut last_error = String::new();
+    loop {
+        match connect(&config, peer, addr).await {
+            Ok(stream) => {
+                counters.connected.store(true, Ordering::Relaxed);
+                tracing::info!(peer = peer.0, %addr, "[PEER] connected");
+                ceiling_ms = config.backoff_min_ms;
+                last_error.clear();
+                let outcome = pump(stream, &mut queue, &counters).await;
+                counters.connected.store(false, Ordering::Relaxed);
+                match outcome {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(peer = peer.0, %addr, %error, "[PEER] connection lost")
+                    }
+                }
+            }
+            Err(error) => {
+                // Log a refusal once per distinct reason, not on every retry.
+                if error != last_error {
+                    tracing::warn!(peer = peer.0, %addr, %error, "[PEER] cannot connect; retrying with backoff");
+                    last_error = error;
+                }
+            }
+        }
+        let wait = tokio::time::sleep(jittered(ceiling_ms));
+        tokio::pin!(wait);
+        // Drop what queues up meanwhile: it would be stale by the time we reconnect.
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                frame = queue.recv() => match frame {
+                    Some(_) => {
+                        counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => return,
+                },
+            }
+        }
+        ceiling_ms = (ceiling_ms * 2).min(config.backoff_max_ms);
+    }
+}
+
+async fn connect(
+    config: &TransportConfig,
+    peer: NodeId,
+    addr: SocketAddr,
+) -> Result<TcpStream, String> {
+    let timeout = Duration::from_millis(config.handshake_timeout_ms);
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        handshake::dial(&mut stream, &config.handshake, peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(stream)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no handshake within {} ms",
+                config.handshake_timeout_ms
+            ))
+        })
+}
+
+/// Writes queued frames until the queue closes (`Ok`) or the connection fails.
+async fn pump(
+    stream: TcpStream,
+    queue: &mut mpsc::Receiver<PeerFrame>,
+    counters: &PeerCounters,
+) -> Result<(), FrameError> {
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::new(writer);
+    let mut probe = [0u8; 1];
+    loop {
+        let frame = tokio::select! {
+            frame = queue.recv() => frame,
+            // The acceptor never writes after the handshake: a readable socket means it closed.
+            _ = tokio::io::AsyncReadExt::read(&mut reader, &mut probe) => {
+                return Err(FrameError::Io(std::io::ErrorKind::ConnectionReset.into()));
+            }
+        };
+        let Some(frame) = frame else { return Ok(()) };
+        frame::write_frame(&mut writer, &frame).await?;
+        counters.sent_frames.fetch_add(1, Ordering::Relaxed);
+        while let Ok(frame) = queue.try_recv() {
+            frame::write_frame(&mut writer, &frame).await?;
+            counters.sent_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        writer.flush().await?;
+    }
+}
+
+async fn accept_loop(
+    config: Arc<TransportConfig>,
+    listener: TcpListener,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_inbound_connections.max(1)));
+    loop {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "[PEER] accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let config = Arc::clone(&config);
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(error) = serve_inbound(&config, stream, &inbound).await {
+                tracing::warn!(%remote, %error, "[PEER] inbound connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_inbound(
+    config: &TransportConfig,
+    mut stream: TcpStream,
+    inbound: &mpsc::Sender<Inbound>,
+) -> Result<(), String> {
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(config.handshake_timeout_ms);
+    let from = tokio::time::timeout(timeout, handshake::accept(&mut stream, &config.handshake))
+        .await
+        .map_err(|_| format!("no handshake within {} ms", config.handshake_timeout_ms))?
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(peer = from.0, "[PEER] accepted connection");
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut buffer = Vec::new();
+    loop {
+        let frame: PeerFrame =
+            match frame::read_frame(&mut reader, config.max_frame_bytes, &mut buffer).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(format!("from node {from}: {error}")),
+            };
+        if let PeerFrame::Raft(message) = &frame
+            && message.from != from
+        {
+            return Err(format!(
+                "node {from} sent a message claiming to be from node {}",
+                message.from
+            ));
+        }
+        if inbound.send(Inbound { from, frame }).await.is_err() {
+            return Ok(());
+        }
+    }
+}
