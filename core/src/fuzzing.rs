@@ -113,7 +113,7 @@ impl Forged {
                 last_log_term: Term(u64::from(self.other % 8)),
             },
             1 => MessageBody::RequestVoteResponse {
-                granted: self.other % 2 == 0,
+                granted: self.other.is_multiple_of(2),
             },
             2 => MessageBody::AppendEntries {
                 prev_log_index: index,

@@ -54,7 +54,7 @@ struct Hello {
 /// The acceptor's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Verdict {
-    Welcome,
+    Welcome { client_addr: String },
     Rejected { reason: String },
 }
 
@@ -69,6 +69,9 @@ pub struct HandshakeConfig {
     pub peers: BTreeSet<NodeId>,
     /// Shared secret for peer authentication, if configured (the same on every node).
     pub secret: Option<Arc<Vec<u8>>>,
+    /// The address this node serves clients on, told to peers that dial it (so any node can
+    /// tell a client where the leader is).
+    pub client_addr: String,
 }
 
 /// Why a handshake failed. The connection is closed.
@@ -140,7 +143,10 @@ where
     let refusal = check_hello(config, &nonce, &hello);
     match refusal {
         None => {
-            write(stream, &Verdict::Welcome).await?;
+            let welcome = Verdict::Welcome {
+                client_addr: config.client_addr.clone(),
+            };
+            write(stream, &welcome).await?;
             Ok(hello.from)
         }
         Some(reason) => {
@@ -202,12 +208,13 @@ fn check_hello(config: &HandshakeConfig, nonce: &[u8; 32], hello: &Hello) -> Opt
     }
 }
 
-/// Runs the dialer's side, introducing this node to `to`.
+/// Runs the dialer's side, introducing this node to `to`; returns the client address `to`
+/// advertises.
 pub async fn dial<S>(
     stream: &mut S,
     config: &HandshakeConfig,
     to: NodeId,
-) -> Result<(), HandshakeError>
+) -> Result<String, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -233,7 +240,7 @@ where
     });
     write(stream, &hello).await?;
     match read::<Verdict, _>(stream).await? {
-        Verdict::Welcome => Ok(()),
+        Verdict::Welcome { client_addr } => Ok(client_addr),
         Verdict::Rejected { reason } => Err(HandshakeError::RejectedByPeer(reason)),
     }
 }
@@ -252,6 +259,7 @@ mod tests {
                 .map(NodeId)
                 .collect(),
             secret: secret.map(|s| Arc::new(s.as_bytes().to_vec())),
+            client_addr: format!("127.0.0.1:600{node}"),
         }
     }
 
@@ -259,7 +267,10 @@ mod tests {
         dialer: HandshakeConfig,
         acceptor: HandshakeConfig,
         to: u64,
-    ) -> (Result<(), HandshakeError>, Result<NodeId, HandshakeError>) {
+    ) -> (
+        Result<String, HandshakeError>,
+        Result<NodeId, HandshakeError>,
+    ) {
         let (mut a, mut b) = tokio::io::duplex(8192);
         tokio::join!(dial(&mut a, &dialer, NodeId(to)), accept(&mut b, &acceptor))
     }
@@ -267,7 +278,7 @@ mod tests {
     #[tokio::test]
     async fn matching_peers_are_welcome_with_and_without_a_secret() {
         let (dialed, accepted) = run(config(1, "c", None), config(2, "c", None), 2).await;
-        dialed.unwrap();
+        assert_eq!(dialed.unwrap(), "127.0.0.1:6002");
         assert_eq!(accepted.unwrap(), NodeId(1));
         let (dialed, accepted) = run(config(3, "c", Some("s")), config(2, "c", Some("s")), 2).await;
         dialed.unwrap();

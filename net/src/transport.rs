@@ -19,8 +19,8 @@ use crate::frame::{self, FrameError};
 use crate::handshake::{self, HandshakeConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -70,10 +70,12 @@ pub enum SendError {
 }
 
 /// What the transport knows about one peer, for `INFO`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerState {
     /// Whether the outgoing connection is established.
     pub connected: bool,
+    /// The client address the peer advertised in its last handshake.
+    pub client_addr: Option<String>,
     /// Frames written to the peer's connection.
     pub sent_frames: u64,
     /// Frames dropped because the queue was full or the peer unreachable.
@@ -83,6 +85,7 @@ pub struct PeerState {
 #[derive(Default)]
 struct PeerCounters {
     connected: AtomicBool,
+    client_addr: Mutex<Option<String>>,
     sent_frames: AtomicU64,
     dropped_frames: AtomicU64,
 }
@@ -144,6 +147,11 @@ impl Transport {
                 let counters = &link.counters;
                 let state = PeerState {
                     connected: counters.connected.load(Ordering::Relaxed),
+                    client_addr: counters
+                        .client_addr
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone(),
                     sent_frames: counters.sent_frames.load(Ordering::Relaxed),
                     dropped_frames: counters.dropped_frames.load(Ordering::Relaxed),
                 };
@@ -181,8 +189,12 @@ async fn dial_loop(
     let mut last_error = String::new();
     loop {
         match connect(&config, peer, addr).await {
-            Ok(stream) => {
+            Ok((stream, client_addr)) => {
                 counters.connected.store(true, Ordering::Relaxed);
+                *counters
+                    .client_addr
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client_addr);
                 tracing::info!(peer = peer.0, %addr, "[PEER] connected");
                 ceiling_ms = config.backoff_min_ms;
                 last_error.clear();
@@ -221,19 +233,20 @@ async fn dial_loop(
     }
 }
 
+/// Dials and handshakes; returns the stream and the peer's advertised client address.
 async fn connect(
     config: &TransportConfig,
     peer: NodeId,
     addr: SocketAddr,
-) -> Result<TcpStream, String> {
+) -> Result<(TcpStream, String), String> {
     let timeout = Duration::from_millis(config.handshake_timeout_ms);
     let attempt = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        handshake::dial(&mut stream, &config.handshake, peer)
+        let client_addr = handshake::dial(&mut stream, &config.handshake, peer)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(stream)
+        Ok((stream, client_addr))
     };
     tokio::time::timeout(timeout, attempt)
         .await
@@ -263,13 +276,31 @@ async fn pump(
             }
         };
         let Some(frame) = frame else { return Ok(()) };
-        frame::write_frame(&mut writer, &frame).await?;
-        counters.sent_frames.fetch_add(1, Ordering::Relaxed);
+        write_one(&mut writer, &frame, counters).await?;
         while let Ok(frame) = queue.try_recv() {
-            frame::write_frame(&mut writer, &frame).await?;
-            counters.sent_frames.fetch_add(1, Ordering::Relaxed);
+            write_one(&mut writer, &frame, counters).await?;
         }
         writer.flush().await?;
+    }
+}
+
+/// Writes one frame; a frame too large to encode is dropped (and logged), not the connection.
+async fn write_one<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &PeerFrame,
+    counters: &PeerCounters,
+) -> Result<(), FrameError> {
+    match frame::write_frame(writer, frame).await {
+        Ok(()) => {
+            counters.sent_frames.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(FrameError::Encode(error)) => {
+            counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, "[PEER] dropped a frame that cannot be encoded");
+            Ok(())
+        }
+        Err(error) => Err(error),
     }
 }
 

@@ -1,5 +1,26 @@
-//! # verity-node (not yet built)
+//! # verity-node: the production Verity node
 //!
-//! The production node: a tokio driver around `verity-core`, a write-ahead log on disk and a
-//! Redis-protocol client server. It is the subject of the production-node issue; this crate
-//! holds nothing yet.
+//! A tokio driver around the sans-IO [`verity_core::Node`]: one task owns the core and feeds
+//! it ticks, peer messages and client requests; a writer thread group-commits the WAL; the
+//! [`verity_net`] transport carries messages between nodes; a Redis-protocol (RESP2) server
+//! answers clients. The `verity` binary (`src/main.rs`) runs nodes, local clusters and the
+//! benchmark.
+//!
+//! - [`storage`]: data directory, WAL segments, recovery, the group-commit writer.
+//! - [`settings`]: every knob of a node, from flags or a TOML file.
+//! - [`driver`]: the task that owns the core and carries out its `Ready`s.
+//! - [`resp`]: the RESP2/inline wire format; [`command`]: client commands and their arguments.
+//! - [`server`]: client connections, sessions, limits.
+//! - [`run`]: starting and stopping a node; [`cluster`]: a local cluster of processes;
+//!   [`bench`]: the load generator; [`logging`]: log formats.
+
+pub mod bench;
+pub mod cluster;
+pub mod command;
+pub mod driver;
+pub mod logging;
+pub mod resp;
+pub mod run;
+pub mod server;
+pub mod settings;
+pub mod storage;

@@ -110,7 +110,7 @@ impl Budget<'_> {
             return false;
         }
         self.steps_left -= 1;
-        if self.steps_left % 4096 == 0 && self.should_stop.is_some_and(|stop| stop()) {
+        if self.steps_left.is_multiple_of(4096) && self.should_stop.is_some_and(|stop| stop()) {
             self.steps_left = 0;
             return false;
         }
@@ -279,7 +279,7 @@ impl List {
     fn candidates(&self, is_info: impl Fn(usize) -> bool) -> Vec<usize> {
         let mut calls = Vec::new();
         let mut entry = self.next[self.head];
-        while entry != NIL && entry % 2 == 0 {
+        while entry != NIL && entry.is_multiple_of(2) {
             calls.push(entry);
             entry = self.next[entry];
         }

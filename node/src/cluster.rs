@@ -1,0 +1,138 @@
+//! `verity cluster`: a local cluster of real node processes, for trying Verity out.
+//!
+//! Node `i` (from 1) serves clients on `127.0.0.1:(client_port + i - 1)` and peers on
+//! `127.0.0.1:(peer_port + i - 1)`, with its data in `DIR/node-i`. Every line a node logs is
+//! echoed with its `[nI]` prefix. Ctrl-C (or SIGTERM) sends SIGTERM to every node and waits
+//! for them to close; a second signal kills them.
+
+use anyhow::Context;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Flags of `verity cluster`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Number of nodes (odd numbers tolerate the most failures per node).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Directory holding each node's data directory.
+    #[arg(long, default_value = "./verity-data")]
+    pub dir: PathBuf,
+    /// Client port of node 1; node i uses this plus i-1.
+    #[arg(long, default_value_t = 6001)]
+    pub client_port: u16,
+    /// Peer port of node 1; node i uses this plus i-1.
+    #[arg(long, default_value_t = 7001)]
+    pub peer_port: u16,
+    /// Extra flags passed to every `verity node` (e.g. `--fsync never`), after `--`.
+    #[arg(last = true)]
+    pub node_flags: Vec<String>,
+}
+
+/// Runs the cluster until a signal; returns an error if a node cannot be started.
+pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.nodes >= 1 && args.nodes <= 99,
+        "--nodes must be between 1 and 99"
+    );
+    let exe = std::env::current_exe().context("cannot find the verity executable")?;
+    let port = |base: u16, i: u64| -> anyhow::Result<u16> {
+        u16::try_from(u64::from(base) + i - 1).context("port out of range")
+    };
+    let mut peers = Vec::new();
+    for i in 1..=args.nodes {
+        peers.push(format!("{i}=127.0.0.1:{}", port(args.peer_port, i)?));
+    }
+    let peers = peers.join(",");
+    let mut children: Vec<Child> = Vec::new();
+    for i in 1..=args.nodes {
+        let mut child = Command::new(&exe)
+            .arg("node")
+            .args(["--id", &i.to_string()])
+            .arg("--data-dir")
+            .arg(args.dir.join(format!("node-{i}")))
+            .args([
+                "--peer-addr",
+                &format!("127.0.0.1:{}", port(args.peer_port, i)?),
+            ])
+            .args([
+                "--client-addr",
+                &format!("127.0.0.1:{}", port(args.client_port, i)?),
+            ])
+            .args(["--peers", &peers])
+            .args(&args.node_flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start node {i}"))?;
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    println!("[n{i}] {line}");
+                }
+            });
+        }
+        children.push(child);
+    }
+    println!(
+        "verity cluster: {} nodes, data in {}. Connect with: redis-cli -p {} (any node: {}..{}). Ctrl-C stops them all.",
+        args.nodes,
+        args.dir.display(),
+        args.client_port,
+        args.client_port,
+        port(args.client_port, args.nodes)?
+    );
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let exited = async {
+        for child in &mut children {
+            let _ = child.wait().await;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+        () = exited => {
+            anyhow::bail!("every node exited on its own; see their logs above");
+        }
+    }
+    println!("verity cluster: stopping every node (a second Ctrl-C kills them)");
+    for child in &children {
+        if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    let all_stopped = async {
+        for child in &mut children {
+            let _ = child.wait().await;
+        }
+    };
+    tokio::select! {
+        () = all_stopped => {}
+        _ = interrupt.recv() => {
+            for child in &mut children {
+                let _ = child.start_kill();
+            }
+        }
+    }
+    Ok(())
+}

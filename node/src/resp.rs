@@ -1,0 +1,390 @@
+//! The RESP2 wire format, client side in and server side out.
+//!
+//! [`parse_command`] reads one command from the front of a buffer: either a RESP array of bulk
+//! strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what client libraries send) or an inline line
+//! (`GET k\r\n`, what a person types over telnet; double quotes group words). It returns
+//! `Ok(None)` while the command is incomplete, so the caller reads more and tries again, and
+//! never allocates more than the declared limits allow however the bytes lie. [`Value`] is a
+//! reply, written with [`Value::encode`].
+
+use std::fmt;
+
+/// Limits a parsed command must respect.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most arguments (the command name included).
+    pub max_args: usize,
+    /// Largest single argument, in bytes.
+    pub max_arg_bytes: usize,
+}
+
+/// Longest inline command line, in bytes (as Redis).
+pub const MAX_INLINE_BYTES: usize = 64 * 1024;
+
+/// Bytes that are not a valid command. The connection cannot be resynchronised after one and
+/// is closed once the error is sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Something other than what the grammar allows at this byte offset.
+    #[error("Protocol error: {what} at byte {offset}")]
+    Syntax {
+        /// What was wrong.
+        what: String,
+        /// Offset from the start of the command.
+        offset: usize,
+    },
+    /// A limit was exceeded.
+    #[error("Protocol error: {0}")]
+    Limit(String),
+}
+
+/// A command parsed from the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The arguments, the command name first. Never empty.
+    pub args: Vec<Vec<u8>>,
+    /// How many bytes of the buffer it used.
+    pub consumed: usize,
+}
+
+fn syntax(what: impl Into<String>, offset: usize) -> ProtocolError {
+    ProtocolError::Syntax {
+        what: what.into(),
+        offset,
+    }
+}
+
+/// Finds the `\r\n`-terminated line starting at `from`; returns its end (index of `\r`).
+fn line_end(buffer: &[u8], from: usize) -> Option<usize> {
+    buffer[from..]
+        .windows(2)
+        .position(|pair| pair == b"\r\n")
+        .map(|position| from + position)
+}
+
+/// Parses a decimal integer line (`*N` or `$N` after the marker).
+fn integer_line(
+    buffer: &[u8],
+    from: usize,
+    limit: usize,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let Some(end) = line_end(buffer, from) else {
+        if buffer.len() - from > 32 {
+            return Err(syntax("length line too long", from));
+        }
+        return Ok(None);
+    };
+    let text =
+        std::str::from_utf8(&buffer[from..end]).map_err(|_| syntax("invalid length", from))?;
+    let value: i64 = text
+        .parse()
+        .map_err(|_| syntax(format!("invalid length {text:?}"), from))?;
+    if value > limit as i64 {
+        return Err(ProtocolError::Limit(format!(
+            "length {value} exceeds the limit of {limit}"
+        )));
+    }
+    Ok(Some((value, end + 2)))
+}
+
+/// Reads one command from the front of `buffer`. See the module docs.
+pub fn parse_command(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
+    match buffer.first() {
+        None => Ok(None),
+        Some(b'*') => parse_array(buffer, limits),
+        Some(_) => parse_inline(buffer, limits),
+    }
+}
+
+fn parse_array(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
+    let Some((count, mut at)) = integer_line(buffer, 1, limits.max_args)? else {
+        return Ok(None);
+    };
+    if count < 1 {
+        // Redis skips empty arrays; so do we, by reporting a command-less parse as an error
+        // the caller can answer (an empty command has no name).
+        return Err(syntax("empty command array", 0));
+    }
+    let mut args = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        match buffer.get(at) {
+            None => return Ok(None),
+            Some(b'$') => {}
+            Some(&other) => {
+                return Err(syntax(format!("expected '$', got {:?}", other as char), at));
+            }
+        }
+        let Some((length, start)) = integer_line(buffer, at + 1, limits.max_arg_bytes)? else {
+            return Ok(None);
+        };
+        if length < 0 {
+            return Err(syntax("null bulk string in a command", at));
+        }
+        let end = start + length as usize;
+        if buffer.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buffer[end..end + 2] != b"\r\n" {
+            return Err(syntax("bulk string not followed by CRLF", end));
+        }
+        args.push(buffer[start..end].to_vec());
+        at = end + 2;
+    }
+    Ok(Some(Parsed { args, consumed: at }))
+}
+
+fn parse_inline(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
+    let Some(newline) = buffer.iter().position(|&b| b == b'\n') else {
+        if buffer.len() > MAX_INLINE_BYTES {
+            return Err(ProtocolError::Limit(format!(
+                "inline command longer than {MAX_INLINE_BYTES} bytes"
+            )));
+        }
+        return Ok(None);
+    };
+    let line = &buffer[..newline];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let args = split_inline(line, limits)?;
+    Ok(Some(Parsed {
+        args,
+        consumed: newline + 1,
+    }))
+}
+
+/// Splits an inline line into words; `"double quoted"` words may hold spaces and `\"`.
+fn split_inline(line: &[u8], limits: Limits) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    let mut args = Vec::new();
+    let mut at = 0;
+    while at < line.len() {
+        if line[at].is_ascii_whitespace() {
+            at += 1;
+            continue;
+        }
+        let mut word = Vec::new();
+        if line[at] == b'"' {
+            let open = at;
+            at += 1;
+            loop {
+                match line.get(at) {
+                    None => return Err(syntax("unbalanced quotes in inline command", open)),
+                    Some(b'\\') if line.get(at + 1).is_some() => {
+                        word.push(line[at + 1]);
+                        at += 2;
+                    }
+                    Some(b'"') => {
+                        at += 1;
+                        break;
+                    }
+                    Some(&byte) => {
+                        word.push(byte);
+                        at += 1;
+                    }
+                }
+            }
+        } else {
+            while at < line.len() && !line[at].is_ascii_whitespace() {
+                word.push(line[at]);
+                at += 1;
+            }
+        }
+        if word.len() > limits.max_arg_bytes {
+            return Err(ProtocolError::Limit(format!(
+                "argument of {} bytes exceeds the limit of {}",
+                word.len(),
+                limits.max_arg_bytes
+            )));
+        }
+        args.push(word);
+        if args.len() > limits.max_args {
+            return Err(ProtocolError::Limit(format!(
+                "more than {} arguments",
+                limits.max_args
+            )));
+        }
+    }
+    Ok(args)
+}
+
+/// A reply in RESP2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// `+OK`
+    Simple(String),
+    /// `-ERR message`: the text must start with an error code such as `ERR`.
+    Error(String),
+    /// `:42`
+    Integer(i64),
+    /// `$3\r\nabc`
+    Bulk(Vec<u8>),
+    /// `$-1` (nil)
+    Null,
+    /// `*N` followed by the elements.
+    Array(Vec<Value>),
+}
+
+impl Value {
+    /// `+OK`.
+    #[must_use]
+    pub fn ok() -> Value {
+        Value::Simple("OK".into())
+    }
+
+    /// An `-ERR …` reply.
+    #[must_use]
+    pub fn err(message: impl fmt::Display) -> Value {
+        Value::Error(format!("ERR {message}"))
+    }
+
+    /// A bulk string from text.
+    #[must_use]
+    pub fn text(text: impl Into<String>) -> Value {
+        Value::Bulk(text.into().into_bytes())
+    }
+
+    /// Appends the RESP2 encoding to `out`. Line breaks in simple strings and errors are
+    /// replaced by spaces, since they would break the framing.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let line = |out: &mut Vec<u8>, marker: u8, text: &str| {
+            out.push(marker);
+            out.extend(
+                text.bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+            out.extend_from_slice(b"\r\n");
+        };
+        match self {
+            Value::Simple(text) => line(out, b'+', text),
+            Value::Error(text) => line(out, b'-', text),
+            Value::Integer(n) => line(out, b':', &n.to_string()),
+            Value::Bulk(bytes) => {
+                line(out, b'$', &bytes.len().to_string());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            }
+            Value::Null => out.extend_from_slice(b"$-1\r\n"),
+            Value::Array(items) => {
+                line(out, b'*', &items.len().to_string());
+                for item in items {
+                    item.encode(out);
+                }
+            }
+        }
+    }
+}
+
+/// Fuzz body: arbitrary bytes through the parser, command after command. Never panics; each
+/// parse consumes at least one byte and no more than it was given, respects the limits, and
+/// an array command re-encoded as RESP parses back to the same arguments.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_parse(bytes: &[u8]) {
+    let limits = Limits {
+        max_args: 16,
+        max_arg_bytes: 64,
+    };
+    let mut rest = bytes;
+    while let Ok(Some(parsed)) = parse_command(rest, limits) {
+        assert!(parsed.consumed >= 1 && parsed.consumed <= rest.len());
+        assert!(parsed.args.len() <= limits.max_args);
+        assert!(
+            parsed
+                .args
+                .iter()
+                .all(|arg| arg.len() <= limits.max_arg_bytes)
+        );
+        if !parsed.args.is_empty() {
+            let mut encoded = Vec::new();
+            Value::Array(parsed.args.iter().cloned().map(Value::Bulk).collect())
+                .encode(&mut encoded);
+            let again = parse_command(&encoded, limits).expect("re-encoded command parses");
+            assert_eq!(
+                again.map(|p| (p.args, p.consumed)),
+                Some((parsed.args, encoded.len()))
+            );
+        }
+        rest = &rest[parsed.consumed..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_args: 8,
+        max_arg_bytes: 16,
+    };
+
+    fn args(parsed: Option<Parsed>) -> Vec<String> {
+        parsed
+            .unwrap()
+            .args
+            .into_iter()
+            .map(|a| String::from_utf8(a).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn arrays_parse_and_every_prefix_is_incomplete() {
+        let wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let parsed = parse_command(wire, LIMITS).unwrap().unwrap();
+        assert_eq!(parsed.consumed, wire.len());
+        assert_eq!(args(Some(parsed)), ["SET", "k", "hello"]);
+        for cut in 0..wire.len() {
+            assert_eq!(
+                parse_command(&wire[..cut], LIMITS).unwrap(),
+                None,
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_commands_split_words_and_quotes() {
+        assert_eq!(
+            args(parse_command(b"SET hello world\r\n", LIMITS).unwrap()),
+            ["SET", "hello", "world"]
+        );
+        assert_eq!(
+            args(parse_command(b"set k \"two words\"\n", LIMITS).unwrap()),
+            ["set", "k", "two words"]
+        );
+        assert!(parse_command(b"SET \"open\r\n", LIMITS).is_err());
+        assert_eq!(
+            parse_command(b"\r\n", LIMITS).unwrap().unwrap().args.len(),
+            0
+        );
+    }
+
+    #[test]
+    fn limits_and_garbage_are_errors_not_allocations() {
+        assert!(matches!(
+            parse_command(b"*9999999999\r\n", LIMITS),
+            Err(ProtocolError::Limit(_))
+        ));
+        assert!(matches!(
+            parse_command(b"*1\r\n$999999999\r\n", LIMITS),
+            Err(ProtocolError::Limit(_))
+        ));
+        assert!(parse_command(b"*1\r\n:5\r\n", LIMITS).is_err());
+        assert!(parse_command(b"*1\r\n$2\r\nabcd\r\n", LIMITS).is_err());
+        assert!(parse_command(b"*x\r\n", LIMITS).is_err());
+        assert!(parse_command(b"*0\r\n", LIMITS).is_err());
+    }
+
+    #[test]
+    fn replies_encode_as_resp2() {
+        let mut out = Vec::new();
+        Value::Array(vec![
+            Value::ok(),
+            Value::err("bad\r\nthing"),
+            Value::Integer(-3),
+            Value::text("hi"),
+            Value::Null,
+        ])
+        .encode(&mut out);
+        assert_eq!(
+            out,
+            b"*5\r\n+OK\r\n-ERR bad  thing\r\n:-3\r\n$2\r\nhi\r\n$-1\r\n"
+        );
+    }
+}

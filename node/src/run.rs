@@ -1,0 +1,166 @@
+//! Starting a node from its settings, and stopping it on a signal.
+//!
+//! Start: lock and check the data directory, recover the WAL (truncating only a torn tail),
+//! restore the core, bind both listeners, then start the transport, the WAL writer, the
+//! driver and the client server. Stop (SIGTERM or SIGINT): stop accepting clients, let the
+//! driver finish, wait for in-flight WAL syncs, exit 0. A second signal exits at once.
+
+use crate::driver::{Driver, DriverInputs};
+use crate::server::{self, ServerConfig};
+use crate::settings::NodeSettings;
+use crate::storage::{DataDir, FsyncPolicy, SegmentedWal, WalWriter};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use verity_core::Node;
+use verity_net::{HandshakeConfig, Transport, TransportConfig};
+
+/// Peer frames waiting for the driver before the transport stops reading.
+const INBOUND_QUEUE_FRAMES: usize = 4096;
+/// Frames queued per peer before new ones are dropped.
+const PEER_QUEUE_FRAMES: usize = 4096;
+/// WAL jobs queued before the driver waits for the disk.
+const WAL_QUEUE_JOBS: usize = 4096;
+/// Client submissions waiting to enter the driver.
+const SUBMIT_QUEUE: usize = 8192;
+
+/// Runs a node until a signal stops it (`Ok`) or it fails (a disk error, a port in use, a
+/// damaged WAL: the error says which and what to do).
+pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
+    let data_dir = DataDir::open(&settings.data_dir, &settings.cluster_id, settings.id)?;
+    let opened = SegmentedWal::open(
+        &data_dir.wal_dir(),
+        data_dir.is_fresh(),
+        settings.segment_bytes,
+    )
+    .context("cannot recover the write-ahead log")?;
+    if let Some((path, offset, discarded)) = &opened.truncated {
+        tracing::warn!(file = %path.display(), offset, discarded_bytes = discarded, "[DISK] truncated a torn WAL tail left by a crash");
+    }
+    tracing::info!(
+        dir = %data_dir.path().display(),
+        segments = opened.segments,
+        records = opened.records,
+        entries = opened.recovered.entries.len(),
+        term = opened.recovered.hard_state.term.0,
+        commit = opened.recovered.hard_state.commit.0,
+        "[START] recovered the write-ahead log"
+    );
+    if settings.fsync == FsyncPolicy::Never {
+        tracing::warn!("[DISK] --fsync never: a power loss can lose acknowledged writes and votes");
+    }
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed)
+        .map_err(|error| anyhow::anyhow!("no OS randomness for the election jitter: {error}"))?;
+    let node = Node::restore(
+        settings.core_config(u64::from_le_bytes(seed)),
+        opened.recovered,
+    )
+    .context("the recovered WAL does not form a valid Raft state")?;
+
+    let peer_listener = TcpListener::bind(settings.peer_addr)
+        .await
+        .with_context(|| format!("cannot listen for peers on {}", settings.peer_addr))?;
+    let client_listener = TcpListener::bind(settings.client_addr)
+        .await
+        .with_context(|| format!("cannot listen for clients on {}", settings.client_addr))?;
+
+    let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE_FRAMES);
+    let transport = Transport::start(
+        TransportConfig {
+            handshake: HandshakeConfig {
+                cluster_id: settings.cluster_id.clone(),
+                node: settings.id,
+                peers: settings
+                    .voters()
+                    .into_iter()
+                    .filter(|&peer| peer != settings.id)
+                    .collect(),
+                secret: settings.peer_secret.clone().map(Arc::new),
+                client_addr: settings.client_addr.to_string(),
+            },
+            peer_addrs: settings
+                .peers
+                .iter()
+                .filter(|&(&peer, _)| peer != settings.id)
+                .map(|(&peer, &addr)| (peer, addr))
+                .collect(),
+            send_queue_frames: PEER_QUEUE_FRAMES,
+            max_frame_bytes: verity_core::codec::MAX_FRAME_BYTES,
+            max_inbound_connections: 64,
+            handshake_timeout_ms: 5_000,
+            backoff_min_ms: 20,
+            backoff_max_ms: 1_000,
+        },
+        peer_listener,
+        inbound_sender,
+    );
+    let (persisted_sender, persisted) = mpsc::unbounded_channel();
+    let writer = WalWriter::start(opened.wal, settings.fsync, WAL_QUEUE_JOBS, persisted_sender)
+        .context("cannot start the WAL writer thread")?;
+    let (driver, handle) = Driver::new(
+        node,
+        transport,
+        writer,
+        Duration::from_millis(settings.tick_ms),
+        SUBMIT_QUEUE,
+    );
+    let (stop, stopping) = watch::channel(false);
+    let server_config = ServerConfig {
+        max_clients: settings.max_clients,
+        limits: crate::resp::Limits {
+            max_args: settings.max_args,
+            max_arg_bytes: settings.max_value_bytes,
+        },
+        pipeline_depth: settings.pipeline_depth,
+        request_timeout: Duration::from_millis(settings.request_timeout_ms),
+        fsync: match settings.fsync {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Never => "no",
+        },
+    };
+    let server = tokio::spawn(server::serve(
+        client_listener,
+        handle,
+        server_config,
+        stopping.clone(),
+    ));
+    let mut driver = tokio::spawn(driver.run(DriverInputs {
+        inbound,
+        persisted,
+        shutdown: stopping,
+    }));
+    tracing::info!(
+        clients = %settings.client_addr,
+        peers = %settings.peer_addr,
+        voters = settings.peers.len(),
+        "[START] node {} of cluster {:?} is up: redis-cli -h {} -p {}",
+        settings.id.0,
+        settings.cluster_id,
+        settings.client_addr.ip(),
+        settings.client_addr.port()
+    );
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+        finished = &mut driver => {
+            return finished.context("the driver task failed")?.context("the WAL writer failed; the node stopped to keep its promises");
+        }
+    }
+    tracing::info!("[SHUTDOWN] signal received: closing (a second signal exits at once)");
+    let _ = stop.send(true);
+    tokio::select! {
+        finished = &mut driver => finished.context("the driver task failed")??,
+        _ = terminate.recv() => std::process::exit(130),
+        _ = interrupt.recv() => std::process::exit(130),
+    }
+    let _ = server.await;
+    tracing::info!("[SHUTDOWN] stopped cleanly");
+    Ok(())
+}

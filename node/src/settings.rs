@@ -1,0 +1,336 @@
+//! Every setting of a node, from command-line flags or a TOML file (`--config`), with defaults.
+//!
+//! [`NodeArgs`] is both the clap flags and the TOML file's schema: each field is optional, a
+//! flag overrides the file, and [`NodeArgs::resolve`] fills the rest with defaults and checks
+//! the result, naming the setting that is wrong.
+
+use crate::storage::FsyncPolicy;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use verity_core::{Config, NodeId};
+
+/// Flags of `verity node` (each may instead come from the `--config` file, same name with
+/// underscores).
+#[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeArgs {
+    /// TOML file with any of the settings below (flags given on the command line win).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// This node's id (a positive integer, one of --peers).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Name of the cluster; peers must agree on it, and the data directory records it.
+    /// [default: verity]
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// Directory for the WAL and metadata (created if missing; locked while the node runs).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to accept peer connections on.
+    #[arg(long, value_name = "ADDR")]
+    pub peer_addr: Option<SocketAddr>,
+    /// Address to accept Redis-protocol clients on.
+    #[arg(long, value_name = "ADDR")]
+    pub client_addr: Option<SocketAddr>,
+    /// Every voter of the cluster with its peer address, this node included:
+    /// `1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`.
+    #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
+    pub peers: Option<BTreeMap<u64, SocketAddr>>,
+    /// File holding a shared secret; when set, peers must prove they know it (HMAC-SHA256).
+    #[arg(long, value_name = "FILE")]
+    pub peer_secret_file: Option<PathBuf>,
+    /// Length of one Raft tick in milliseconds. [default: 10]
+    #[arg(long)]
+    pub tick_ms: Option<u64>,
+    /// Ticks of leader silence before a follower campaigns (randomized up to twice this).
+    /// [default: 15]
+    #[arg(long)]
+    pub election_timeout_ticks: Option<u64>,
+    /// Ticks between a leader's heartbeats; below the election timeout. [default: 3]
+    #[arg(long)]
+    pub heartbeat_ticks: Option<u64>,
+    /// When the WAL is synced: `always` (before anything depending on it) or `never`
+    /// (unsafe: for benchmarks only). [default: always]
+    #[arg(long, value_enum)]
+    pub fsync: Option<FsyncPolicy>,
+    /// Size at which a WAL segment is closed and a new one started. [default: 67108864]
+    #[arg(long)]
+    pub segment_bytes: Option<u64>,
+    /// Most client connections at once; more are refused with an error. [default: 1024]
+    #[arg(long)]
+    pub max_clients: Option<usize>,
+    /// Largest key or value a client may send, in bytes. [default: 4194304]
+    #[arg(long)]
+    pub max_value_bytes: Option<usize>,
+    /// Most arguments in one client command. [default: 1024]
+    #[arg(long)]
+    pub max_args: Option<usize>,
+    /// Commands of one connection in flight at once; reading pauses beyond it (at most 64,
+    /// the exactly-once reply window). [default: 64]
+    #[arg(long)]
+    pub pipeline_depth: Option<usize>,
+    /// How long a command may wait for a leader and a commit before it fails. [default: 5000]
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// A node's complete, checked settings.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// This node.
+    pub id: NodeId,
+    /// The cluster's name.
+    pub cluster_id: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Peer listen address.
+    pub peer_addr: SocketAddr,
+    /// Client listen address.
+    pub client_addr: SocketAddr,
+    /// Voters and their peer addresses (this node included).
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Shared peer secret, if any.
+    pub peer_secret: Option<Vec<u8>>,
+    /// Tick length.
+    pub tick_ms: u64,
+    /// Base election timeout.
+    pub election_timeout_ticks: u64,
+    /// Heartbeat interval.
+    pub heartbeat_ticks: u64,
+    /// WAL sync policy.
+    pub fsync: FsyncPolicy,
+    /// WAL segment size.
+    pub segment_bytes: u64,
+    /// Client connection limit.
+    pub max_clients: usize,
+    /// Key/value size limit.
+    pub max_value_bytes: usize,
+    /// Argument count limit.
+    pub max_args: usize,
+    /// Commands in flight per connection.
+    pub pipeline_depth: usize,
+    /// Wait limit for one command.
+    pub request_timeout_ms: u64,
+}
+
+/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
+    let mut peers = BTreeMap::new();
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not ID=ADDR"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("{id:?} in {item:?} is not a node id"))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{addr:?} in {item:?} is not an IP:PORT address"))?;
+        if peers.insert(id, addr).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    Ok(peers)
+}
+
+impl NodeArgs {
+    /// Merges the flags over the `--config` file (if any), fills defaults, and checks.
+    pub fn resolve(self) -> anyhow::Result<NodeSettings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<NodeArgs>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => NodeArgs::default(),
+        };
+        macro_rules! pick {
+            ($field:ident) => {
+                self.$field.or(file.$field)
+            };
+        }
+        let required = |name: &str| format!("--{name} is required (as a flag or in --config)");
+        let id = pick!(id).with_context(|| required("id"))?;
+        let peers: BTreeMap<NodeId, SocketAddr> = pick!(peers)
+            .with_context(|| required("peers"))?
+            .into_iter()
+            .map(|(id, addr)| (NodeId(id), addr))
+            .collect();
+        let peer_secret = match pick!(peer_secret_file) {
+            Some(path) => {
+                let secret = std::fs::read(&path).with_context(|| {
+                    format!("cannot read --peer-secret-file {}", path.display())
+                })?;
+                let secret = secret.trim_ascii().to_vec();
+                if secret.len() < 16 {
+                    bail!(
+                        "the peer secret in {} is {} bytes; use at least 16 random bytes",
+                        path.display(),
+                        secret.len()
+                    );
+                }
+                Some(secret)
+            }
+            None => None,
+        };
+        let settings = NodeSettings {
+            id: NodeId(id),
+            cluster_id: pick!(cluster_id).unwrap_or_else(|| "verity".into()),
+            data_dir: pick!(data_dir).with_context(|| required("data-dir"))?,
+            peer_addr: pick!(peer_addr).with_context(|| required("peer-addr"))?,
+            client_addr: pick!(client_addr).with_context(|| required("client-addr"))?,
+            peers,
+            peer_secret,
+            tick_ms: pick!(tick_ms).unwrap_or(10),
+            election_timeout_ticks: pick!(election_timeout_ticks).unwrap_or(15),
+            heartbeat_ticks: pick!(heartbeat_ticks).unwrap_or(3),
+            fsync: pick!(fsync).unwrap_or(FsyncPolicy::Always),
+            segment_bytes: pick!(segment_bytes).unwrap_or(64 << 20),
+            max_clients: pick!(max_clients).unwrap_or(1024),
+            max_value_bytes: pick!(max_value_bytes).unwrap_or(4 << 20),
+            max_args: pick!(max_args).unwrap_or(1024),
+            pipeline_depth: pick!(pipeline_depth).unwrap_or(64),
+            request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+}
+
+impl NodeSettings {
+    fn check(&self) -> anyhow::Result<()> {
+        if !self.peers.contains_key(&self.id) {
+            bail!(
+                "--id {} is not in --peers ({}): list every voter, this node included",
+                self.id.0,
+                self.peers
+                    .keys()
+                    .map(|id| id.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+        if self.tick_ms == 0 {
+            bail!("--tick-ms must be at least 1");
+        }
+        let window = self.core_config(0).sessions.reply_window;
+        if self.pipeline_depth == 0 || self.pipeline_depth as u64 > window {
+            bail!(
+                "--pipeline-depth must be between 1 and {window} (the exactly-once reply window)"
+            );
+        }
+        if self.max_args < 2 || self.max_clients == 0 || self.segment_bytes == 0 {
+            bail!("--max-args must be at least 2, --max-clients and --segment-bytes at least 1");
+        }
+        if self.max_value_bytes as u64 >= u64::from(verity_core::codec::MAX_FRAME_BYTES) / 2 {
+            bail!(
+                "--max-value-bytes must stay below {} (half the frame limit)",
+                verity_core::codec::MAX_FRAME_BYTES / 2
+            );
+        }
+        self.core_config(0)
+            .validate()
+            .context("invalid Raft timing settings")?;
+        Ok(())
+    }
+
+    /// The core's configuration; `seed` drives its election jitter.
+    #[must_use]
+    pub fn core_config(&self, seed: u64) -> Config {
+        let mut config = Config::new(self.id, self.voters(), seed);
+        config.election_timeout_ticks = self.election_timeout_ticks;
+        config.heartbeat_interval_ticks = self.heartbeat_ticks;
+        config
+    }
+
+    /// Every voter.
+    #[must_use]
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.peers.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_bad_items_are_named() {
+        let peers = parse_peers("1=127.0.0.1:7001, 2=127.0.0.1:7002").unwrap();
+        assert_eq!(peers.len(), 2);
+        assert!(
+            parse_peers("1=localhost")
+                .unwrap_err()
+                .contains("\"localhost\"")
+        );
+        assert!(
+            parse_peers("x=127.0.0.1:1")
+                .unwrap_err()
+                .contains("not a node id")
+        );
+        assert!(
+            parse_peers("1=127.0.0.1:1,1=127.0.0.1:2")
+                .unwrap_err()
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 2\ndata_dir = \"d\"\npeer_addr = \"127.0.0.1:7002\"\nclient_addr = \"127.0.0.1:6002\"\ntick_ms = 20\n[peers]\n1 = \"127.0.0.1:7001\"\n2 = \"127.0.0.1:7002\"\n",
+        )
+        .unwrap();
+        let args = NodeArgs {
+            config: Some(path.clone()),
+            tick_ms: Some(5),
+            ..NodeArgs::default()
+        };
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.id, NodeId(2));
+        assert_eq!(settings.tick_ms, 5);
+        assert_eq!(settings.fsync, FsyncPolicy::Always);
+        assert_eq!(settings.peers.len(), 2);
+        std::fs::write(&path, "id = 2\nbogus = 1\n").unwrap();
+        let error = NodeArgs {
+            config: Some(path),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("bogus"), "{error:#}");
+    }
+
+    #[test]
+    fn a_node_missing_from_its_peers_is_refused() {
+        let args = NodeArgs {
+            id: Some(4),
+            data_dir: Some("d".into()),
+            peer_addr: Some("127.0.0.1:7004".parse().unwrap()),
+            client_addr: Some("127.0.0.1:6004".parse().unwrap()),
+            peers: Some(parse_peers("1=127.0.0.1:7001").unwrap()),
+            ..NodeArgs::default()
+        };
+        assert!(
+            args.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("not in --peers")
+        );
+    }
+}

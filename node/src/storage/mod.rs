@@ -1,0 +1,22 @@
+//! Durable storage of one node: the data directory and the write-ahead log in it.
+//!
+//! # Durability model
+//!
+//! - `fdatasync` is the only promise: bytes written and synced survive power loss; bytes
+//!   written but not synced may vanish or survive partly (a torn tail, maybe zero-filled).
+//! - Nothing that depends on a record leaves the node before the record is synced: the driver
+//!   sends Raft messages and acknowledges entries only after the writer reports the sync.
+//! - Creating a segment or the metadata file is followed by a sync of the directory, so the
+//!   file's existence is as durable as its contents.
+//! - Recovery keeps every checksummed record and truncates only damage a crash can leave (a
+//!   torn or zero-filled tail of the *last* segment). Anything else, a bad record with data
+//!   after it, damage in an earlier segment, or a missing segment, refuses to start with the
+//!   file and byte offset: a silent truncation could lose committed entries.
+
+pub mod data_dir;
+pub mod segments;
+pub mod writer;
+
+pub use data_dir::{DataDir, DataDirError, Metadata};
+pub use segments::{SegmentedWal, StorageError, WalOpened};
+pub use writer::{FsyncPolicy, PersistDone, PersistJob, WalStats, WalWriter};

@@ -1,0 +1,234 @@
+//! The write-ahead log as numbered segment files: `wal/00000000000000000001.wal`, `…2.wal`, ….
+//!
+//! Each segment is a sequence of [`verity_core::wal`] records (length, crc32, bincode). Appends
+//! go to the last segment; once it reaches `segment_bytes` the next append syncs it and starts a
+//! new one (and syncs the directory). Segments are numbered from 1 without gaps; a gap or a
+//! missing first segment is reported, never papered over. See the durability model in
+//! [`super`].
+
+use super::data_dir::sync_dir;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use verity_core::Recovered;
+use verity_core::wal::{self, Tail, WalError};
+
+const SUFFIX: &str = ".wal";
+
+/// Why the WAL cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A filesystem operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// To which path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A segment holds damage that a crash cannot explain.
+    #[error("{path}: {error}")]
+    Corrupt {
+        /// The damaged segment.
+        path: PathBuf,
+        /// What recovery found, with the byte offset in that file.
+        error: WalError,
+    },
+    /// An earlier segment ends in a torn record: only the last one may.
+    #[error(
+        "{path}: torn record at byte offset {offset}, but later segments follow, so this is corruption, not a crash. Restore this node's data from a backup"
+    )]
+    TornBeforeEnd {
+        /// The damaged segment.
+        path: PathBuf,
+        /// Where the torn record starts.
+        offset: u64,
+    },
+    /// Segments are missing.
+    #[error(
+        "WAL segment {missing} is missing from {dir}: the log has a hole and committed entries may be lost. Restore this node's data from a backup (starting empty could undo its votes)"
+    )]
+    MissingSegment {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The missing segment's path.
+        missing: PathBuf,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The open log, positioned to append at the end of the last segment.
+#[derive(Debug)]
+pub struct SegmentedWal {
+    dir: PathBuf,
+    active: File,
+    active_number: u64,
+    active_bytes: u64,
+    segment_bytes: u64,
+}
+
+/// What opening the WAL found.
+#[derive(Debug)]
+pub struct WalOpened {
+    /// The log, ready for appends.
+    pub wal: SegmentedWal,
+    /// The durable state, for [`verity_core::Node::restore`].
+    pub recovered: Recovered,
+    /// How many segment files there are.
+    pub segments: u64,
+    /// How many records were replayed.
+    pub records: u64,
+    /// A torn tail that was truncated: the file, the offset, and the bytes discarded.
+    pub truncated: Option<(PathBuf, u64, u64)>,
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}{SUFFIX}"))
+}
+
+impl SegmentedWal {
+    /// Opens the log in `dir` and recovers it. `fresh` says the node has never run, so an
+    /// empty or absent directory is expected; otherwise it means lost data and is refused.
+    pub fn open(dir: &Path, fresh: bool, segment_bytes: u64) -> Result<WalOpened, StorageError> {
+        if fresh && !dir.exists() {
+            fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent).map_err(io("sync directory", parent))?;
+            }
+        }
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io("list", dir))? {
+            let entry = entry.map_err(io("list", dir))?;
+            let name = entry.file_name();
+            let Some(number) = name
+                .to_str()
+                .and_then(|name| name.strip_suffix(SUFFIX))
+                .and_then(|stem| stem.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            numbers.push(number);
+        }
+        numbers.sort_unstable();
+        if numbers.is_empty() {
+            if !fresh {
+                return Err(StorageError::MissingSegment {
+                    dir: dir.into(),
+                    missing: segment_path(dir, 1),
+                });
+            }
+            numbers.push(1);
+            create_segment(dir, 1)?;
+        }
+        for (expected, &number) in (1u64..).zip(&numbers) {
+            if number != expected {
+                return Err(StorageError::MissingSegment {
+                    dir: dir.into(),
+                    missing: segment_path(dir, expected),
+                });
+            }
+        }
+        let last = *numbers.last().expect("at least one segment");
+        let mut recovered = Recovered::default();
+        let mut records = 0;
+        let mut truncated = None;
+        let mut active_bytes = 0;
+        for &number in &numbers {
+            let path = segment_path(dir, number);
+            let bytes = fs::read(&path).map_err(io("read", &path))?;
+            let recovery = wal::recover_continuing(recovered, &bytes).map_err(|error| {
+                StorageError::Corrupt {
+                    path: path.clone(),
+                    error,
+                }
+            })?;
+            recovered = recovery.recovered;
+            records += recovery.records;
+            if let Tail::Torn {
+                offset,
+                discarded_bytes,
+            } = recovery.tail
+            {
+                if number != last {
+                    return Err(StorageError::TornBeforeEnd { path, offset });
+                }
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io("open", &path))?;
+                file.set_len(offset).map_err(io("truncate", &path))?;
+                file.sync_all().map_err(io("sync", &path))?;
+                truncated = Some((path, offset, discarded_bytes));
+            }
+            active_bytes = recovery.valid_bytes;
+        }
+        let active_path = segment_path(dir, last);
+        let active = OpenOptions::new()
+            .append(true)
+            .open(&active_path)
+            .map_err(io("open", &active_path))?;
+        Ok(WalOpened {
+            wal: SegmentedWal {
+                dir: dir.into(),
+                active,
+                active_number: last,
+                active_bytes,
+                segment_bytes,
+            },
+            recovered,
+            segments: last,
+            records,
+            truncated,
+        })
+    }
+
+    /// Appends encoded records to the log (not yet durable: see [`SegmentedWal::sync`]).
+    /// Starts a new segment first when the current one is full, syncing the full one.
+    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.active_bytes >= self.segment_bytes {
+            self.active.sync_data()?;
+            let number = self.active_number + 1;
+            self.active = create_segment(&self.dir, number).map_err(std::io::Error::other)?;
+            self.active_number = number;
+            self.active_bytes = 0;
+            tracing::info!(segment = number, "[DISK] started a new WAL segment");
+        }
+        self.active.write_all(bytes)?;
+        self.active_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (`fdatasync` of the current segment; full
+    /// segments were synced when the next one started).
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.active.sync_data()
+    }
+
+    /// The number of the segment appends go to.
+    #[must_use]
+    pub fn active_segment(&self) -> u64 {
+        self.active_number
+    }
+}
+
+fn create_segment(dir: &Path, number: u64) -> Result<File, StorageError> {
+    let path = segment_path(dir, number);
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(io("create", &path))?;
+    file.sync_all().map_err(io("sync", &path))?;
+    sync_dir(dir).map_err(io("sync directory", dir))?;
+    Ok(file)
+}
