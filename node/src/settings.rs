@@ -40,6 +40,7 @@ pub struct NodeArgs {
     /// Every voter of the cluster with its peer address, this node included:
     /// `1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`.
     #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
+    #[serde(default, deserialize_with = "peers_from_text")]
     pub peers: Option<BTreeMap<u64, SocketAddr>>,
     /// File holding a shared secret; when set, peers must prove they know it (HMAC-SHA256).
     #[arg(long, value_name = "FILE")]
@@ -142,6 +143,14 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
         }
     }
     Ok(peers)
+}
+
+/// Reads `peers` in a config file, written as the flag is: `peers = "1=127.0.0.1:7001,..."`.
+fn peers_from_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<u64, SocketAddr>>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_peers(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 impl NodeArgs {
@@ -293,7 +302,7 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "id = 2\ndata_dir = \"d\"\npeer_addr = \"127.0.0.1:7002\"\nclient_addr = \"127.0.0.1:6002\"\ntick_ms = 20\n[peers]\n1 = \"127.0.0.1:7001\"\n2 = \"127.0.0.1:7002\"\n",
+            "id = 2\ndata_dir = \"d\"\npeer_addr = \"127.0.0.1:7002\"\nclient_addr = \"127.0.0.1:6002\"\ntick_ms = 20\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\n",
         )
         .unwrap();
         let args = NodeArgs {
