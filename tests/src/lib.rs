@@ -1,6 +1,17 @@
 //! # verity-tests
 //!
-//! End-to-end tests that span several Verity crates, in this package's `tests/` folder. Today:
-//! the bug catalogue (`tests/bug_catalogue.rs`), which needs `verity-sim` built with its
-//! `bug-catalogue` feature; this package enables it as a dev-dependency so that no production
-//! build ever contains the bugs. The library itself is empty.
+//! End-to-end tests that span several Verity crates, in this package's `tests/` folder:
+//!
+//! - `bug_catalogue.rs`: every catalogued bug is caught by the simulator (needs `verity-sim`
+//!   built with `bug-catalogue`, enabled here as a dev-dependency so no production build
+//!   contains the bugs);
+//! - `fuzz_corpora.rs`: every committed fuzz input passes its target on stable Rust;
+//! - `node_cluster.rs`, `node_hostile_input.rs`, `redis_tools.rs`: real `verity node`
+//!   processes on loopback ports, driven by the `redis` client crate, `redis-cli` and
+//!   `redis-benchmark`.
+//!
+//! The library is the process harness those tests share: [`ProcessCluster`].
+
+pub mod process_cluster;
+
+pub use process_cluster::{ProcessCluster, verity_binary};

@@ -1,0 +1,129 @@
+//! WAL recovery on real files: what survives, what is truncated, what refuses to start.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use verity_core::wal::WalRecord;
+use verity_core::{Entry, EntryPayload, HardState, LogIndex, NodeId, Term};
+use verity_node::storage::{SegmentedWal, StorageError};
+
+fn record(index: u64, term: u64) -> Vec<u8> {
+    WalRecord {
+        hard_state: Some(HardState {
+            term: Term(term),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(index.saturating_sub(1)),
+        }),
+        entries: vec![Entry {
+            index: LogIndex(index),
+            term: Term(term),
+            payload: EntryPayload::Noop,
+        }],
+    }
+    .encode()
+    .unwrap()
+}
+
+/// Writes `count` synced records with segments of `segment_bytes`; returns the WAL dir.
+fn write_log(root: &Path, count: u64, segment_bytes: u64) -> PathBuf {
+    let dir = root.join("wal");
+    let mut wal = SegmentedWal::open(&dir, true, segment_bytes).unwrap().wal;
+    for index in 1..=count {
+        wal.append(&record(index, 1)).unwrap();
+        wal.sync().unwrap();
+    }
+    dir
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_clean_log_recovers_every_record_across_segments() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 20, 200);
+    assert!(segments(&dir).len() > 3, "small segments rotate");
+    let opened = SegmentedWal::open(&dir, false, 200).unwrap();
+    assert_eq!(opened.recovered.entries.len(), 20);
+    assert_eq!(opened.records, 20);
+    assert!(opened.truncated.is_none());
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_the_log_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 5, 1 << 20);
+    let last = segments(&dir).pop().unwrap();
+    let full = fs::metadata(&last).unwrap().len();
+    let one = record(5, 1).len() as u64;
+    OpenOptions::new().write(true).open(&last).unwrap().set_len(full - one / 2).unwrap();
+    let mut opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    assert_eq!(opened.recovered.entries.len(), 4);
+    let (path, offset, _) = opened.truncated.clone().unwrap();
+    assert_eq!((path, offset), (last.clone(), full - one));
+    assert_eq!(fs::metadata(&last).unwrap().len(), full - one);
+    opened.wal.append(&record(5, 2)).unwrap();
+    opened.wal.sync().unwrap();
+    let again = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    assert_eq!(again.recovered.entries.len(), 5);
+    assert_eq!(again.recovered.entries[4].term, Term(2));
+}
+
+#[test]
+fn a_zero_filled_tail_is_truncated() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 3, 1 << 20);
+    let last = segments(&dir).pop().unwrap();
+    let full = fs::metadata(&last).unwrap().len();
+    OpenOptions::new().append(true).open(&last).unwrap().write_all(&[0; 4096]).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    assert_eq!(opened.recovered.entries.len(), 3);
+    assert_eq!(opened.truncated.unwrap().1, full);
+}
+
+#[test]
+fn a_flipped_bit_in_the_middle_refuses_with_file_and_offset() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 6, 1 << 20);
+    let last = segments(&dir).pop().unwrap();
+    let mut bytes = fs::read(&last).unwrap();
+    let one = record(1, 1).len();
+    bytes[one + 12] ^= 0x10;
+    fs::write(&last, &bytes).unwrap();
+    let error = SegmentedWal::open(&dir, false, 1 << 20).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StorageError::Corrupt { .. }), "{text}");
+    assert!(text.contains(&last.display().to_string()), "{text}");
+    assert!(text.contains(&format!("byte offset {one}")), "{text}");
+    assert_eq!(fs::read(&last).unwrap(), bytes, "nothing was truncated");
+}
+
+#[test]
+fn a_torn_record_in_an_earlier_segment_is_corruption() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 20, 200);
+    let first = segments(&dir).remove(0);
+    let length = fs::metadata(&first).unwrap().len();
+    OpenOptions::new().write(true).open(&first).unwrap().set_len(length - 3).unwrap();
+    let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
+    assert!(matches!(error, StorageError::TornBeforeEnd { .. }), "{error}");
+}
+
+#[test]
+fn a_missing_segment_or_a_missing_log_refuses_to_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 20, 200);
+    let files = segments(&dir);
+    fs::remove_file(&files[1]).unwrap();
+    let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
+    assert!(matches!(error, StorageError::MissingSegment { .. }), "{error}");
+    assert!(error.to_string().contains(&files[1].display().to_string()), "{error}");
+    for file in &files {
+        let _ = fs::remove_file(file);
+    }
+    let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
+    assert!(matches!(error, StorageError::MissingSegment { .. }), "{error}");
+}

@@ -1,0 +1,232 @@
+//! A cluster of real `verity node` processes on free loopback ports, for end-to-end tests.
+//!
+//! Every wait is bounded ([`WAIT`]); a node's output goes to `node-I.log` in the cluster's
+//! temporary directory, and failures print where. Processes are killed when the cluster is
+//! dropped.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The longest any test waits for a cluster to reach a state.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The `verity` binary built by `cargo test --workspace` (the `verity-node` package's
+/// integration tests make cargo build it), or `$VERITY_BIN`.
+#[must_use]
+pub fn verity_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("VERITY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
+    let binary = target.join("verity");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p verity-node`) first, or set VERITY_BIN",
+        binary.display()
+    );
+    binary
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// Real node processes; see the module docs.
+pub struct ProcessCluster {
+    dir: tempfile::TempDir,
+    /// Client address of node `i` at `[i - 1]`.
+    pub client_addrs: Vec<SocketAddr>,
+    /// Peer address of node `i` at `[i - 1]`.
+    pub peer_addrs: Vec<SocketAddr>,
+    children: Vec<Option<Child>>,
+    extra_flags: Vec<String>,
+}
+
+impl ProcessCluster {
+    /// Starts `nodes` nodes with the given extra flags for each.
+    #[must_use]
+    pub fn start(nodes: usize, extra_flags: &[&str]) -> ProcessCluster {
+        let mut cluster = ProcessCluster {
+            dir: tempfile::tempdir().expect("temporary directory"),
+            client_addrs: (0..nodes).map(|_| SocketAddr::from(([127, 0, 0, 1], free_port()))).collect(),
+            peer_addrs: (0..nodes).map(|_| SocketAddr::from(([127, 0, 0, 1], free_port()))).collect(),
+            children: (0..nodes).map(|_| None).collect(),
+            extra_flags: extra_flags.iter().map(|s| (*s).to_string()).collect(),
+        };
+        for id in 1..=nodes {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    /// The cluster's temporary directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts (or restarts) node `id` on its data directory.
+    pub fn start_node(&mut self, id: usize) {
+        assert!(self.children[id - 1].is_none(), "node {id} is running");
+        let peers: Vec<String> = self
+            .peer_addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| format!("{}={addr}", i + 1))
+            .collect();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .expect("node log file");
+        let child = Command::new(verity_binary())
+            .arg("node")
+            .args(["--id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("node-{id}")))
+            .args(["--peer-addr", &self.peer_addrs[id - 1].to_string()])
+            .args(["--client-addr", &self.client_addrs[id - 1].to_string()])
+            .args(["--peers", &peers.join(",")])
+            .args(&self.extra_flags)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start verity node");
+        self.children[id - 1] = Some(child);
+    }
+
+    /// Where node `id` logs.
+    #[must_use]
+    pub fn log_path(&self, id: usize) -> PathBuf {
+        self.dir.path().join(format!("node-{id}.log"))
+    }
+
+    /// `kill -9` node `id`.
+    pub fn kill9(&mut self, id: usize) {
+        let mut child = self.children[id - 1].take().expect("node is running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+
+    /// Sends SIGTERM to node `id` and waits (bounded) for it to exit.
+    pub fn terminate(&mut self, id: usize) -> ExitStatus {
+        let mut child = self.children[id - 1].take().expect("node is running");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
+        kill(pid, Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node {id} ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether node `id` is still running (it has not crashed).
+    pub fn is_running(&mut self, id: usize) -> bool {
+        self.children[id - 1]
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("wait").is_none())
+    }
+
+    /// A connection to node `id`'s client port.
+    #[must_use]
+    pub fn connect(&self, id: usize) -> redis::Connection {
+        let url = format!("redis://{}/", self.client_addrs[id - 1]);
+        let client = redis::Client::open(url).expect("redis url");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match client.get_connection_with_timeout(Duration::from_secs(5)) {
+                Ok(connection) => {
+                    connection
+                        .set_read_timeout(Some(Duration::from_secs(15)))
+                        .expect("read timeout");
+                    return connection;
+                }
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "cannot connect to node {id}: {error}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// `INFO` of node `id` as `field -> value`, or `None` if it does not answer.
+    #[must_use]
+    pub fn info(&self, id: usize) -> Option<std::collections::BTreeMap<String, String>> {
+        let url = format!("redis://{}/", self.client_addrs[id - 1]);
+        let client = redis::Client::open(url).ok()?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+        let text: String = redis::cmd("INFO").query(&mut connection).ok()?;
+        Some(
+            text.lines()
+                .filter_map(|line| line.split_once(':'))
+                .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+                .collect(),
+        )
+    }
+
+    /// Waits until the running nodes among `among` agree on one leader; returns its id.
+    pub fn wait_for_leader(&self, among: &[usize]) -> usize {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let infos: Vec<_> = among.iter().map(|&id| (id, self.info(id))).collect();
+            let leaders: Vec<usize> = infos
+                .iter()
+                .filter(|(_, info)| info.as_ref().is_some_and(|i| i["role"] == "leader"))
+                .map(|(id, _)| *id)
+                .collect();
+            if let [leader] = leaders[..] {
+                let agreed = infos.iter().all(|(_, info)| {
+                    info.as_ref().is_some_and(|i| i["leader_id"] == leader.to_string())
+                });
+                if agreed {
+                    return leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader among {among:?} within {WAIT:?}: {infos:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `id` has applied at least `index`.
+    pub fn wait_for_applied(&self, id: usize, index: u64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let applied = self
+                .info(id)
+                .and_then(|info| info["applied_index"].parse::<u64>().ok())
+                .unwrap_or(0);
+            if applied >= index {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {id} applied only {applied} of {index} within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let dir = self.dir.path().to_path_buf();
+            eprintln!("node logs kept in {}", dir.display());
+            // Keep the logs of a failed test for inspection.
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+            let _ = kept.keep();
+        }
+    }
+}
