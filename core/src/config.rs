@@ -27,6 +27,9 @@ pub struct Config {
     pub heartbeat_interval_ticks: u64,
     /// Most entries carried by one AppendEntries message (batching bound).
     pub max_entries_per_append: usize,
+    /// Most payload bytes ([`crate::Entry::payload_bytes`]) in one AppendEntries; a message
+    /// always carries at least one entry, so one entry may exceed it.
+    pub max_append_bytes: u64,
     /// Most AppendEntries messages in flight to one follower in the replicate state.
     pub max_inflight_appends: usize,
     /// Most entries a leader keeps that are not yet committed; proposals beyond it are refused
@@ -97,6 +100,7 @@ impl Config {
             election_timeout_ticks: 15,
             heartbeat_interval_ticks: 3,
             max_entries_per_append: 256,
+            max_append_bytes: 8 << 20,
             max_inflight_appends: 8,
             max_uncommitted_entries: 16_384,
             sessions: SessionLimits {
@@ -131,6 +135,7 @@ impl Config {
         }
         let bounds = [
             ("max_entries_per_append", self.max_entries_per_append as u64),
+            ("max_append_bytes", self.max_append_bytes),
             ("max_inflight_appends", self.max_inflight_appends as u64),
             (
                 "max_uncommitted_entries",

@@ -22,6 +22,18 @@ pub struct Entry {
     pub payload: EntryPayload,
 }
 
+impl Entry {
+    /// The bytes of keys and values the entry carries: the size measure that batching limits
+    /// use (it excludes the fixed overhead of the encoding).
+    #[must_use]
+    pub fn payload_bytes(&self) -> u64 {
+        match &self.payload {
+            EntryPayload::Noop | EntryPayload::Client(ClientOp::OpenSession) => 0,
+            EntryPayload::Client(ClientOp::Request(request)) => request.command.payload_bytes(),
+        }
+    }
+}
+
 /// The content of a log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryPayload {

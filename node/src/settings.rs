@@ -65,7 +65,7 @@ pub struct NodeArgs {
     /// Most client connections at once; more are refused with an error. [default: 1024]
     #[arg(long)]
     pub max_clients: Option<usize>,
-    /// Largest key or value a client may send, in bytes. [default: 4194304]
+    /// Largest key or value a client may send, in bytes. [default: 1048576]
     #[arg(long)]
     pub max_value_bytes: Option<usize>,
     /// Most arguments in one client command. [default: 1024]
@@ -208,7 +208,7 @@ impl NodeArgs {
             fsync: pick!(fsync).unwrap_or(FsyncPolicy::Always),
             segment_bytes: pick!(segment_bytes).unwrap_or(64 << 20),
             max_clients: pick!(max_clients).unwrap_or(1024),
-            max_value_bytes: pick!(max_value_bytes).unwrap_or(4 << 20),
+            max_value_bytes: pick!(max_value_bytes).unwrap_or(1 << 20),
             max_args: pick!(max_args).unwrap_or(1024),
             pipeline_depth: pick!(pipeline_depth).unwrap_or(64),
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
@@ -243,10 +243,14 @@ impl NodeSettings {
         if self.max_args < 2 || self.max_clients == 0 || self.segment_bytes == 0 {
             bail!("--max-args must be at least 2, --max-clients and --segment-bytes at least 1");
         }
-        if self.max_value_bytes as u64 >= u64::from(verity_core::codec::MAX_FRAME_BYTES) / 2 {
+        // An AppendEntries holds up to `max_append_bytes` plus one entry of a key and a value
+        // (a CAS carries two values): it must fit in a peer frame.
+        let largest_entry = 3 * self.max_value_bytes as u64;
+        let frame_budget = u64::from(verity_core::codec::MAX_FRAME_BYTES) / 2;
+        if largest_entry + self.core_config(0).max_append_bytes > frame_budget {
             bail!(
-                "--max-value-bytes must stay below {} (half the frame limit)",
-                verity_core::codec::MAX_FRAME_BYTES / 2
+                "--max-value-bytes {} is too large: three values plus a replication batch must fit in {frame_budget} bytes",
+                self.max_value_bytes
             );
         }
         self.core_config(0)

@@ -76,6 +76,24 @@ impl Command {
             | Command::Append { key, .. } => key,
         }
     }
+
+    /// Bytes of keys and values (and compared values) the command carries.
+    #[must_use]
+    pub fn payload_bytes(&self) -> u64 {
+        let length = |bytes: &[u8]| bytes.len() as u64;
+        length(self.key())
+            + match self {
+                Command::Get { .. } | Command::Delete { .. } => 0,
+                Command::Put { value, .. } | Command::Append { value, .. } => length(value),
+                Command::Cas { expect, new, .. } => {
+                    let expected = match expect {
+                        Expect::Value(value) => length(value),
+                        Expect::Absent | Expect::Version(_) => 0,
+                    };
+                    expected + new.as_deref().map_or(0, length)
+                }
+            }
+    }
 }
 
 /// A command within an exactly-once session.

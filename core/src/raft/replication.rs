@@ -28,10 +28,12 @@ impl Node {
                     .log
                     .term_at(prev_log_index)
                     .expect("next_index stays within the log (no compaction yet)");
-                let entries = self
-                    .log
-                    .slice(p.next_index, self.config.max_entries_per_append)
-                    .to_vec();
+                let entries = within_byte_budget(
+                    self.log
+                        .slice(p.next_index, self.config.max_entries_per_append),
+                    self.config.max_append_bytes,
+                )
+                .to_vec();
                 p.sent(entries.last().map_or(prev_log_index, |e| e.index));
                 self.early_outbox.push(Message {
                     from: self.config.id,
@@ -306,4 +308,50 @@ fn check_entries_shape(
         (index, term) = (entry.index, entry.term);
     }
     Ok(())
+}
+
+/// The longest prefix of `entries` whose payload fits in `budget_bytes`, but at least one
+/// entry (so a single large entry still travels).
+fn within_byte_budget(entries: &[Entry], budget_bytes: u64) -> &[Entry] {
+    let mut total = 0u64;
+    let fitting = entries
+        .iter()
+        .take_while(|entry| {
+            total = total.saturating_add(entry.payload_bytes());
+            total <= budget_bytes
+        })
+        .count();
+    &entries[..fitting.max(1).min(entries.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{ClientOp, ClientRequest, Command};
+    use crate::log::EntryPayload;
+    use crate::types::{ClientId, Sequence};
+
+    fn put(index: u64, value_bytes: usize) -> Entry {
+        Entry {
+            index: LogIndex(index),
+            term: Term(1),
+            payload: EntryPayload::Client(ClientOp::Request(ClientRequest {
+                client: ClientId(1),
+                sequence: Sequence(index),
+                command: Command::Put {
+                    key: b"k".to_vec(),
+                    value: vec![0; value_bytes],
+                },
+            })),
+        }
+    }
+
+    #[test]
+    fn appends_stop_at_the_byte_budget_but_carry_at_least_one_entry() {
+        let entries: Vec<Entry> = (1..=10).map(|i| put(i, 99)).collect();
+        assert_eq!(within_byte_budget(&entries, 1_000).len(), 10);
+        assert_eq!(within_byte_budget(&entries, 450).len(), 4);
+        assert_eq!(within_byte_budget(&entries, 10).len(), 1);
+        assert!(within_byte_budget(&[], 10).is_empty());
+    }
 }

@@ -1,0 +1,113 @@
+//! Hostile bytes on both ports of real nodes: random bytes, half frames, a handshake from the
+//! wrong cluster or without the peer secret, oversized and malformed client requests. Each
+//! gets an error or a closed connection; the nodes stay up and keep serving.
+
+use redis::Commands;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+use verity_core::NodeId;
+use verity_net::handshake::{self, HandshakeConfig};
+use verity_tests::ProcessCluster;
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure replays.
+fn noise(seed: u64, length: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..length)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn send_and_close(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+fn secret_file(cluster_dir: &std::path::Path) -> String {
+    let path = cluster_dir.join("peer-secret");
+    std::fs::write(&path, "a shared secret of more than sixteen bytes\n").unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn hostile_peers_and_clients_never_stop_a_node() {
+    // The secret file must exist before the nodes start: write it into a directory of its own.
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secret_file(secrets.path());
+    let mut cluster = ProcessCluster::start(3, &["--peer-secret-file", &secret]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let victim = if leader == 1 { 2 } else { 1 };
+    let peer_addr = cluster.peer_addrs[victim - 1];
+    let client_addr = cluster.client_addrs[victim - 1];
+
+    // Peer port: noise, half a frame, a forged huge length.
+    for seed in 1..=20 {
+        send_and_close(peer_addr, &noise(seed, 64 * seed as usize));
+    }
+    send_and_close(peer_addr, &[40, 0, 0, 0, 1, 2, 3]);
+    send_and_close(peer_addr, &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+    // Handshakes that must be refused: another cluster, no secret, the wrong secret.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let attempts = [
+        ("other-cluster", Some(b"a shared secret of more than sixteen bytes".to_vec()), "cluster id"),
+        ("verity", None, "requires a peer secret"),
+        ("verity", Some(b"not the secret at all, no".to_vec()), "secret differs"),
+    ];
+    for (cluster_id, secret, reason) in attempts {
+        let config = HandshakeConfig {
+            cluster_id: cluster_id.into(),
+            node: NodeId(leader as u64),
+            peers: [NodeId(victim as u64)].into(),
+            secret: secret.map(Arc::new),
+            client_addr: "127.0.0.1:1".into(),
+        };
+        let refused = runtime.block_on(async {
+            let mut stream = tokio::net::TcpStream::connect(peer_addr).await.unwrap();
+            handshake::dial(&mut stream, &config, NodeId(victim as u64)).await
+        });
+        let error = refused.expect_err("a bad handshake must be refused").to_string();
+        assert!(error.contains(reason), "{error}");
+    }
+
+    // Client port: noise, half commands, protocol errors, limits.
+    for seed in 100..120 {
+        send_and_close(client_addr, &noise(seed, 256));
+    }
+    send_and_close(client_addr, b"*3\r\n$3\r\nSET\r\n$1\r\nk");
+    let answer = send_and_close(client_addr, b"*1\r\n$999999999999\r\n");
+    assert!(String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"), "{answer:?}");
+    let answer = send_and_close(client_addr, b"*2\r\n:1\r\n");
+    assert!(String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"), "{answer:?}");
+    let answer = send_and_close(client_addr, b"NOSUCHCOMMAND x\r\nPING\r\n");
+    assert_eq!(String::from_utf8_lossy(&answer), "-ERR unknown command 'NOSUCHCOMMAND'\r\n+PONG\r\n");
+    let answer = send_and_close(client_addr, b"SET hello world\r\nGET hello\r\n");
+    assert_eq!(String::from_utf8_lossy(&answer), "+OK\r\n$5\r\nworld\r\n", "inline commands work");
+
+    let mut connection = cluster.connect(victim);
+    let too_big = vec![b'x'; 2 * 1024 * 1024];
+    let error = connection.set::<_, _, ()>("big", too_big).unwrap_err();
+    assert!(error.to_string().contains("Protocol error"), "{error}");
+
+    // Everyone is still up, and the cluster still serves reads and writes on every node.
+    for id in 1..=3 {
+        assert!(cluster.is_running(id), "node {id} died");
+        let mut connection = cluster.connect(id);
+        let _: () = connection.set(format!("after-{id}"), "ok").unwrap();
+        let value: String = connection.get(format!("after-{id}")).unwrap();
+        assert_eq!(value, "ok");
+    }
+    let log = std::fs::read_to_string(cluster.log_path(victim)).unwrap();
+    assert!(log.contains("cluster id"), "the refusal is logged with its reason");
+}
