@@ -42,3 +42,19 @@ pub enum ForwardResult {
     /// The leader refused it for now (too much uncommitted work). Nothing was proposed.
     Overloaded,
 }
+
+/// Fuzz body of `peer_frame`: any bytes as a frame off a peer connection. Promises: no panic;
+/// whatever decodes as a [`PeerFrame`] (what peers really send) or as a bare Raft message
+/// (checked by [`verity_core::fuzzing::peer_frame`]) re-encodes to exactly its own bytes.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_peer_frame(data: &[u8]) {
+    verity_core::fuzzing::peer_frame(data);
+    if let Ok(decoded) = verity_core::codec::decode::<PeerFrame>(data) {
+        let again = verity_core::codec::encode(&decoded.value).expect("a decoded frame re-encodes");
+        assert_eq!(
+            again,
+            data[..decoded.frame_bytes],
+            "decode then encode must give the same bytes"
+        );
+    }
+}

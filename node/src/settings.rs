@@ -150,7 +150,9 @@ fn peers_from_text<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<BTreeMap<u64, SocketAddr>>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    parse_peers(&text).map(Some).map_err(serde::de::Error::custom)
+    parse_peers(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl NodeArgs {

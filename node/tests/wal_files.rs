@@ -36,7 +36,10 @@ fn write_log(root: &Path, count: u64, segment_bytes: u64) -> PathBuf {
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
 }
@@ -59,7 +62,12 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
     let last = segments(&dir).pop().unwrap();
     let full = fs::metadata(&last).unwrap().len();
     let one = record(5, 1).len() as u64;
-    OpenOptions::new().write(true).open(&last).unwrap().set_len(full - one / 2).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(full - one / 2)
+        .unwrap();
     let mut opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
     assert_eq!(opened.recovered.entries.len(), 4);
     let (path, offset, _) = opened.truncated.clone().unwrap();
@@ -78,7 +86,12 @@ fn a_zero_filled_tail_is_truncated() {
     let dir = write_log(root.path(), 3, 1 << 20);
     let last = segments(&dir).pop().unwrap();
     let full = fs::metadata(&last).unwrap().len();
-    OpenOptions::new().append(true).open(&last).unwrap().write_all(&[0; 4096]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap()
+        .write_all(&[0; 4096])
+        .unwrap();
     let opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
     assert_eq!(opened.recovered.entries.len(), 3);
     assert_eq!(opened.truncated.unwrap().1, full);
@@ -107,9 +120,17 @@ fn a_torn_record_in_an_earlier_segment_is_corruption() {
     let dir = write_log(root.path(), 20, 200);
     let first = segments(&dir).remove(0);
     let length = fs::metadata(&first).unwrap().len();
-    OpenOptions::new().write(true).open(&first).unwrap().set_len(length - 3).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(length - 3)
+        .unwrap();
     let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
-    assert!(matches!(error, StorageError::TornBeforeEnd { .. }), "{error}");
+    assert!(
+        matches!(error, StorageError::TornBeforeEnd { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -119,11 +140,20 @@ fn a_missing_segment_or_a_missing_log_refuses_to_start() {
     let files = segments(&dir);
     fs::remove_file(&files[1]).unwrap();
     let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
-    assert!(matches!(error, StorageError::MissingSegment { .. }), "{error}");
-    assert!(error.to_string().contains(&files[1].display().to_string()), "{error}");
+    assert!(
+        matches!(error, StorageError::MissingSegment { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains(&files[1].display().to_string()),
+        "{error}"
+    );
     for file in &files {
         let _ = fs::remove_file(file);
     }
     let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
-    assert!(matches!(error, StorageError::MissingSegment { .. }), "{error}");
+    assert!(
+        matches!(error, StorageError::MissingSegment { .. }),
+        "{error}"
+    );
 }

@@ -22,7 +22,10 @@ pub fn verity_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let target = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/..");
     let binary = target.join("verity");
     assert!(
         binary.exists(),
@@ -56,8 +59,12 @@ impl ProcessCluster {
     pub fn start(nodes: usize, extra_flags: &[&str]) -> ProcessCluster {
         let mut cluster = ProcessCluster {
             dir: tempfile::tempdir().expect("temporary directory"),
-            client_addrs: (0..nodes).map(|_| SocketAddr::from(([127, 0, 0, 1], free_port()))).collect(),
-            peer_addrs: (0..nodes).map(|_| SocketAddr::from(([127, 0, 0, 1], free_port()))).collect(),
+            client_addrs: (0..nodes)
+                .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+                .collect(),
+            peer_addrs: (0..nodes)
+                .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+                .collect(),
             children: (0..nodes).map(|_| None).collect(),
             extra_flags: extra_flags.iter().map(|s| (*s).to_string()).collect(),
         };
@@ -153,7 +160,10 @@ impl ProcessCluster {
                     return connection;
                 }
                 Err(error) => {
-                    assert!(Instant::now() < deadline, "cannot connect to node {id}: {error}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot connect to node {id}: {error}"
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -165,7 +175,9 @@ impl ProcessCluster {
     pub fn info(&self, id: usize) -> Option<std::collections::BTreeMap<String, String>> {
         let url = format!("redis://{}/", self.client_addrs[id - 1]);
         let client = redis::Client::open(url).ok()?;
-        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .ok()?;
         let text: String = redis::cmd("INFO").query(&mut connection).ok()?;
         Some(
             text.lines()
@@ -187,13 +199,17 @@ impl ProcessCluster {
                 .collect();
             if let [leader] = leaders[..] {
                 let agreed = infos.iter().all(|(_, info)| {
-                    info.as_ref().is_some_and(|i| i["leader_id"] == leader.to_string())
+                    info.as_ref()
+                        .is_some_and(|i| i["leader_id"] == leader.to_string())
                 });
                 if agreed {
                     return leader;
                 }
             }
-            assert!(Instant::now() < deadline, "no agreed leader among {among:?} within {WAIT:?}: {infos:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {among:?} within {WAIT:?}: {infos:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -209,7 +225,10 @@ impl ProcessCluster {
             if applied >= index {
                 return;
             }
-            assert!(Instant::now() < deadline, "node {id} applied only {applied} of {index} within {WAIT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "node {id} applied only {applied} of {index} within {WAIT:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

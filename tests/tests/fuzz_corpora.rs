@@ -6,12 +6,13 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
-    ("peer_frame", verity_core::fuzzing::peer_frame),
+const TARGETS: [(&str, Target); 6] = [
+    ("peer_frame", verity_net::envelope::fuzz_peer_frame),
     ("wal_recover", verity_core::fuzzing::wal_recover),
     ("core_step", verity_core::fuzzing::core_step),
     ("scenario_parse", verity_sim::fuzzing::scenario_parse),
     ("history_check", verity_sim::fuzzing::history_check),
+    ("resp_parse", verity_node::resp::fuzz_parse),
 ];
 
 fn inputs(folder: &str, target: &str) -> Vec<(String, Vec<u8>)> {
@@ -97,6 +98,25 @@ fn write_seed_corpora() {
             &codec::encode(&message).unwrap(),
         );
     }
+    let forwards = [
+        verity_net::PeerFrame::Forward {
+            id: 7,
+            op: ClientOp::OpenSession,
+        },
+        verity_net::PeerFrame::ForwardReply {
+            id: 7,
+            result: verity_net::ForwardResult::NotLeader {
+                leader: Some(NodeId(3)),
+            },
+        },
+    ];
+    for (i, frame) in forwards.iter().enumerate() {
+        write(
+            "peer_frame",
+            &format!("forward-{i}"),
+            &codec::encode(frame).unwrap(),
+        );
+    }
     let mut log = Vec::new();
     for (i, entries) in [
         vec![entry(1, 1)],
@@ -133,6 +153,16 @@ fn write_seed_corpora() {
             })
             .collect();
         write("core_step", &format!("random-{i}"), &bytes);
+    }
+    let commands: [&[u8]; 5] = [
+        b"*3\r\n$3\r\nSET\r\n$5\r\nhello\r\n$5\r\nworld\r\n",
+        b"SET hello world\r\nGET hello\r\n",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n",
+        b"set k \"two words\" nx\n",
+        b"*4\r\n$3\r\nCAS\r\n$1\r\nk\r\n$0\r\n\r\n$1\r\nv\r\n",
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        write("resp_parse", &format!("command-{i}"), command);
     }
     let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for entry in std::fs::read_dir(scenarios).unwrap() {

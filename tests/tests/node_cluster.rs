@@ -28,7 +28,10 @@ fn acknowledged_writes_survive_a_leader_kill_and_the_node_catches_up() {
     let counter: i64 = on_follower.incr("counter", 5).unwrap();
     assert_eq!(counter, 5);
     let read: String = on_follower.get("k7").unwrap();
-    assert_eq!(read, "v7", "a follower reads linearizably through the leader");
+    assert_eq!(
+        read, "v7",
+        "a follower reads linearizably through the leader"
+    );
 
     cluster.kill9(leader);
     let survivors = others(&all, leader);
@@ -37,7 +40,11 @@ fn acknowledged_writes_survive_a_leader_kill_and_the_node_catches_up() {
     let mut connection = cluster.connect(survivors[0]);
     for i in 0..150 {
         let value: Option<String> = connection.get(format!("k{i}")).unwrap();
-        assert_eq!(value.as_deref(), Some(format!("v{i}").as_str()), "acknowledged write k{i} lost");
+        assert_eq!(
+            value.as_deref(),
+            Some(format!("v{i}").as_str()),
+            "acknowledged write k{i} lost"
+        );
     }
     let counter: i64 = connection.incr("counter", 1).unwrap();
     assert_eq!(counter, 6, "the increment was applied exactly once");
@@ -46,7 +53,9 @@ fn acknowledged_writes_survive_a_leader_kill_and_the_node_catches_up() {
     }
 
     cluster.start_node(leader);
-    let commit: u64 = cluster.info(new_leader).unwrap()["commit_index"].parse().unwrap();
+    let commit: u64 = cluster.info(new_leader).unwrap()["commit_index"]
+        .parse()
+        .unwrap();
     cluster.wait_for_applied(leader, commit);
     let info = cluster.info(leader).unwrap();
     assert_eq!(info["role"], "follower");
@@ -66,7 +75,10 @@ fn sigterm_closes_a_node_cleanly_and_its_data_survives() {
     drop(connection);
     for id in 1..=3 {
         let status = cluster.terminate(id);
-        assert!(status.success(), "node {id} exited with {status} on SIGTERM");
+        assert!(
+            status.success(),
+            "node {id} exited with {status} on SIGTERM"
+        );
     }
     for id in 1..=3 {
         cluster.start_node(id);

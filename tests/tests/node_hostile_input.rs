@@ -26,7 +26,9 @@ fn noise(seed: u64, length: usize) -> Vec<u8> {
 
 fn send_and_close(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let _ = stream.write_all(bytes);
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut answer = Vec::new();
@@ -61,9 +63,17 @@ fn hostile_peers_and_clients_never_stop_a_node() {
     // Handshakes that must be refused: another cluster, no secret, the wrong secret.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let attempts = [
-        ("other-cluster", Some(b"a shared secret of more than sixteen bytes".to_vec()), "cluster id"),
+        (
+            "other-cluster",
+            Some(b"a shared secret of more than sixteen bytes".to_vec()),
+            "cluster id",
+        ),
         ("verity", None, "requires a peer secret"),
-        ("verity", Some(b"not the secret at all, no".to_vec()), "secret differs"),
+        (
+            "verity",
+            Some(b"not the secret at all, no".to_vec()),
+            "secret differs",
+        ),
     ];
     for (cluster_id, secret, reason) in attempts {
         let config = HandshakeConfig {
@@ -77,7 +87,9 @@ fn hostile_peers_and_clients_never_stop_a_node() {
             let mut stream = tokio::net::TcpStream::connect(peer_addr).await.unwrap();
             handshake::dial(&mut stream, &config, NodeId(victim as u64)).await
         });
-        let error = refused.expect_err("a bad handshake must be refused").to_string();
+        let error = refused
+            .expect_err("a bad handshake must be refused")
+            .to_string();
         assert!(error.contains(reason), "{error}");
     }
 
@@ -87,13 +99,26 @@ fn hostile_peers_and_clients_never_stop_a_node() {
     }
     send_and_close(client_addr, b"*3\r\n$3\r\nSET\r\n$1\r\nk");
     let answer = send_and_close(client_addr, b"*1\r\n$999999999999\r\n");
-    assert!(String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"), "{answer:?}");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"),
+        "{answer:?}"
+    );
     let answer = send_and_close(client_addr, b"*2\r\n:1\r\n");
-    assert!(String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"), "{answer:?}");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"),
+        "{answer:?}"
+    );
     let answer = send_and_close(client_addr, b"NOSUCHCOMMAND x\r\nPING\r\n");
-    assert_eq!(String::from_utf8_lossy(&answer), "-ERR unknown command 'NOSUCHCOMMAND'\r\n+PONG\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&answer),
+        "-ERR unknown command 'NOSUCHCOMMAND'\r\n+PONG\r\n"
+    );
     let answer = send_and_close(client_addr, b"SET hello world\r\nGET hello\r\n");
-    assert_eq!(String::from_utf8_lossy(&answer), "+OK\r\n$5\r\nworld\r\n", "inline commands work");
+    assert_eq!(
+        String::from_utf8_lossy(&answer),
+        "+OK\r\n$5\r\nworld\r\n",
+        "inline commands work"
+    );
 
     let mut connection = cluster.connect(victim);
     let too_big = vec![b'x'; 2 * 1024 * 1024];
@@ -109,5 +134,8 @@ fn hostile_peers_and_clients_never_stop_a_node() {
         assert_eq!(value, "ok");
     }
     let log = std::fs::read_to_string(cluster.log_path(victim)).unwrap();
-    assert!(log.contains("cluster id"), "the refusal is logged with its reason");
+    assert!(
+        log.contains("cluster id"),
+        "the refusal is logged with its reason"
+    );
 }
