@@ -12,7 +12,7 @@
 //! - [`resp`]: the RESP2/inline wire format; [`command`]: client commands and their arguments.
 //! - [`server`]: client connections, sessions, limits.
 //! - [`run`]: starting and stopping a node; [`cluster`]: a local cluster of processes;
-//!   [`bench`]: the load generator; [`logging`]: log formats.
+//!   [`mod@bench`]: the load generator; [`logging`]: log formats.
 
 pub mod bench;
 pub mod cluster;
