@@ -91,3 +91,33 @@ fn sigterm_closes_a_node_cleanly_and_its_data_survives() {
     assert!(log.contains("[SHUTDOWN] stopped cleanly"), "{log}");
     assert!(log.contains("[ELECTION]"), "{log}");
 }
+
+#[test]
+fn a_write_retried_in_a_resumed_session_executes_once() {
+    let cluster = ProcessCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let mut first = cluster.connect(leader);
+    let _: () = first.set("warm-up", "1").unwrap();
+    let (session, sequence): (u64, u64) = redis::cmd("SESSION").query(&mut first).unwrap();
+    let _: () = first.set("k", "first").unwrap();
+    drop(first);
+
+    // A client that lost its connection before the reply resumes the session on another
+    // node and retries the same write under the same sequence number.
+    let other = if leader == 1 { 2 } else { 1 };
+    let mut second = cluster.connect(other);
+    let _: () = redis::cmd("SESSION")
+        .arg(session)
+        .arg(sequence)
+        .query(&mut second)
+        .unwrap();
+    let _: () = second.set("k", "second").unwrap();
+    let value: String = second.get("k").unwrap();
+    assert_eq!(
+        value, "first",
+        "the retried write must not execute a second time"
+    );
+    let _: () = second.set("k", "third").unwrap();
+    let value: String = second.get("k").unwrap();
+    assert_eq!(value, "third", "new sequence numbers execute");
+}

@@ -47,7 +47,8 @@ fn hostile_peers_and_clients_never_stop_a_node() {
     // The secret file must exist before the nodes start: write it into a directory of its own.
     let secrets = tempfile::tempdir().unwrap();
     let secret = secret_file(secrets.path());
-    let mut cluster = ProcessCluster::start(3, &["--peer-secret-file", &secret]);
+    let mut cluster =
+        ProcessCluster::start(3, &["--peer-secret-file", &secret, "--max-clients", "4"]);
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
     let victim = if leader == 1 { 2 } else { 1 };
     let peer_addr = cluster.peer_addrs[victim - 1];
@@ -124,6 +125,21 @@ fn hostile_peers_and_clients_never_stop_a_node() {
     let too_big = vec![b'x'; 2 * 1024 * 1024];
     let error = connection.set::<_, _, ()>("big", too_big).unwrap_err();
     assert!(error.to_string().contains("Protocol error"), "{error}");
+    drop(connection);
+
+    // The connection limit: the fifth client is told so and closed.
+    std::thread::sleep(Duration::from_millis(200));
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(client_addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = send_and_close(client_addr, b"PING\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&answer),
+        "-ERR max number of clients reached\r\n"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
 
     // Everyone is still up, and the cluster still serves reads and writes on every node.
     for id in 1..=3 {
