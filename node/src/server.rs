@@ -483,26 +483,40 @@ impl Context {
     async fn request(&self, command: Command) -> Result<Reply, Failure> {
         let deadline = Instant::now() + self.config.request_timeout;
         let mut client = self.session(None, deadline).await?;
-        let mut sequence = self.session.next_sequence.fetch_add(1, Ordering::SeqCst);
-        let mut backoff = Duration::from_millis(2);
         loop {
-            let op = ClientOp::Request(ClientRequest {
-                client,
-                sequence: Sequence(sequence),
-                command: command.clone(),
-            });
-            let last = match self.driver.submit(op).await {
-                Ok(Outcome::Applied(Reply::Rejected(SessionError::UnknownSession))) => {
+            let sequence = Sequence(self.session.next_sequence.fetch_add(1, Ordering::SeqCst));
+            let op = || {
+                ClientOp::Request(ClientRequest {
+                    client,
+                    sequence,
+                    command: command.clone(),
+                })
+            };
+            match self.submit_until(op, deadline).await? {
+                Reply::Rejected(SessionError::UnknownSession) => {
                     // Nothing was executed: open a fresh session and go again.
                     client = self.session(Some(client), deadline).await?;
-                    sequence = self.session.next_sequence.fetch_add(1, Ordering::SeqCst);
-                    continue;
                 }
-                Ok(Outcome::Applied(Reply::Rejected(SessionError::SequenceTooOld))) => {
+                Reply::Rejected(SessionError::SequenceTooOld) => {
                     return Err(Value::err(
                         "sequence number too old for this session: its outcome is no longer known",
                     ));
                 }
+                reply => return Ok(reply),
+            }
+        }
+    }
+
+    /// Submits `op()` until it is applied or `deadline` passes, backing off between attempts
+    /// (each attempt is the same operation, so retrying is safe).
+    async fn submit_until(
+        &self,
+        op: impl Fn() -> ClientOp,
+        deadline: Instant,
+    ) -> Result<Reply, Failure> {
+        let mut backoff = Duration::from_millis(2);
+        loop {
+            let last = match self.driver.submit(op()).await {
                 Ok(Outcome::Applied(reply)) => return Ok(reply),
                 Ok(Outcome::Superseded) => SubmitError::NoLeader,
                 Err(SubmitError::Stopped) => return Err(Value::err("the node is shutting down")),
@@ -557,33 +571,25 @@ impl Context {
         {
             return Ok(id);
         }
-        let mut backoff = Duration::from_millis(2);
-        loop {
-            let last = match self.driver.submit(ClientOp::OpenSession).await {
-                Ok(Outcome::Applied(Reply::SessionOpened { client })) => {
-                    *self
-                        .session
-                        .id
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(client);
-                    self.session.next_sequence.store(1, Ordering::SeqCst);
-                    tracing::debug!(
-                        connection = self.connection_id,
-                        session = client.0,
-                        "[CLIENT] session opened"
-                    );
-                    return Ok(client);
-                }
-                Ok(Outcome::Applied(other)) => return Err(unexpected(&other)),
-                Ok(Outcome::Superseded) => SubmitError::NoLeader,
-                Err(SubmitError::Stopped) => return Err(Value::err("the node is shutting down")),
-                Err(error) => error,
-            };
-            if Instant::now() + backoff >= deadline {
-                return Err(self.gave_up(last));
+        match self
+            .submit_until(|| ClientOp::OpenSession, deadline)
+            .await?
+        {
+            Reply::SessionOpened { client } => {
+                *self
+                    .session
+                    .id
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(client);
+                self.session.next_sequence.store(1, Ordering::SeqCst);
+                tracing::debug!(
+                    connection = self.connection_id,
+                    session = client.0,
+                    "[CLIENT] session opened"
+                );
+                Ok(client)
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(100));
+            other => Err(unexpected(&other)),
         }
     }
 

@@ -3,6 +3,7 @@
 //! Layout: `DIR/verity.toml` (metadata), `DIR/LOCK` (held with an exclusive OS file lock for
 //! the life of the process), `DIR/wal/` (segments, see [`super::segments`]).
 
+use super::{IoError, io};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -30,15 +31,8 @@ pub struct Metadata {
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
     /// A filesystem operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// To which path.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Another process holds the lock.
     #[error(
         "data directory {0} is in use by another process (its LOCK is held): stop that node first"
@@ -74,15 +68,6 @@ pub struct DataDir {
     _lock: File,
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError {
-    let path = path.to_path_buf();
-    move |source| DataDirError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
 /// Syncs a directory so that entries created or renamed in it are durable.
 pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     File::open(path)?.sync_all()
@@ -103,7 +88,7 @@ impl DataDir {
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(DataDirError::Locked(path.into())),
-            Err(fs::TryLockError::Error(error)) => return Err(io("lock", &lock_path)(error)),
+            Err(fs::TryLockError::Error(error)) => return Err(io("lock", &lock_path)(error).into()),
         }
         let expected = Metadata {
             format_version: FORMAT_VERSION,
@@ -163,7 +148,8 @@ fn write_metadata(dir: &Path, metadata: &Metadata) -> Result<(), DataDirError> {
     file.sync_all().map_err(io("sync", &tmp))?;
     let target = dir.join(METADATA_FILE);
     fs::rename(&tmp, &target).map_err(io("rename into", &target))?;
-    sync_dir(dir).map_err(io("sync directory", dir))
+    sync_dir(dir).map_err(io("sync directory", dir))?;
+    Ok(())
 }
 
 #[cfg(test)]

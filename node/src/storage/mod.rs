@@ -17,6 +17,30 @@ pub mod data_dir;
 pub mod segments;
 pub mod writer;
 
+use std::path::{Path, PathBuf};
+
 pub use data_dir::{DataDir, DataDirError, Metadata};
 pub use segments::{SegmentedWal, StorageError, WalOpened};
 pub use writer::{FsyncPolicy, PersistDone, PersistJob, WalStats, WalWriter};
+
+/// A filesystem operation that failed, with what was being done to which path.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {source}", path.display())]
+pub struct IoError {
+    /// What was being done ("read", "sync directory", ...).
+    pub action: &'static str,
+    /// To which path.
+    pub path: PathBuf,
+    /// The OS error.
+    pub source: std::io::Error,
+}
+
+/// `map_err` adapter: `file.sync_all().map_err(io("sync", &path))?`.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IoError {
+    let path = path.to_path_buf();
+    move |source| IoError {
+        action,
+        path,
+        source,
+    }
+}

@@ -7,6 +7,7 @@
 //! [`super`].
 
 use super::data_dir::sync_dir;
+use super::{IoError, io};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,15 +20,8 @@ const SUFFIX: &str = ".wal";
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A filesystem operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// To which path.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A segment holds damage that a crash cannot explain.
     #[error("{path}: {error}")]
     Corrupt {
@@ -56,15 +50,6 @@ pub enum StorageError {
         /// The missing segment's path.
         missing: PathBuf,
     },
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
-    let path = path.to_path_buf();
-    move |source| StorageError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 /// The open log, positioned to append at the end of the last segment.
