@@ -27,6 +27,16 @@ pub struct Metadata {
     pub node_id: u64,
 }
 
+impl std::fmt::Display for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "node {} of cluster {:?} (format {})",
+            self.node_id, self.cluster_id, self.format_version
+        )
+    }
+}
+
 /// Why a data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -48,7 +58,8 @@ pub enum DataDirError {
     },
     /// The directory belongs to another node, cluster or format.
     #[error(
-        "data directory {path} holds {found:?}, but this node is {expected:?}: point --data-dir at this node's own directory"
+        "data directory {} holds {found}, but this is {expected}: point --data-dir at this node's own directory",
+        path.display()
     )]
     Mismatch {
         /// The directory.
