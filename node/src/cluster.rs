@@ -50,6 +50,7 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     }
     let peers = peers.join(",");
     let mut children: Vec<Child> = Vec::new();
+    let mut forwarders = Vec::new();
     for i in 1..=args.nodes {
         let mut child = Command::new(&exe)
             .arg("node")
@@ -84,12 +85,12 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
         {
-            tokio::spawn(async move {
+            forwarders.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     println!("[n{i}] {line}");
                 }
-            });
+            }));
         }
         children.push(child);
     }
@@ -133,6 +134,10 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 let _ = child.start_kill();
             }
         }
+    }
+    // Echo the nodes' last lines (their pipes close when they exit).
+    for forwarder in forwarders {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
     }
     Ok(())
 }

@@ -121,3 +121,80 @@ fn a_write_retried_in_a_resumed_session_executes_once() {
     let value: String = second.get("k").unwrap();
     assert_eq!(value, "third", "new sequence numbers execute");
 }
+
+#[test]
+fn verity_cluster_starts_serving_nodes_and_stops_them_on_sigterm() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    // Three consecutive free ports for clients and three for peers.
+    let free_run = || loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base < 60_000
+            && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    };
+    let (client_port, peer_port) = (free_run(), free_run());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Command::new(verity_tests::verity_binary())
+        .args(["cluster", "--nodes", "3"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args([
+            "--client-port",
+            &client_port.to_string(),
+            "--peer-port",
+            &peer_port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answered = false;
+    while Instant::now() < deadline && !answered {
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{}/", client_port + 2)).unwrap();
+        if let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1)) {
+            let set: redis::RedisResult<()> = connection.set("tried", "it");
+            answered = set.is_ok();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(answered, "the local cluster never served a write");
+    kill(
+        Pid::from_raw(i32::try_from(cluster.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = cluster.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "verity cluster ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut output = String::new();
+    std::io::Read::read_to_string(&mut cluster.stdout.take().unwrap(), &mut output).unwrap();
+    assert!(
+        output.contains(&format!("redis-cli -p {client_port}")),
+        "{output}"
+    );
+    assert!(
+        output.contains("[n3]") && output.contains("[SHUTDOWN] stopped cleanly"),
+        "{output}"
+    );
+    for node in 1..=3 {
+        assert!(dir.path().join(format!("node-{node}/verity.toml")).exists());
+    }
+}
