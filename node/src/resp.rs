@@ -272,9 +272,10 @@ impl Value {
     }
 }
 
-/// Fuzz body: arbitrary bytes through the parser, command after command. Never panics; each
-/// parse consumes at least one byte and no more than it was given, respects the limits, and
-/// an array command re-encoded as RESP parses back to the same arguments.
+/// Fuzz body: arbitrary bytes through the parser, command after command, and each command
+/// through [`crate::command::ClientCommand::parse`]. Never panics; each parse consumes at
+/// least one byte and no more than it was given, respects the limits, and an array command
+/// re-encoded as RESP parses back to the same arguments.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_parse(bytes: &[u8]) {
     let limits = Limits {
@@ -292,6 +293,7 @@ pub fn fuzz_parse(bytes: &[u8]) {
                 .all(|arg| arg.len() <= limits.max_arg_bytes)
         );
         if !parsed.args.is_empty() {
+            let _ = crate::command::ClientCommand::parse(parsed.args.clone());
             let mut encoded = Vec::new();
             Value::Array(parsed.args.iter().cloned().map(Value::Bulk).collect())
                 .encode(&mut encoded);
