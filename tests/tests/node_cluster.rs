@@ -198,3 +198,30 @@ fn verity_cluster_starts_serving_nodes_and_stops_them_on_sigterm() {
         assert!(dir.path().join(format!("node-{node}/verity.toml")).exists());
     }
 }
+
+#[test]
+fn without_a_quorum_a_write_fails_with_clusterdown_after_a_bounded_wait() {
+    let mut cluster = ProcessCluster::start(3, &["--request-timeout-ms", "1000"]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let survivor = others(&[1, 2, 3], leader)[0];
+    for id in others(&[1, 2, 3], survivor) {
+        cluster.kill9(id);
+    }
+    let mut connection = cluster.connect(survivor);
+    let started = std::time::Instant::now();
+    let error = connection.set::<_, _, ()>("lonely", "write").unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(error.kind(), redis::ErrorKind::ClusterDown, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("may or may not have taken effect"),
+        "{error}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "waited {waited:?}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut connection).unwrap();
+    assert_eq!(pong, "PONG", "the node itself stays up");
+}
