@@ -1,5 +1,6 @@
 //! The stock Redis tools against a real 3-node cluster: `redis-cli` commands (including the
-//! ones it sends by itself) and `redis-benchmark -t set,get -n 10000`, without an error.
+//! ones it sends by itself) and `redis-benchmark -t set,get -n 10000`, without an error; and
+//! `verity bench`, which speaks the same protocol.
 //! Needs redis-tools installed (`.ci/run` installs it).
 
 use std::process::{Command, Output, Stdio};
