@@ -17,10 +17,9 @@
 //! of leader the waits that can no longer be answered fail at once so they are retried
 //! (safely: a retry reuses its session and sequence number, so it executes at most once).
 
-use crate::storage::{PersistDone, PersistJob, WalStats, WalWriter};
+use crate::storage::{PersistDone, PersistJob, WalFigures, WalStats, WalWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use verity_core::raft::{ClientReply, Outcome};
@@ -79,12 +78,13 @@ pub struct NodeStatus {
     pub last_index: LogIndex,
     /// Transport state and (on a leader) the match index of each peer.
     pub peers: BTreeMap<NodeId, (PeerState, Option<LogIndex>)>,
-    /// WAL records, bytes, syncs and sync time so far.
-    pub wal: (u64, u64, u64, u64),
+    /// The WAL writer's counters so far.
+    pub wal: WalFigures,
     /// Submissions waiting for an answer here.
     pub waiting: usize,
 }
 
+#[derive(Debug)]
 enum Request {
     Submit {
         op: ClientOp,
@@ -99,15 +99,6 @@ enum Request {
 #[derive(Clone, Debug)]
 pub struct DriverHandle {
     requests: mpsc::Sender<Request>,
-}
-
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Request::Submit { .. } => "Submit",
-            Request::Status { .. } => "Status",
-        })
-    }
 }
 
 impl DriverHandle {
@@ -519,7 +510,6 @@ impl Driver {
                 .get(&leader)
                 .and_then(|state| state.client_addr.clone())
         });
-        let stats = &self.wal_stats;
         NodeStatus {
             id: self.node.id(),
             role: self.node.role(),
@@ -536,12 +526,7 @@ impl Driver {
                     (peer, (state, matched))
                 })
                 .collect(),
-            wal: (
-                stats.records.load(Ordering::Relaxed),
-                stats.bytes.load(Ordering::Relaxed),
-                stats.syncs.load(Ordering::Relaxed),
-                stats.sync_micros.load(Ordering::Relaxed),
-            ),
+            wal: self.wal_stats.figures(),
             waiting: self.proposals.len() + self.forwards.len(),
         }
     }

@@ -656,7 +656,12 @@ fn role_name(status: &NodeStatus) -> &'static str {
 /// `INFO` in Redis's layout: `# Section` headers and `field:value` lines.
 fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) -> Value {
     let mut text = String::new();
-    let (records, bytes, syncs, sync_micros) = status.wal;
+    let crate::storage::WalFigures {
+        records,
+        bytes,
+        syncs,
+        sync_micros,
+    } = status.wal;
     let _ = write!(
         text,
         "# Server\r\nverity_version:{}\r\nnode_id:{}\r\nprocess_id:{}\r\n\r\n",

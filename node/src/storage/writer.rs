@@ -71,6 +71,32 @@ pub struct WalStats {
     pub sync_micros: AtomicU64,
 }
 
+/// The WAL writer's counters at one moment .
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalFigures {
+    /// Records written.
+    pub records: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Syncs made.
+    pub syncs: u64,
+    /// Total time in sync, microseconds.
+    pub sync_micros: u64,
+}
+
+impl WalStats {
+    /// The counters now.
+    #[must_use]
+    pub fn figures(&self) -> WalFigures {
+        WalFigures {
+            records: self.records.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            sync_micros: self.sync_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Handle to the writer thread. Dropping the job sender (see [`WalWriter::finish`]) lets the
 /// thread complete what is queued and exit.
 #[derive(Debug)]
