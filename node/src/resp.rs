@@ -235,6 +235,13 @@ impl Value {
         Value::Error(format!("ERR {message}"))
     }
 
+    /// `:n` for a count, index or id; values beyond `i64::MAX` (which no real count
+    /// reaches) saturate.
+    #[must_use]
+    pub fn unsigned(n: u64) -> Value {
+        Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
     /// A bulk string from text.
     #[must_use]
     pub fn text(text: impl Into<String>) -> Value {

@@ -117,10 +117,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         },
         pipeline_depth: settings.pipeline_depth,
         request_timeout: Duration::from_millis(settings.request_timeout_ms),
-        fsync: match settings.fsync {
-            FsyncPolicy::Always => "always",
-            FsyncPolicy::Never => "no",
-        },
+        fsync: settings.fsync,
     };
     let server = tokio::spawn(server::serve(
         client_listener,

@@ -28,11 +28,12 @@
 use crate::command::{ClientCommand, SetCondition};
 use crate::driver::{DriverHandle, NodeStatus, SubmitError};
 use crate::resp::{self, Limits, Value};
+use crate::storage::FsyncPolicy;
 use bytes::{Buf, BytesMut};
 use futures::FutureExt;
 use futures::stream::{FuturesOrdered, StreamExt};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,8 +55,8 @@ pub struct ServerConfig {
     pub pipeline_depth: usize,
     /// How long one command may keep retrying.
     pub request_timeout: Duration,
-    /// What `CONFIG GET appendfsync` reports.
-    pub fsync: &'static str,
+    /// The WAL's sync policy, reported by `CONFIG GET appendfsync` and `INFO`.
+    pub fsync: FsyncPolicy,
 }
 
 /// Most compare-and-swap attempts of one `INCR`/`APPEND`/`SET XX` before it gives up.
@@ -70,7 +71,6 @@ pub async fn serve(
 ) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_clients));
-    let connected = Arc::new(AtomicUsize::new(0));
     let mut next_id = 0u64;
     loop {
         let accepted = tokio::select! {
@@ -97,18 +97,16 @@ pub async fn serve(
             driver: driver.clone(),
             config: Arc::clone(&config),
             connection_id: next_id,
-            connected: Arc::clone(&connected),
+            slots: Arc::clone(&slots),
             session: SessionState::default(),
             name: Mutex::new(None),
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            context.connected.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = context.serve_connection(socket, shutdown).await {
                 tracing::debug!(%remote, %error, "[CLIENT] connection ended");
             }
-            context.connected.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
@@ -124,12 +122,31 @@ struct SessionState {
     opening: tokio::sync::Mutex<()>,
 }
 
+impl SessionState {
+    /// The session id, if one is open.
+    fn id(&self) -> Option<ClientId> {
+        *self.id.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `id` this connection's session, continuing at sequence `next` (at least 1).
+    fn attach(&self, id: ClientId, next: u64) {
+        *self.id.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
+        self.next_sequence.store(next.max(1), Ordering::SeqCst);
+    }
+
+    /// Takes the next sequence number.
+    fn take_sequence(&self) -> Sequence {
+        Sequence(self.next_sequence.fetch_add(1, Ordering::SeqCst))
+    }
+}
+
 /// Everything a connection's commands share.
 struct Context {
     driver: DriverHandle,
     config: Arc<ServerConfig>,
     connection_id: u64,
-    connected: Arc<AtomicUsize>,
+    /// The connection limit's permits; each open connection holds one.
+    slots: Arc<Semaphore>,
     session: SessionState,
     name: Mutex<Option<Vec<u8>>>,
 }
@@ -160,11 +177,10 @@ impl Context {
                             continue;
                         }
                         match ClientCommand::parse(parsed.args) {
-                            Ok(ClientCommand::Quit) => {
-                                inflight.push_back(async { Value::ok() }.boxed());
-                                closing = true;
+                            Ok(command) => {
+                                closing = command == ClientCommand::Quit;
+                                inflight.push_back(self.execute(command).boxed());
                             }
-                            Ok(command) => inflight.push_back(self.execute(command).boxed()),
                             Err(error) => {
                                 inflight.push_back(async { Value::Error(error) }.boxed());
                             }
@@ -227,7 +243,7 @@ impl Context {
             ClientCommand::GetVer(key) => match self.get(key).await? {
                 Some(versioned) => Value::Array(vec![
                     Value::Bulk(versioned.value),
-                    Value::Integer(i64::try_from(versioned.version.0).unwrap_or(i64::MAX)),
+                    Value::unsigned(versioned.version.0),
                 ]),
                 None => Value::Null,
             },
@@ -264,7 +280,7 @@ impl Context {
                 Value::Integer(count)
             }
             ClientCommand::IncrBy { key, delta } => {
-                let new = self
+                let sum = self
                     .swap(key, |current| {
                         let number = match current {
                             None => 0,
@@ -278,15 +294,14 @@ impl Context {
                         let sum = number
                             .checked_add(delta)
                             .ok_or_else(|| Value::err("increment or decrement would overflow"))?;
-                        Ok(sum.to_string().into_bytes())
+                        Ok((sum.to_string().into_bytes(), sum))
                     })
                     .await?;
-                let text = String::from_utf8(new).expect("the swap wrote a decimal number");
-                Value::Integer(text.parse().expect("the swap wrote an i64"))
+                Value::Integer(sum)
             }
             ClientCommand::Append { key, value } => {
                 let limit = self.config.limits.max_arg_bytes;
-                let new = self
+                let length = self
                     .swap(key, |current| {
                         let mut new = current.unwrap_or_default().to_vec();
                         new.extend_from_slice(&value);
@@ -295,10 +310,11 @@ impl Context {
                                 "string would exceed the value limit of {limit} bytes"
                             )));
                         }
-                        Ok(new)
+                        let length = new.len() as u64;
+                        Ok((new, length))
                     })
                     .await?;
-                Value::Integer(i64::try_from(new.len()).unwrap_or(i64::MAX))
+                Value::unsigned(length)
             }
             ClientCommand::Cas { key, expected, new } => {
                 let command = Command::Cas {
@@ -311,16 +327,15 @@ impl Context {
                     other => return Err(unexpected(&other)),
                 }
             }
-            ClientCommand::Info => info(
-                &self.status().await?,
-                self.connected.load(Ordering::Relaxed),
-                &self.config,
-            ),
+            ClientCommand::Info => {
+                let connected = self.config.max_clients - self.slots.available_permits();
+                info(&self.status().await?, connected, &self.config)
+            }
             ClientCommand::Leader => {
                 let status = self.status().await?;
                 match status.leader {
                     Some(leader) => Value::Array(vec![
-                        Value::Integer(i64::try_from(leader.0).unwrap_or(i64::MAX)),
+                        Value::unsigned(leader.0),
                         match status.leader_client_addr {
                             Some(addr) => Value::text(addr),
                             None => Value::Null,
@@ -355,39 +370,20 @@ impl Context {
                     None => Value::Null,
                 }
             }
-            ClientCommand::ClientId => {
-                Value::Integer(i64::try_from(self.connection_id).unwrap_or(i64::MAX))
-            }
+            ClientCommand::ClientId => Value::unsigned(self.connection_id),
             ClientCommand::ClientSetInfo => Value::ok(),
             ClientCommand::Select(0) => Value::ok(),
             ClientCommand::Select(_) => {
                 Value::err("DB index is out of range (Verity has only database 0)")
             }
-            ClientCommand::Session(None) => {
-                let id = *self
-                    .session
-                    .id
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                Value::Array(vec![
-                    id.map_or(Value::Null, |id| {
-                        Value::Integer(i64::try_from(id.0).unwrap_or(i64::MAX))
-                    }),
-                    Value::Integer(
-                        i64::try_from(self.session.next_sequence.load(Ordering::SeqCst).max(1))
-                            .unwrap_or(i64::MAX),
-                    ),
-                ])
-            }
-            ClientCommand::Session(Some((id, sequence))) => {
-                *self
-                    .session
-                    .id
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(ClientId(id));
+            ClientCommand::Session(None) => Value::Array(vec![
                 self.session
-                    .next_sequence
-                    .store(sequence.max(1), Ordering::SeqCst);
+                    .id()
+                    .map_or(Value::Null, |id| Value::unsigned(id.0)),
+                Value::unsigned(self.session.next_sequence.load(Ordering::SeqCst).max(1)),
+            ]),
+            ClientCommand::Session(Some((id, sequence))) => {
+                self.session.attach(ClientId(id), sequence);
                 Value::ok()
             }
         })
@@ -424,7 +420,7 @@ impl Context {
             SetCondition::IfPresent => {
                 let result = self
                     .swap(key, |current| match current {
-                        Some(_) => Ok(value.clone()),
+                        Some(_) => Ok((value.clone(), ())),
                         None => Err(Value::Null),
                     })
                     .await;
@@ -447,17 +443,18 @@ impl Context {
         }
     }
 
-    /// Read-modify-write of one key: reads it, computes the new value with `update` (which
-    /// may answer early with an `Err` reply), and writes it with a compare-and-swap on the
-    /// version read; repeats if another write got in between. Returns the value written.
-    async fn swap(
+    /// Read-modify-write of one key: reads it, computes the new value and the command's
+    /// result with `update` (which may answer early with an `Err` reply), and writes the value
+    /// with a compare-and-swap on the version read; repeats if another write got in between.
+    /// Returns the result of the attempt whose write took effect.
+    async fn swap<T>(
         &self,
         key: Vec<u8>,
-        update: impl Fn(Option<&[u8]>) -> Result<Vec<u8>, Value>,
-    ) -> Result<Vec<u8>, Failure> {
+        update: impl Fn(Option<&[u8]>) -> Result<(Vec<u8>, T), Value>,
+    ) -> Result<T, Failure> {
         for _ in 0..MAX_SWAP_ATTEMPTS {
             let current = self.get(key.clone()).await?;
-            let new = update(current.as_ref().map(|v| v.value.as_slice()))?;
+            let (new, result) = update(current.as_ref().map(|v| v.value.as_slice()))?;
             let expect = match &current {
                 Some(versioned) => Expect::Version(versioned.version),
                 None => Expect::Absent,
@@ -465,10 +462,10 @@ impl Context {
             let command = Command::Cas {
                 key: key.clone(),
                 expect,
-                new: Some(new.clone()),
+                new: Some(new),
             };
             match self.request(command).await? {
-                Reply::Cas { swapped: true, .. } => return Ok(new),
+                Reply::Cas { swapped: true, .. } => return Ok(result),
                 Reply::Cas { swapped: false, .. } => continue,
                 other => return Err(unexpected(&other)),
             }
@@ -484,7 +481,7 @@ impl Context {
         let deadline = Instant::now() + self.config.request_timeout;
         let mut client = self.session(None, deadline).await?;
         loop {
-            let sequence = Sequence(self.session.next_sequence.fetch_add(1, Ordering::SeqCst));
+            let sequence = self.session.take_sequence();
             let op = || {
                 ClientOp::Request(ClientRequest {
                     client,
@@ -553,13 +550,7 @@ impl Context {
         stale: Option<ClientId>,
         deadline: Instant,
     ) -> Result<ClientId, Failure> {
-        let current = || {
-            *self
-                .session
-                .id
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
+        let current = || self.session.id();
         if let Some(id) = current()
             && Some(id) != stale
         {
@@ -576,12 +567,7 @@ impl Context {
             .await?
         {
             Reply::SessionOpened { client } => {
-                *self
-                    .session
-                    .id
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(client);
-                self.session.next_sequence.store(1, Ordering::SeqCst);
+                self.session.attach(client, 1);
                 tracing::debug!(
                     connection = self.connection_id,
                     session = client.0,
@@ -596,7 +582,7 @@ impl Context {
     fn config_get(&self, patterns: &[String]) -> Value {
         let settings = [
             ("appendonly", "yes".to_string()),
-            ("appendfsync", self.config.fsync.to_string()),
+            ("appendfsync", self.config.fsync.appendfsync().to_string()),
             ("save", String::new()),
             ("databases", "1".to_string()),
             ("maxclients", self.config.max_clients.to_string()),
@@ -629,10 +615,7 @@ fn hello(status: &NodeStatus, connection_id: u64) -> Value {
         ("server", Value::text("verity")),
         ("version", Value::text(env!("CARGO_PKG_VERSION"))),
         ("proto", Value::Integer(2)),
-        (
-            "id",
-            Value::Integer(i64::try_from(connection_id).unwrap_or(i64::MAX)),
-        ),
+        ("id", Value::unsigned(connection_id)),
         ("mode", Value::text("cluster")),
         ("role", Value::text(role_name(status))),
         ("modules", Value::Array(Vec::new())),
@@ -705,7 +688,7 @@ fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) ->
     let _ = write!(
         text,
         "\r\n# Persistence\r\nappendfsync:{}\r\nwal_records:{records}\r\nwal_bytes:{bytes}\r\nwal_syncs:{syncs}\r\nwal_sync_avg_us:{}\r\nwal_records_per_sync:{:.2}\r\n",
-        config.fsync,
+        config.fsync.appendfsync(),
         sync_micros.checked_div(syncs).unwrap_or(0),
         if syncs == 0 {
             0.0

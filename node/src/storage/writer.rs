@@ -38,6 +38,17 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl FsyncPolicy {
+    /// The equivalent Redis `appendfsync` setting, as `CONFIG GET` and `INFO` report it.
+    #[must_use]
+    pub fn appendfsync(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Never => "no",
+        }
+    }
+}
+
 /// One `Ready`'s durable write and what waits on it.
 #[derive(Debug, Default)]
 pub struct PersistJob {
