@@ -134,6 +134,14 @@ struct Waiting {
     deadline: Instant,
 }
 
+/// An operation forwarded to a leader, waiting for the answer.
+struct Forwarded {
+    reply: oneshot::Sender<Submitted>,
+    deadline: Instant,
+    /// The leader it was sent to.
+    leader: NodeId,
+}
+
 /// The task that owns the node; see the module docs and [`Driver::run`].
 pub struct Driver {
     node: Node,
@@ -147,7 +155,7 @@ pub struct Driver {
     /// Proposals made here, by tag.
     proposals: BTreeMap<RequestTag, Waiting>,
     /// Operations forwarded to a leader, by forward id, with the leader they went to.
-    forwards: BTreeMap<u64, (oneshot::Sender<Submitted>, Instant, NodeId)>,
+    forwards: BTreeMap<u64, Forwarded>,
     last_role: Role,
     last_leader: Option<NodeId>,
 }
@@ -264,8 +272,8 @@ impl Driver {
                 let _ = reply.send(Err(SubmitError::Stopped));
             }
         }
-        for (_, (reply, _, _)) in self.forwards {
-            let _ = reply.send(Err(SubmitError::Stopped));
+        for (_, forwarded) in self.forwards {
+            let _ = forwarded.reply.send(Err(SubmitError::Stopped));
         }
         let writer = self.writer;
         tokio::task::block_in_place(|| writer.finish());
@@ -288,8 +296,8 @@ impl Driver {
                 }
             }
             PeerFrame::ForwardReply { id, result } => {
-                if let Some((reply, _, _)) = self.forwards.remove(&id) {
-                    let _ = reply.send(match result {
+                if let Some(forwarded) = self.forwards.remove(&id) {
+                    let _ = forwarded.reply.send(match result {
                         ForwardResult::Outcome(outcome) => Ok(outcome),
                         ForwardResult::NotLeader { .. } => Err(SubmitError::NoLeader),
                         ForwardResult::Overloaded => Err(SubmitError::Overloaded),
@@ -316,7 +324,12 @@ impl Driver {
                     match self.transport.send(leader, PeerFrame::Forward { id, op }) {
                         Ok(()) => {
                             let deadline = Instant::now() + ATTEMPT_TIMEOUT;
-                            self.forwards.insert(id, (reply, deadline, leader));
+                            let forwarded = Forwarded {
+                                reply,
+                                deadline,
+                                leader,
+                            };
+                            self.forwards.insert(id, forwarded);
                         }
                         Err(_) => {
                             let _ = reply.send(Err(SubmitError::NoLeader));
@@ -434,17 +447,10 @@ impl Driver {
                 self.fail(waiting.waiter, leader);
             }
         }
-        let stale: Vec<u64> = self
-            .forwards
-            .iter()
-            .filter(|(_, (_, _, target))| Some(*target) != leader)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in stale {
-            if let Some((reply, _, _)) = self.forwards.remove(&id) {
-                let _ = reply.send(Err(SubmitError::NoLeader));
-            }
-        }
+        self.fail_forwards(
+            |forwarded| Some(forwarded.leader) != leader,
+            SubmitError::NoLeader,
+        );
         self.last_role = role;
         self.last_leader = leader;
     }
@@ -478,16 +484,17 @@ impl Driver {
                 let _ = reply.send(Err(SubmitError::Timeout));
             }
         }
-        let late: Vec<u64> = self
-            .forwards
-            .iter()
-            .filter(|(_, (_, deadline, _))| *deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in late {
-            if let Some((reply, _, _)) = self.forwards.remove(&id) {
-                let _ = reply.send(Err(SubmitError::Timeout));
-            }
+        self.fail_forwards(|forwarded| forwarded.deadline <= now, SubmitError::Timeout);
+    }
+
+    /// Answers `error` to every forwarded operation `doomed` picks, and forgets them.
+    fn fail_forwards(&mut self, doomed: impl Fn(&Forwarded) -> bool, error: SubmitError) {
+        let (failed, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.forwards)
+            .into_iter()
+            .partition(|(_, forwarded)| doomed(forwarded));
+        self.forwards = kept;
+        for forwarded in failed.into_values() {
+            let _ = forwarded.reply.send(Err(error));
         }
     }
 
