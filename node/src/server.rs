@@ -202,7 +202,7 @@ impl Context {
                 }
             }
             if closing && inflight.is_empty() {
-                return Ok(());
+                return linger(reader, writer).await;
             }
             let can_read = !closing && inflight.len() < self.config.pipeline_depth;
             tokio::select! {
@@ -603,6 +603,33 @@ impl Context {
         }
         Value::Array(pairs)
     }
+}
+
+/// The most a closing connection reads and discards, and for how long (see [`linger`]).
+const LINGER_BYTES: usize = 8 << 20;
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Closes a connection whose last replies are written: shuts the write side, then reads and
+/// discards what the client still sends (bounded by [`LINGER_BYTES`] and [`LINGER`]) until it
+/// closes too. Dropping a socket with unread input resets it, and a reset can destroy the
+/// final reply (a protocol error, `QUIT`'s `+OK`) before the client reads it.
+async fn linger(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    writer.shutdown().await?;
+    let drain = async {
+        let mut discarded = 0;
+        let mut scratch = vec![0; 64 * 1024];
+        while discarded < LINGER_BYTES {
+            match reader.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => discarded += read,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+    Ok(())
 }
 
 fn unexpected(reply: &Reply) -> Failure {
