@@ -145,7 +145,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Decoded<T>, DecodeErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::{ClientOp, ClientRequest, Command};
+    use crate::kv::{ClientOp, ClientRequest, Command, SessionToken};
     use crate::log::{Entry, EntryPayload};
     use crate::message::{Message, MessageBody};
     use crate::types::{ClientId, LogIndex, NodeId, Sequence, Term};
@@ -161,14 +161,16 @@ mod tests {
                 entries: vec![Entry {
                     index: LogIndex(5),
                     term: Term(3),
-                    payload: EntryPayload::Client(ClientOp::Request(ClientRequest {
-                        client: ClientId(9),
-                        sequence: Sequence(1),
-                        command: Command::Put {
-                            key: b"k".to_vec(),
-                            value: b"v".to_vec(),
-                        },
-                    })),
+                    payload: EntryPayload::Client {
+                        op: ClientOp::Request(ClientRequest {
+                            client: ClientId(9),
+                            token: SessionToken::default(),
+                            may_skip_earlier: false,
+                            sequence: Sequence(1),
+                            command: Command::set(*b"k", b"v".to_vec()),
+                        }),
+                        time_ms: 0,
+                    },
                 }],
                 leader_commit: LogIndex(4),
             },

@@ -35,6 +35,9 @@ pub struct Config {
     /// Most entries a leader keeps that are not yet committed; proposals beyond it are refused
     /// with [`crate::ProposeError::Overloaded`] so memory stays bounded when followers are away.
     pub max_uncommitted_entries: usize,
+    /// Largest value a write may produce (`SET`, `APPEND`, `SETRANGE`, …); larger ones are
+    /// refused with Redis's `proto-max-bulk-len` error. Must be the same on every replica.
+    pub max_value_bytes: u64,
     /// Session table bounds (exactly-once client semantics).
     pub sessions: SessionLimits,
     /// The catalogued bug switched on, if any (testing builds only).
@@ -50,9 +53,15 @@ pub struct SessionLimits {
     pub max_sessions: usize,
     /// A session not used for this many log entries expires.
     pub idle_expiry_entries: u64,
-    /// How many of a session's most recent replies are kept for retries. A client may have at
-    /// most this many requests outstanding (pipelined) on one session.
+    /// How many of a session's most recent sequence numbers are remembered for retries. A
+    /// client may have at most this many requests outstanding (pipelined) on one session.
     pub reply_window: u64,
+    /// Most bytes of write replies one session keeps (reads' replies are never kept); the
+    /// oldest go first.
+    pub max_reply_bytes_per_session: u64,
+    /// Most bytes of write replies all sessions keep together; the least recently active
+    /// sessions' oldest replies go first.
+    pub max_reply_bytes_total: u64,
 }
 
 /// A configuration that breaks one of the rules of [`Config::validate`].
@@ -103,10 +112,13 @@ impl Config {
             max_append_bytes: 8 << 20,
             max_inflight_appends: 8,
             max_uncommitted_entries: 16_384,
+            max_value_bytes: 512 << 20,
             sessions: SessionLimits {
                 max_sessions: 4_096,
                 idle_expiry_entries: 1_000_000,
                 reply_window: 64,
+                max_reply_bytes_per_session: 1 << 20,
+                max_reply_bytes_total: 64 << 20,
             },
             #[cfg(feature = "bug-catalogue")]
             bug: None,
@@ -147,6 +159,7 @@ impl Config {
                 self.sessions.idle_expiry_entries,
             ),
             ("sessions.reply_window", self.sessions.reply_window),
+            ("max_value_bytes", self.max_value_bytes),
         ];
         for (name, value) in bounds {
             if value == 0 {

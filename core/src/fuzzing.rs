@@ -190,11 +190,10 @@ pub fn core_step(data: &[u8]) {
             Step::Propose(n, key) => {
                 let op = ClientOp::Request(crate::kv::ClientRequest {
                     client: crate::types::ClientId(1),
+                    token: crate::kv::SessionToken::default(),
+                    may_skip_earlier: true,
                     sequence: crate::types::Sequence(i as u64 + 1),
-                    command: crate::kv::Command::Put {
-                        key: vec![*key % 4],
-                        value: vec![*key],
-                    },
+                    command: crate::kv::Command::set(vec![*key % 4], vec![*key]),
                 });
                 cluster
                     .propose(node(*n), RequestTag(i as u64), op)

@@ -42,7 +42,10 @@ pub mod types;
 pub mod wal;
 
 pub use config::{Config, ConfigError, SessionLimits};
-pub use kv::{ClientOp, ClientRequest, Command, Expect, Reply, SessionError, Versioned};
+pub use kv::{
+    Access, ClientOp, ClientRequest, Command, CommandError, Frame, Reply, SessionError,
+    SessionToken, Versioned,
+};
 pub use log::{Entry, EntryPayload};
 pub use message::{AppendOutcome, Message, MessageBody};
 pub use raft::{

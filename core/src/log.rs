@@ -28,8 +28,15 @@ impl Entry {
     #[must_use]
     pub fn payload_bytes(&self) -> u64 {
         match &self.payload {
-            EntryPayload::Noop | EntryPayload::Client(ClientOp::OpenSession) => 0,
-            EntryPayload::Client(ClientOp::Request(request)) => request.command.payload_bytes(),
+            EntryPayload::Noop
+            | EntryPayload::Client {
+                op: ClientOp::OpenSession { .. } | ClientOp::Resume { .. },
+                ..
+            } => 0,
+            EntryPayload::Client {
+                op: ClientOp::Request(request),
+                ..
+            } => request.command.payload_bytes(),
         }
     }
 }
@@ -40,8 +47,16 @@ pub enum EntryPayload {
     /// Appended by every new leader at the start of its term so that entries of earlier terms
     /// become committed through it (Raft §5.4.2, §8).
     Noop,
-    /// A client operation for the key-value state machine.
-    Client(ClientOp),
+    /// A client operation for the key-value state machine, stamped with its leader's clock.
+    Client {
+        /// The operation.
+        op: ClientOp,
+        /// The leader's clock when it appended the entry, milliseconds since the Unix epoch:
+        /// the time at which the state machine executes it (expiry, `TTL`). Never lower than
+        /// the stamp of an earlier entry of the log (a new leader stamps no earlier than the
+        /// last stamp it holds), so log time never goes back.
+        time_ms: u64,
+    },
 }
 
 /// An in-memory log: the entries after a (possibly empty) compacted prefix.

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{append, get, put, request};
+use support::{append, get, open_op, put, request};
 use verity_core::testing::Cluster;
 use verity_core::*;
 
@@ -45,7 +45,7 @@ fn execute(cluster: &mut Cluster, tag: u64, op: ClientOp) -> Reply {
 }
 
 fn open_session(cluster: &mut Cluster) -> ClientId {
-    match execute(cluster, 0, ClientOp::OpenSession) {
+    match execute(cluster, 0, open_op()) {
         Reply::SessionOpened { client } => client,
         other => panic!("{other:?}"),
     }
@@ -71,7 +71,7 @@ fn three_and_five_node_clusters_elect_one_leader_and_apply_writes_on_every_node(
                     seq,
                     request(client, seq, put(&format!("k{seq}"), "v")),
                 );
-                assert!(matches!(reply, Reply::Written { .. }), "{reply:?}");
+                assert_eq!(reply, Reply::Executed(Frame::ok()));
             }
             assert!(
                 c.run_until(ROUNDS, all_applied_equal).unwrap(),
@@ -180,10 +180,7 @@ fn a_node_with_a_stale_log_cannot_win_an_election() {
     );
     assert_eq!(
         execute(&mut c, 99, request(client, 11, get("k"))),
-        Reply::Value(Some(Versioned {
-            value: b"10".to_vec(),
-            version: LogIndex(12)
-        })),
+        Reply::Executed(Frame::text("10")),
         "no committed write was lost"
     );
 }
@@ -205,7 +202,11 @@ fn a_retry_after_the_leader_crashes_is_applied_exactly_once() {
     c.take_replies();
     // The client times out and retries the same request at the new leader.
     let reply = execute(&mut c, 2, request(client, 1, append("k", "x")));
-    assert!(matches!(reply, Reply::Written { .. }));
+    assert_eq!(
+        reply,
+        Reply::Executed(Frame::Integer(1)),
+        "APPEND answers the new length"
+    );
     c.restart(leader).unwrap();
     assert!(c.run_until(ROUNDS, all_applied_equal).unwrap());
     let node = c.node(leader).unwrap();

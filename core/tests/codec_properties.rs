@@ -2,6 +2,7 @@
 
 use proptest::prelude::*;
 use verity_core::codec::{self, DecodeError};
+use verity_core::kv::cmd::Expect;
 use verity_core::*;
 
 fn term() -> impl Strategy<Value = Term> {
@@ -18,34 +19,45 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        bytes().prop_map(|key| Command::Get { key }),
-        (bytes(), bytes()).prop_map(|(key, value)| Command::Put { key, value }),
-        bytes().prop_map(|key| Command::Delete { key }),
+        bytes().prop_map(Command::get),
+        (bytes(), bytes()).prop_map(|(key, value)| Command::set(key, value)),
+        bytes().prop_map(Command::del),
         (
             bytes(),
             prop::option::of(bytes()),
             prop::option::of(bytes())
         )
-            .prop_map(|(key, want, new)| Command::Cas {
+            .prop_map(|(key, want, new)| Command::cas(
                 key,
-                expect: want.map_or(Expect::Absent, Expect::Value),
-                new,
-            }),
-        (bytes(), bytes()).prop_map(|(key, value)| Command::Append { key, value }),
+                want.map_or(Expect::Absent, Expect::Value),
+                new
+            )),
+        (bytes(), bytes()).prop_map(|(key, value)| Command::append(key, value)),
+        (bytes(), any::<i64>()).prop_map(|(key, delta)| Command::incr_by(key, delta)),
     ]
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
     let payload = prop_oneof![
         Just(EntryPayload::Noop),
-        Just(EntryPayload::Client(ClientOp::OpenSession)),
-        (any::<u64>(), any::<u64>(), command()).prop_map(|(c, s, command)| {
-            EntryPayload::Client(ClientOp::Request(ClientRequest {
-                client: ClientId(c),
-                sequence: Sequence(s),
-                command,
-            }))
+        (any::<[u8; 16]>(), any::<u64>()).prop_map(|(token, time_ms)| EntryPayload::Client {
+            op: ClientOp::OpenSession {
+                token: SessionToken(token)
+            },
+            time_ms
         }),
+        (any::<u64>(), any::<u64>(), command(), any::<u64>()).prop_map(
+            |(c, s, command, time_ms)| EntryPayload::Client {
+                op: ClientOp::Request(ClientRequest {
+                    client: ClientId(c),
+                    token: SessionToken::default(),
+                    may_skip_earlier: false,
+                    sequence: Sequence(s),
+                    command,
+                }),
+                time_ms
+            }
+        ),
     ];
     (index(), term(), payload).prop_map(|(index, term, payload)| Entry {
         index,

@@ -74,7 +74,7 @@ fn run(size: u64, seed: u64, actions: &[Action]) -> Result<Cluster, String> {
                 )
                 .map(drop),
             Action::OpenSession(n) => c
-                .propose(NodeId(n), RequestTag(step as u64), ClientOp::OpenSession)
+                .propose(NodeId(n), RequestTag(step as u64), support::open_op())
                 .map(drop),
             Action::Crash(n) => {
                 c.crash(NodeId(n));

@@ -667,7 +667,7 @@ fn a_restarted_node_reapplies_its_committed_prefix() {
         }
     };
     persist(&mut n, &mut persisted);
-    n.propose(RequestTag(1), ClientOp::OpenSession).unwrap();
+    n.propose(RequestTag(1), support::open_op()).unwrap();
     persist(&mut n, &mut persisted);
     let client = ClientId(2);
     n.propose(RequestTag(2), request(client, 1, put("k", "v")))

@@ -1,38 +1,76 @@
-//! The key-value state machine and its exactly-once sessions, applied entry by entry.
+//! The key-value state machine and its exactly-once sessions, applied entry by entry: Redis
+//! command semantics (replies and error texts), leader-time expiry, and every session rule.
 
 mod support;
 
-use support::{append, get, put, request};
-use verity_core::kv::StateMachine;
+use verity_core::kv::{SessionTable, StateMachine};
 use verity_core::*;
+
+const TOKEN: SessionToken = SessionToken([7; 16]);
 
 struct Harness {
     machine: StateMachine,
+    time_ms: u64,
+    sequence: u64,
+    client: ClientId,
 }
 
 impl Harness {
     fn new(limits: SessionLimits) -> Harness {
-        Harness {
-            machine: StateMachine::new(limits),
-        }
+        let mut harness = Harness {
+            machine: StateMachine::new(limits, 128),
+            time_ms: 1_000_000,
+            sequence: 0,
+            client: ClientId(0),
+        };
+        harness.client = harness.open();
+        harness
     }
 
     fn apply(&mut self, op: ClientOp) -> Reply {
         let index = self.machine.applied_index().next();
-        self.machine.apply(index, Some(&op)).unwrap()
+        self.machine.apply(index, self.time_ms, Some(&op)).unwrap()
     }
 
     fn noop(&mut self) {
         let index = self.machine.applied_index().next();
-        assert_eq!(self.machine.apply(index, None), None);
+        assert_eq!(self.machine.apply(index, 0, None), None);
     }
 
     fn open(&mut self) -> ClientId {
-        match self.apply(ClientOp::OpenSession) {
+        match self.apply(ClientOp::OpenSession { token: TOKEN }) {
             Reply::SessionOpened { client } => client,
             other => panic!("{other:?}"),
         }
     }
+
+    fn send(&mut self, client: ClientId, sequence: u64, line: &str) -> Reply {
+        self.apply(ClientOp::Request(ClientRequest {
+            client,
+            token: TOKEN,
+            may_skip_earlier: true,
+            sequence: Sequence(sequence),
+            command: parse(line),
+        }))
+    }
+
+    /// Runs `line` as the next command of the harness's own session.
+    fn run(&mut self, line: &str) -> Frame {
+        self.sequence += 1;
+        match self.send(self.client, self.sequence, line) {
+            Reply::Executed(frame) => frame,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn wait_ms(&mut self, ms: u64) {
+        self.time_ms += ms;
+    }
+}
+
+fn parse(line: &str) -> Command {
+    Command::parse(line.split(' ').map(|w| w.as_bytes().to_vec()).collect())
+        .unwrap_or_else(|error| panic!("{line}: {error}"))
 }
 
 fn limits() -> SessionLimits {
@@ -40,135 +78,377 @@ fn limits() -> SessionLimits {
         max_sessions: 3,
         idle_expiry_entries: 100,
         reply_window: 4,
+        max_reply_bytes_per_session: 1 << 20,
+        max_reply_bytes_total: 1 << 20,
     }
 }
 
-fn value(v: &str, version: u64) -> Option<Versioned> {
-    Some(Versioned {
-        value: v.as_bytes().to_vec(),
-        version: LogIndex(version),
-    })
+fn bulk(text: &str) -> Frame {
+    Frame::text(text)
+}
+
+fn error(text: &str) -> Frame {
+    Frame::error(text)
+}
+
+fn array(items: &[Frame]) -> Frame {
+    Frame::Array(items.to_vec())
 }
 
 #[test]
-fn commands_follow_their_documented_semantics_with_versions() {
+fn strings_answer_as_redis_does() {
     let mut h = Harness::new(limits());
-    let c = h.open(); // index 1
+    assert_eq!(h.run("GET k"), Frame::Null);
+    assert_eq!(h.run("SET k a"), Frame::ok());
+    assert_eq!(h.run("SET k b NX"), Frame::Null);
+    assert_eq!(h.run("SET other b XX"), Frame::Null);
+    assert_eq!(h.run("SET k b XX GET"), bulk("a"));
+    assert_eq!(h.run("GETSET k c"), bulk("b"));
+    assert_eq!(h.run("SETNX k d"), Frame::Integer(0));
+    assert_eq!(h.run("SETNX fresh d"), Frame::Integer(1));
+    assert_eq!(h.run("APPEND k xyz"), Frame::Integer(4));
+    assert_eq!(h.run("STRLEN k"), Frame::Integer(4));
+    assert_eq!(h.run("GETRANGE k 1 -1"), bulk("xyz"));
+    assert_eq!(h.run("SETRANGE k 6 !"), Frame::Integer(7));
+    assert_eq!(h.run("GET k"), Frame::Bulk(b"cxyz\0\0!".to_vec()));
+    assert_eq!(h.run("SETRANGE none 0 "), Frame::Integer(0), "no key made");
+    assert_eq!(h.run("EXISTS none"), Frame::Integer(0));
+    assert_eq!(h.run("GETDEL fresh"), bulk("d"));
+    assert_eq!(h.run("GETDEL fresh"), Frame::Null);
+    assert_eq!(h.run("MSET a 1 b 2"), Frame::ok());
     assert_eq!(
-        h.apply(request(c, 1, get("k"))),
-        Reply::Value(None),
-        "absent key"
+        h.run("MGET a b zz"),
+        array(&[bulk("1"), bulk("2"), Frame::Null])
+    );
+    assert_eq!(h.run("MSETNX b 9 c 9"), Frame::Integer(0));
+    assert_eq!(
+        h.run("EXISTS c"),
+        Frame::Integer(0),
+        "MSETNX sets nothing if any key exists"
+    );
+    assert_eq!(h.run("MSETNX c 3 d 4"), Frame::Integer(1));
+    assert_eq!(
+        h.run(&format!("APPEND k {}", "9".repeat(125))),
+        error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     );
     assert_eq!(
-        h.apply(request(c, 2, put("k", "a"))),
-        Reply::Written {
-            version: LogIndex(3)
+        h.run("STRLEN k"),
+        Frame::Integer(7),
+        "a refused write changes nothing"
+    );
+}
+
+#[test]
+fn counters_are_one_atomic_step_with_redis_errors() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.run("INCR n"), Frame::Integer(1));
+    assert_eq!(h.run("INCRBY n 41"), Frame::Integer(42));
+    assert_eq!(h.run("DECR n"), Frame::Integer(41));
+    assert_eq!(h.run("DECRBY n 50"), Frame::Integer(-9));
+    assert_eq!(h.run("SET s abc"), Frame::ok());
+    assert_eq!(
+        h.run("INCR s"),
+        error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(h.run("SET big 9223372036854775807"), Frame::ok());
+    assert_eq!(
+        h.run("INCR big"),
+        error("ERR increment or decrement would overflow")
+    );
+    assert_eq!(h.run("SET f 10.5"), Frame::ok());
+    assert_eq!(h.run("INCRBYFLOAT f 0.1"), bulk("10.6"));
+    assert_eq!(h.run("INCRBYFLOAT f -5.6"), bulk("5"));
+    assert_eq!(
+        h.run("INCRBYFLOAT s 1"),
+        error("ERR value is not a valid float")
+    );
+    assert_eq!(h.run("SET f 1e308"), Frame::ok());
+    assert_eq!(
+        h.run("INCRBYFLOAT f 1e308"),
+        error("ERR increment would produce NaN or Infinity")
+    );
+    for (line, text) in [
+        ("INCRBY n x", "ERR value is not an integer or out of range"),
+        (
+            "DECRBY n -9223372036854775808",
+            "ERR decrement would overflow",
+        ),
+        ("INCRBYFLOAT n abc", "ERR value is not a valid float"),
+        ("INCR", "ERR wrong number of arguments for 'incr' command"),
+    ] {
+        let parsed = Command::parse(line.split(' ').map(|w| w.as_bytes().to_vec()).collect());
+        assert_eq!(parsed.unwrap_err().to_string(), text, "{line}");
+    }
+}
+
+#[test]
+fn keys_commands_cover_the_whole_keyspace_atomically() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.run("MSET user:1 a user:2 b other c"), Frame::ok());
+    assert_eq!(h.run("DBSIZE"), Frame::Integer(3));
+    assert_eq!(h.run("TYPE user:1"), Frame::Simple("string".into()));
+    assert_eq!(h.run("TYPE nope"), Frame::Simple("none".into()));
+    assert_eq!(h.run("EXISTS user:1 user:1 nope"), Frame::Integer(2));
+    assert_eq!(
+        h.run("KEYS user:*"),
+        array(&[bulk("user:1"), bulk("user:2")])
+    );
+    let mut seen = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let Frame::Array(parts) = h.run(&format!("SCAN {cursor} MATCH user:* COUNT 1")) else {
+            panic!("SCAN answers an array")
+        };
+        let [Frame::Bulk(next), Frame::Array(keys)] = &parts[..] else {
+            panic!("{parts:?}")
+        };
+        seen.extend(keys.iter().cloned());
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
         }
+    }
+    seen.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    assert_eq!(seen, vec![bulk("user:1"), bulk("user:2")]);
+    assert!(matches!(h.run("RANDOMKEY"), Frame::Bulk(_)));
+    assert_eq!(h.run("UNLINK user:1 user:2 nope"), Frame::Integer(2));
+    assert_eq!(h.run("FLUSHALL"), Frame::ok());
+    assert_eq!(h.run("DBSIZE"), Frame::Integer(0));
+    assert_eq!(h.run("RANDOMKEY"), Frame::Null);
+}
+
+#[test]
+fn expiry_follows_the_entries_leader_time() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.run("SET k v PX 100"), Frame::ok());
+    assert_eq!(h.run("PTTL k"), Frame::Integer(100));
+    assert_eq!(
+        h.run("TTL k"),
+        Frame::Integer(0),
+        "TTL rounds 100 ms to 0 s"
+    );
+    h.wait_ms(100);
+    assert_eq!(
+        h.run("GET k"),
+        bulk("v"),
+        "a key lives until time passes its deadline"
+    );
+    h.wait_ms(1);
+    assert_eq!(h.run("GET k"), Frame::Null);
+    assert_eq!(h.run("TTL k"), Frame::Integer(-2));
+    assert_eq!(h.run("SET k v"), Frame::ok());
+    assert_eq!(h.run("TTL k"), Frame::Integer(-1));
+    assert_eq!(
+        h.run("EXPIRE k 10 XX"),
+        Frame::Integer(0),
+        "XX: no deadline yet"
+    );
+    assert_eq!(h.run("EXPIRE k 10 NX"), Frame::Integer(1));
+    assert_eq!(h.run("EXPIRE k 5 GT"), Frame::Integer(0));
+    assert_eq!(h.run("EXPIRE k 5 LT"), Frame::Integer(1));
+    assert_eq!(h.run("TTL k"), Frame::Integer(5));
+    assert_eq!(
+        h.run("EXPIRETIME k"),
+        Frame::Integer(1_005),
+        "seconds, rounded down"
+    );
+    assert_eq!(h.run("PEXPIRETIME k"), Frame::Integer(1_005_101));
+    assert_eq!(h.run("SET k w KEEPTTL"), Frame::ok());
+    assert_eq!(h.run("TTL k"), Frame::Integer(5), "KEEPTTL");
+    assert_eq!(
+        h.run("INCRBY k 0"),
+        error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(h.run("PERSIST k"), Frame::Integer(1));
+    assert_eq!(h.run("PERSIST k"), Frame::Integer(0));
+    assert_eq!(h.run("SETEX k 2 x"), Frame::ok());
+    assert_eq!(h.run("GETEX k PERSIST"), bulk("x"));
+    assert_eq!(h.run("TTL k"), Frame::Integer(-1));
+    assert_eq!(h.run("GETEX k PX 50"), bulk("x"));
+    assert_eq!(h.run("PTTL k"), Frame::Integer(50));
+    assert_eq!(
+        h.run("EXPIRE k -1"),
+        Frame::Integer(1),
+        "a past deadline deletes"
+    );
+    assert_eq!(h.run("EXISTS k"), Frame::Integer(0));
+    assert_eq!(
+        h.run("SET k v EXAT 1"),
+        Frame::ok(),
+        "a deadline in the past deletes"
+    );
+    assert_eq!(h.run("EXISTS k"), Frame::Integer(0));
+    assert_eq!(h.run("EXPIRE nope 10"), Frame::Integer(0));
+    for (line, text) in [
+        ("SET k v EX 0", "ERR invalid expire time in 'set' command"),
+        ("SETEX k -1 v", "ERR invalid expire time in 'setex' command"),
+        ("SET k v NX XX", "ERR syntax error"),
+        ("SET k v EX 1 PX 1", "ERR syntax error"),
+        (
+            "EXPIRE k 1 NX GT",
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ),
+        (
+            "EXPIRE k 1 GT LT",
+            "ERR GT and LT options at the same time are not compatible",
+        ),
+    ] {
+        let parsed = Command::parse(line.split(' ').map(|w| w.as_bytes().to_vec()).collect());
+        assert_eq!(parsed.unwrap_err().to_string(), text, "{line}");
+    }
+}
+
+#[test]
+fn a_transaction_runs_whole_or_not_at_all_when_a_watched_key_changed() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.run("SET a 1"), Frame::ok());
+    let Frame::Array(versions) = h.run("GETVER a") else {
+        panic!()
+    };
+    let Frame::Integer(version) = versions[1] else {
+        panic!()
+    };
+    let transaction = |watched: u64| {
+        Command::Exec(verity_core::kv::cmd::Transaction {
+            watched: vec![(b"a".to_vec(), watched)],
+            commands: vec![
+                parse("INCR a"),
+                parse("INCR s"),
+                parse("SET s x"),
+                parse("INCR s"),
+            ],
+        })
+    };
+    h.sequence += 1;
+    let reply = h.apply(ClientOp::Request(ClientRequest {
+        client: h.client,
+        token: TOKEN,
+        may_skip_earlier: true,
+        sequence: Sequence(h.sequence),
+        command: transaction(version as u64),
+    }));
+    assert_eq!(
+        reply,
+        Reply::Executed(array(&[
+            Frame::Integer(2),
+            Frame::Integer(1),
+            Frame::ok(),
+            error("ERR value is not an integer or out of range"),
+        ]))
+    );
+    h.sequence += 1;
+    let reply = h.apply(ClientOp::Request(ClientRequest {
+        client: h.client,
+        token: TOKEN,
+        may_skip_earlier: true,
+        sequence: Sequence(h.sequence),
+        command: transaction(version as u64),
+    }));
+    assert_eq!(
+        reply,
+        Reply::Executed(Frame::NullArray),
+        "a was written since"
     );
     assert_eq!(
-        h.apply(request(c, 3, append("k", "b"))),
-        Reply::Written {
-            version: LogIndex(4)
-        }
+        h.run("GET a"),
+        bulk("2"),
+        "nothing of the aborted transaction ran"
     );
-    assert_eq!(
-        h.apply(request(c, 4, append("new", "x"))),
-        Reply::Written {
-            version: LogIndex(5)
-        }
-    );
-    assert_eq!(
-        h.apply(request(c, 5, get("k"))),
-        Reply::Value(value("ab", 4))
-    );
-    assert_eq!(
-        h.apply(request(c, 6, get("new"))),
-        Reply::Value(value("x", 5)),
-        "append to absent"
-    );
-    let del = Command::Delete { key: b"k".to_vec() };
-    assert_eq!(
-        h.apply(request(c, 7, del.clone())),
-        Reply::Deleted { existed: true }
-    );
-    assert_eq!(
-        h.apply(request(c, 8, del)),
-        Reply::Deleted { existed: false }
-    );
-    assert_eq!(h.apply(request(c, 9, get("k"))), Reply::Value(None));
 }
 
 #[test]
 fn compare_and_swap_checks_absence_value_or_version() {
     let mut h = Harness::new(limits());
-    let c = h.open();
-    let cas = |expect, new: Option<&str>| Command::Cas {
-        key: b"k".to_vec(),
-        expect,
-        new: new.map(|n| n.as_bytes().to_vec()),
+    assert_eq!(h.run("CAS k old new"), Frame::Integer(0));
+    assert_eq!(h.run("SET k old"), Frame::ok());
+    assert_eq!(h.run("CAS k old new"), Frame::Integer(1));
+    assert_eq!(h.run("GET k"), bulk("new"));
+    let cas = |expect| {
+        ClientOp::Request(ClientRequest {
+            client: ClientId(1),
+            token: TOKEN,
+            may_skip_earlier: true,
+            sequence: Sequence(0),
+            command: Command::cas("k", expect, None),
+        })
     };
+    let version = h.machine.store().get(b"k").unwrap().version;
+    for (sequence, expect, swapped) in [
+        (
+            10,
+            verity_core::kv::cmd::Expect::Version(LogIndex(version.0 + 1)),
+            0,
+        ),
+        (11, verity_core::kv::cmd::Expect::Absent, 0),
+        (12, verity_core::kv::cmd::Expect::Version(version), 1),
+    ] {
+        let ClientOp::Request(mut request) = cas(expect) else {
+            unreachable!()
+        };
+        request.client = h.client;
+        request.sequence = Sequence(sequence);
+        h.sequence = sequence;
+        assert_eq!(
+            h.apply(ClientOp::Request(request)),
+            Reply::Executed(Frame::Integer(swapped))
+        );
+    }
     assert_eq!(
-        h.apply(request(c, 1, cas(Expect::Absent, Some("a")))),
-        Reply::Cas {
-            swapped: true,
-            current: value("a", 2)
-        }
-    );
-    assert_eq!(
-        h.apply(request(c, 2, cas(Expect::Absent, Some("b")))),
-        Reply::Cas {
-            swapped: false,
-            current: value("a", 2)
-        },
-        "present, so not absent"
-    );
-    assert_eq!(
-        h.apply(request(
-            c,
-            3,
-            cas(Expect::Value(b"zzz".to_vec()), Some("b"))
-        )),
-        Reply::Cas {
-            swapped: false,
-            current: value("a", 2)
-        }
-    );
-    assert_eq!(
-        h.apply(request(c, 4, cas(Expect::Value(b"a".to_vec()), Some("b")))),
-        Reply::Cas {
-            swapped: true,
-            current: value("b", 5)
-        }
-    );
-    assert_eq!(
-        h.apply(request(c, 5, cas(Expect::Version(LogIndex(2)), Some("c")))),
-        Reply::Cas {
-            swapped: false,
-            current: value("b", 5)
-        },
-        "stale version"
-    );
-    assert_eq!(
-        h.apply(request(c, 6, cas(Expect::Version(LogIndex(5)), None))),
-        Reply::Cas {
-            swapped: true,
-            current: None
-        },
-        "a cas can delete"
+        h.run("EXISTS k"),
+        Frame::Integer(0),
+        "a swap to None deletes"
     );
 }
 
 #[test]
-fn a_retried_request_returns_the_stored_reply_and_is_not_applied_again() {
+fn a_retried_write_returns_its_kept_reply_and_is_not_applied_again() {
     let mut h = Harness::new(limits());
-    let c = h.open();
-    let first = h.apply(request(c, 1, append("k", "x")));
-    let retry = h.apply(request(c, 1, append("k", "x")));
-    assert_eq!(first, retry, "the same reply, including the version");
+    let c = h.client;
+    assert_eq!(h.send(c, 1, "INCR n"), Reply::Executed(Frame::Integer(1)));
+    assert_eq!(h.send(c, 1, "INCR n"), Reply::Executed(Frame::Integer(1)));
+    assert_eq!(h.machine.store().get(b"n").unwrap().value, b"1");
+}
+
+#[test]
+fn a_retry_must_repeat_the_same_command() {
+    let mut h = Harness::new(limits());
+    let c = h.client;
+    assert_eq!(h.send(c, 1, "SET lock me NX"), Reply::Executed(Frame::ok()));
     assert_eq!(
-        h.machine.store().get(b"k").unwrap().value,
-        b"x",
-        "applied once"
+        h.send(c, 1, "SET lock you"),
+        Reply::Rejected(SessionError::DifferentCommand)
+    );
+    assert_eq!(h.machine.store().get(b"lock").unwrap().value, b"me");
+}
+
+#[test]
+fn read_replies_are_not_kept_so_a_retried_read_is_refused_not_reanswered() {
+    let mut h = Harness::new(limits());
+    let c = h.client;
+    assert_eq!(h.send(c, 1, "GET k"), Reply::Executed(Frame::Null));
+    assert_eq!(
+        h.send(c, 1, "GET k"),
+        Reply::Rejected(SessionError::ReplyNotKept)
+    );
+    assert_eq!(h.machine.sessions().reply_bytes(), 0);
+}
+
+#[test]
+fn a_wrong_token_cannot_use_or_disturb_a_session() {
+    let mut h = Harness::new(limits());
+    let c = h.client;
+    let forged = ClientOp::Request(ClientRequest {
+        client: c,
+        token: SessionToken([8; 16]),
+        may_skip_earlier: true,
+        sequence: Sequence(4_611_686_018_427_387_904),
+        command: parse("GET x"),
+    });
+    assert_eq!(h.apply(forged), Reply::Rejected(SessionError::WrongToken));
+    assert_eq!(
+        h.send(c, 1, "SET x 1"),
+        Reply::Executed(Frame::ok()),
+        "the owner goes on"
     );
 }
 
@@ -176,89 +456,170 @@ fn a_retried_request_returns_the_stored_reply_and_is_not_applied_again() {
 fn requests_in_an_unknown_session_are_refused_not_executed() {
     let mut h = Harness::new(limits());
     assert_eq!(
-        h.apply(request(ClientId(77), 1, put("k", "v"))),
+        h.send(ClientId(999), 1, "SET k v"),
         Reply::Rejected(SessionError::UnknownSession)
     );
-    assert!(h.machine.store().is_empty());
+    assert!(h.machine.store().get(b"k").is_none());
 }
 
 #[test]
-fn pipelined_requests_may_apply_out_of_order_within_the_reply_window() {
+fn a_session_executes_in_sequence_order_and_refuses_an_older_number_it_never_ran() {
     let mut h = Harness::new(limits());
-    let c = h.open();
-    h.apply(request(c, 3, append("k", "3")));
-    h.apply(request(c, 1, append("k", "1")));
-    h.apply(request(c, 2, append("k", "2")));
-    h.apply(request(c, 2, append("k", "2")));
-    assert_eq!(h.machine.store().get(b"k").unwrap().value, b"312");
-}
-
-#[test]
-fn a_sequence_older_than_the_reply_window_is_refused_not_reexecuted() {
-    let mut h = Harness::new(limits());
-    let c = h.open();
-    for seq in 1..=6 {
-        h.apply(request(c, seq, append("k", "x")));
-    }
-    // The window of 4 keeps replies for 3..=6.
+    let c = h.client;
     assert_eq!(
-        h.apply(request(c, 2, append("k", "x"))),
+        h.send(c, 2, "APPEND k b"),
+        Reply::Executed(Frame::Integer(1))
+    );
+    assert_eq!(
+        h.send(c, 1, "APPEND k a"),
+        Reply::Rejected(SessionError::OutOfOrder),
+        "running 1 after 2 would break the connection's order"
+    );
+    assert_eq!(h.machine.store().get(b"k").unwrap().value, b"b");
+}
+
+#[test]
+fn a_request_may_not_run_ahead_of_an_earlier_number_unless_told_it_may_skip_it() {
+    let mut h = Harness::new(limits());
+    let request = |sequence: u64, may_skip_earlier: bool| {
+        ClientOp::Request(ClientRequest {
+            client: h.client,
+            token: TOKEN,
+            sequence: Sequence(sequence),
+            may_skip_earlier,
+            command: parse("APPEND k x"),
+        })
+    };
+    let (early, skipping, late) = (request(2, false), request(2, true), request(1, false));
+    assert_eq!(
+        h.apply(early),
+        Reply::Rejected(SessionError::Early),
+        "1 has not run yet"
+    );
+    assert_eq!(
+        h.apply(skipping),
+        Reply::Executed(Frame::Integer(1)),
+        "the client gave up on 1"
+    );
+    assert_eq!(
+        h.apply(late),
+        Reply::Rejected(SessionError::OutOfOrder),
+        "1 never runs now"
+    );
+}
+
+#[test]
+fn a_sequence_older_than_the_window_is_refused_not_reexecuted() {
+    let mut h = Harness::new(limits());
+    let c = h.client;
+    for sequence in 1..=5 {
+        assert!(matches!(h.send(c, sequence, "INCR n"), Reply::Executed(_)));
+    }
+    assert_eq!(
+        h.send(c, 1, "INCR n"),
         Reply::Rejected(SessionError::SequenceTooOld)
     );
-    assert!(
-        matches!(
-            h.apply(request(c, 3, append("k", "x"))),
-            Reply::Written { .. }
-        ),
-        "3 is still cached"
-    );
-    assert_eq!(h.machine.store().get(b"k").unwrap().value, b"xxxxxx");
-}
-
-#[test]
-fn a_session_used_within_idle_expiry_entries_stays_open() {
-    let mut h = Harness::new(limits());
-    let c = h.open(); // index 1
-    for _ in 0..99 {
-        h.noop();
-    } // indexes 2..=100; the request lands at 101 = 1 + idle_expiry_entries
-    assert!(matches!(
-        h.apply(request(c, 1, put("k", "v"))),
-        Reply::Written { .. }
-    ));
-}
-
-#[test]
-fn an_idle_session_expires_and_its_requests_are_then_refused() {
-    let mut h = Harness::new(limits());
-    let c = h.open(); // index 1
-    for _ in 0..100 {
-        h.noop();
-    } // indexes 2..=101; the request lands at 102, one past the idle bound
     assert_eq!(
-        h.apply(request(c, 1, put("k", "v"))),
+        h.send(c, 2, "INCR n"),
+        Reply::Executed(Frame::Integer(2)),
+        "inside the window of 4"
+    );
+    assert_eq!(h.machine.store().get(b"n").unwrap().value, b"5");
+}
+
+#[test]
+fn reply_caches_are_bounded_in_bytes_per_session_and_in_total() {
+    let mut small = limits();
+    small.max_reply_bytes_per_session = 260;
+    small.max_reply_bytes_total = 300;
+    let mut h = Harness::new(small);
+    let c = h.client;
+    let other = h.open();
+    let value = "x".repeat(100);
+    assert_eq!(
+        h.send(c, 1, &format!("SET a {value}")),
+        Reply::Executed(Frame::ok())
+    );
+    assert_eq!(
+        h.send(c, 2, &format!("GETSET a {value}")),
+        Reply::Executed(bulk(&value))
+    );
+    assert_eq!(h.send(c, 3, "GETSET a y"), Reply::Executed(bulk(&value)));
+    assert_eq!(h.send(c, 4, "GETSET a z"), Reply::Executed(bulk("y")));
+    assert!(h.machine.sessions().reply_bytes() <= 260);
+    assert_eq!(
+        h.send(c, 1, &format!("SET a {value}")),
+        Reply::Rejected(SessionError::ReplyNotKept),
+        "the per-session bound dropped the oldest reply; the retry is refused, never re-executed"
+    );
+    for sequence in 1..=3 {
+        assert!(matches!(
+            h.send(other, sequence, &format!("GETSET b {value}")),
+            Reply::Executed(_)
+        ));
+    }
+    assert!(
+        h.machine.sessions().reply_bytes() <= 300,
+        "{}",
+        h.machine.sessions().reply_bytes()
+    );
+    assert_eq!(
+        h.send(c, 2, &format!("GETSET a {value}")),
+        Reply::Rejected(SessionError::ReplyNotKept),
+        "the total bound dropped the least recently active session's replies first"
+    );
+    assert_eq!(
+        h.send(other, 3, &format!("GETSET b {value}")),
+        Reply::Executed(bulk(&value))
+    );
+    assert_eq!(h.machine.store().get(b"a").unwrap().value, b"z");
+}
+
+#[test]
+fn an_idle_session_expires_and_one_used_in_time_stays() {
+    let mut h = Harness::new(limits());
+    let idle = h.client;
+    let busy = h.open();
+    for i in 0..60 {
+        h.noop();
+        if i % 50 == 0 {
+            assert!(matches!(
+                h.send(busy, 1 + i / 50, "GET k"),
+                Reply::Executed(_)
+            ));
+        }
+    }
+    for _ in 0..60 {
+        h.noop();
+    }
+    assert_eq!(
+        h.send(idle, 1, "GET k"),
         Reply::Rejected(SessionError::UnknownSession)
     );
-    assert!(h.machine.sessions().is_empty());
+    assert!(
+        matches!(h.send(busy, 9, "GET k"), Reply::Executed(_)) || h.machine.sessions().len() <= 1
+    );
 }
 
 #[test]
 fn opening_more_than_max_sessions_evicts_the_least_recently_active() {
     let mut h = Harness::new(limits());
-    let a = h.open();
-    let b = h.open();
-    let c = h.open();
-    h.apply(request(a, 1, put("k", "a"))); // a is now the most recent
-    let d = h.open(); // evicts b, the least recently active
-    assert_eq!(h.machine.sessions().len(), 3);
+    let first = h.client;
+    let second = h.open();
+    let _third = h.open();
+    assert!(matches!(h.send(first, 1, "GET k"), Reply::Executed(_)));
+    let _fourth = h.open();
     assert_eq!(
-        h.apply(request(b, 1, put("k", "b"))),
+        h.send(second, 1, "GET k"),
         Reply::Rejected(SessionError::UnknownSession)
     );
-    for live in [a, c, d] {
-        assert!(
-            !matches!(h.apply(request(live, 2, get("k"))), Reply::Rejected(_)),
-            "{live}"
-        );
-    }
+    assert!(matches!(h.send(first, 2, "GET k"), Reply::Executed(_)));
+}
+
+#[test]
+fn sessions_know_their_token_and_highest_sequence() {
+    let mut table = SessionTable::new(limits());
+    let client = table.open(LogIndex(1), TOKEN);
+    assert_eq!(table.token(client), Some(TOKEN));
+    assert_eq!(table.highest(client), Some(Sequence(0)));
 }

@@ -14,8 +14,13 @@
 //! Client operations proposed on a follower are forwarded to the leader it knows; with no
 //! leader known the submission fails with [`SubmitError::NoLeader`] and the client side
 //! retries. Every waiting submission has a deadline, so none waits forever, and on a change
-//! of leader the waits that can no longer be answered fail at once so they are retried
-//! (safely: a retry reuses its session and sequence number, so it executes at most once).
+//! of leader the waits that can no longer be answered fail at once as
+//! [`SubmitError::Unknown`] (their entry may still commit) so they are retried (safely: a retry
+//! reuses its session and sequence number, so it executes at most once).
+//!
+//! The driver stamps the node's clock before every proposal (entries carry their leader's
+//! time, which decides expiry) and publishes a [`NodeStatus`] snapshot for `INFO` at every
+//! tick and change of role.
 
 use crate::storage::{PersistDone, PersistJob, WalFigures, WalStats, WalWriter};
 use std::collections::BTreeMap;
@@ -30,7 +35,7 @@ use verity_core::{
 use verity_net::{ForwardResult, Inbound, PeerFrame, PeerState, Transport};
 
 /// How long one attempt of a submission waits for its answer before it fails as
-/// [`SubmitError::Timeout`] (and is retried by the client side).
+/// [`SubmitError::Unknown`] (and is retried by the client side).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// Most inputs handled before the driver drains the node's `Ready` (bounds latency while
@@ -46,9 +51,10 @@ pub enum SubmitError {
     /// The leader refused new work for now.
     #[error("the leader is overloaded")]
     Overloaded,
-    /// No answer within [`ATTEMPT_TIMEOUT`]; the operation may or may not take effect.
-    #[error("no answer in time")]
-    Timeout,
+    /// It was proposed or forwarded, but no answer came in time or the leader changed before
+    /// its entry committed: the operation may or may not take effect.
+    #[error("no answer in time, or the leader changed")]
+    Unknown,
     /// The node is shutting down.
     #[error("the node is shutting down")]
     Stopped,
@@ -99,6 +105,7 @@ enum Request {
 #[derive(Clone, Debug)]
 pub struct DriverHandle {
     requests: mpsc::Sender<Request>,
+    status: watch::Receiver<NodeStatus>,
 }
 
 impl DriverHandle {
@@ -117,6 +124,12 @@ impl DriverHandle {
         let (reply, answer) = oneshot::channel();
         self.requests.send(Request::Status { reply }).await.ok()?;
         answer.await.ok()
+    }
+
+    /// The status the driver published last (at most a tick old).
+    #[must_use]
+    pub fn latest_status(&self) -> NodeStatus {
+        self.status.borrow().clone()
     }
 }
 
@@ -158,6 +171,7 @@ pub struct Driver {
     forwards: BTreeMap<u64, Forwarded>,
     last_role: Role,
     last_leader: Option<NodeId>,
+    published: watch::Sender<NodeStatus>,
 }
 
 /// The other channels the driver reads.
@@ -193,6 +207,19 @@ impl Driver {
     ) -> (Driver, DriverHandle) {
         let (handle, requests) = mpsc::channel(queue.max(1));
         let (last_role, last_leader) = (node.role(), node.leader());
+        let (published, status) = watch::channel(NodeStatus {
+            id: node.id(),
+            role: last_role,
+            term: node.term(),
+            leader: last_leader,
+            leader_client_addr: None,
+            commit: node.commit_index(),
+            applied: node.state_machine().applied_index(),
+            last_index: node.log().last_index(),
+            peers: BTreeMap::new(),
+            wal: wal_stats.figures(),
+            waiting: 0,
+        });
         let driver = Driver {
             node,
             transport,
@@ -206,8 +233,15 @@ impl Driver {
             forwards: BTreeMap::new(),
             last_role,
             last_leader,
+            published,
         };
-        (driver, DriverHandle { requests: handle })
+        (
+            driver,
+            DriverHandle {
+                requests: handle,
+                status,
+            },
+        )
     }
 
     /// Runs until shutdown is signalled (then waits for in-flight WAL syncs) or the WAL
@@ -241,6 +275,7 @@ impl Driver {
                         if ticks.is_multiple_of(10) {
                             self.expire(Instant::now());
                         }
+                        self.published.send_replace(self.status());
                     }
                     Input::Peer(inbound) => self.on_peer(inbound),
                     Input::Request(request) => self.on_request(request),
@@ -347,6 +382,7 @@ impl Driver {
     fn propose(&mut self, op: ClientOp, waiter: Waiter) -> Result<(), ProposeError> {
         let tag = RequestTag(self.next_tag);
         self.next_tag += 1;
+        self.node.set_clock_ms(unix_time_ms());
         match self.node.propose(tag, op) {
             Ok(_) => {
                 let deadline = Instant::now() + ATTEMPT_TIMEOUT;
@@ -444,24 +480,27 @@ impl Driver {
         if self.last_role == Role::Leader && role != Role::Leader {
             let no_longer = std::mem::take(&mut self.proposals);
             for (_, waiting) in no_longer {
-                self.fail(waiting.waiter, leader);
+                self.fail(waiting.waiter);
             }
         }
         self.fail_forwards(
             |forwarded| Some(forwarded.leader) != leader,
-            SubmitError::NoLeader,
+            SubmitError::Unknown,
         );
         self.last_role = role;
         self.last_leader = leader;
+        self.published.send_replace(self.status());
     }
 
-    fn fail(&mut self, waiter: Waiter, leader: Option<NodeId>) {
+    /// Answers a proposal whose entry this node can no longer see through (it lost the
+    /// leadership): the entry may still commit, so its outcome is unknown.
+    fn fail(&mut self, waiter: Waiter) {
         match waiter {
             Waiter::Local(reply) => {
-                let _ = reply.send(Err(SubmitError::NoLeader));
+                let _ = reply.send(Err(SubmitError::Unknown));
             }
             Waiter::Remote { from, id } => {
-                let result = ForwardResult::NotLeader { leader };
+                let result = ForwardResult::Outcome(verity_core::Outcome::Superseded);
                 self.send(from, PeerFrame::ForwardReply { id, result });
             }
         }
@@ -481,10 +520,10 @@ impl Driver {
                 ..
             }) = self.proposals.remove(&tag)
             {
-                let _ = reply.send(Err(SubmitError::Timeout));
+                let _ = reply.send(Err(SubmitError::Unknown));
             }
         }
-        self.fail_forwards(|forwarded| forwarded.deadline <= now, SubmitError::Timeout);
+        self.fail_forwards(|forwarded| forwarded.deadline <= now, SubmitError::Unknown);
     }
 
     /// Answers `error` to every forwarded operation `doomed` picks, and forgets them.
@@ -537,6 +576,14 @@ impl Driver {
             waiting: self.proposals.len() + self.forwards.len(),
         }
     }
+}
+
+/// The wall clock in milliseconds since the Unix epoch (0 if the clock is before it): what
+/// this node stamps its entries with when it leads.
+fn unix_time_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Encodes a `Ready`'s durable state as WAL records, appended to `out`. One record unless the

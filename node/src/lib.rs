@@ -9,17 +9,15 @@
 //! - [`storage`]: data directory, WAL segments, recovery, the group-commit writer.
 //! - [`settings`]: every knob of a node, from flags or a TOML file.
 //! - [`driver`]: the task that owns the core and carries out its `Ready`s.
-//! - [`resp`]: the RESP2/inline wire format; [`command`]: client commands and their arguments.
-//! - [`server`]: client connections, sessions, limits.
+//! - [`server`]: client sockets around [`verity_engine::Connection`], which decides everything
+//!   about a client (commands, sessions, ordering, retries, replies).
 //! - [`run`]: starting and stopping a node; [`cluster`]: a local cluster of processes;
 //!   [`mod@bench`]: the load generator; [`logging`]: log formats.
 
 pub mod bench;
 pub mod cluster;
-pub mod command;
 pub mod driver;
 pub mod logging;
-pub mod resp;
 pub mod run;
 pub mod server;
 pub mod settings;

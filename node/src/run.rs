@@ -111,12 +111,15 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let server_config = ServerConfig {
         max_clients: settings.max_clients,
-        limits: crate::resp::Limits {
-            max_args: settings.max_args,
-            max_arg_bytes: settings.max_value_bytes,
+        connection: verity_engine::ConnectionConfig {
+            limits: verity_engine::resp::Limits {
+                max_args: settings.max_args,
+                max_arg_bytes: settings.max_value_bytes,
+            },
+            pipeline_depth: settings.pipeline_depth,
+            request_timeout_ms: settings.request_timeout_ms,
+            max_transaction_bytes: settings.max_entry_bytes(),
         },
-        pipeline_depth: settings.pipeline_depth,
-        request_timeout: Duration::from_millis(settings.request_timeout_ms),
         fsync: settings.fsync,
     };
     let server = tokio::spawn(server::serve(

@@ -1,66 +1,37 @@
-//! The Redis-protocol client server.
+//! The Redis-protocol client server: sockets around [`verity_engine::Connection`].
 //!
-//! One task accepts connections (at most `max_clients`; the next one is told
-//! `-ERR max number of clients reached` and closed). Each connection task reads commands,
-//! runs up to `pipeline_depth` of them concurrently and writes the replies **in order**; when
-//! that many are in flight it stops reading, so a client that pipelines without reading
-//! replies is throttled by TCP rather than by this node's memory. A request larger than the
-//! limits allow is answered with a protocol error and the connection closed.
-//!
-//! # Sessions and retries
-//!
-//! Each connection is an exactly-once session of the store: at its first data command it
-//! opens one (a log entry; the id is that entry's index) and numbers its commands. A command
-//! that gets no answer (leader change, timeout, overload) is retried under the same number
-//! until `request_timeout_ms`, so it takes effect at most once. `SESSION` shows the
-//! connection's session id and next sequence number; `SESSION id seq` resumes a session on a
-//! new connection, so a client that lost its connection mid-write can retry that write and
-//! learn its original outcome instead of executing it twice.
-//!
-//! Pipelined commands are concurrent operations: each is linearizable and answers arrive in
-//! order, but a command retried after a leader change may take effect after a later command
-//! of the same pipeline. A client that needs one write ordered before another waits for the
-//! first reply.
-//!
-//! `INCR`, `APPEND` and `SET … XX` are read-compare-and-swap loops over the store's versioned
-//! compare-and-swap (each attempt linearizable; the swap only succeeds on the version read).
+//! Every decision about a client (parsing, sessions, numbering, ordering, retries, replies)
+//! is the engine's; this module only moves bytes and time. One task accepts connections (at
+//! most `max_clients`; the next one is told `-ERR max number of clients reached` and closed).
+//! Each connection task reads while the connection [`wants_input`](Connection::wants_input)
+//! (so a client that pipelines without reading replies is throttled by TCP, not by this
+//! node's memory), submits what the connection asks to the driver, feeds back the results and
+//! the time, and writes the replies. On shutdown every connection is told
+//! [`Connection::shut_down`], which answers each waiting command with what is known of it.
 
-use crate::command::{ClientCommand, SetCondition};
-use crate::driver::{DriverHandle, NodeStatus, SubmitError};
-use crate::resp::{self, Limits, Value};
+use crate::driver::{DriverHandle, NodeStatus, SubmitError, Submitted};
 use crate::storage::FsyncPolicy;
-use bytes::{Buf, BytesMut};
-use futures::FutureExt;
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use verity_core::SessionToken;
 use verity_core::raft::Outcome;
-use verity_core::{
-    ClientId, ClientOp, ClientRequest, Command, Expect, Reply, Sequence, SessionError, Versioned,
-};
+use verity_engine::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host};
 
 /// Settings of the client server.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Most connections at once.
     pub max_clients: usize,
-    /// Argument count and size limits.
-    pub limits: Limits,
-    /// Commands in flight per connection.
-    pub pipeline_depth: usize,
-    /// How long one command may keep retrying.
-    pub request_timeout: Duration,
+    /// What every connection is configured with.
+    pub connection: ConnectionConfig,
     /// The WAL's sync policy, reported by `CONFIG GET appendfsync` and `INFO`.
     pub fsync: FsyncPolicy,
 }
-
-/// Most compare-and-swap attempts of one `INCR`/`APPEND`/`SET XX` before it gives up.
-const MAX_SWAP_ATTEMPTS: usize = 64;
 
 /// Serves clients on `listener` until `shutdown` becomes true.
 pub async fn serve(
@@ -71,6 +42,7 @@ pub async fn serve(
 ) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_clients));
+    let started = Instant::now();
     let mut next_id = 0u64;
     loop {
         let accepted = tokio::select! {
@@ -93,494 +65,147 @@ pub async fn serve(
             continue;
         };
         next_id += 1;
-        let context = Context {
+        let mut token = [0; 16];
+        if let Err(error) = getrandom::fill(&mut token) {
+            tracing::error!(%error, "[CLIENT] no randomness for a session token; refusing the connection");
+            continue;
+        }
+        let connection = Connection::new(next_id, config.connection.clone(), SessionToken(token));
+        let served = Served {
             driver: driver.clone(),
             config: Arc::clone(&config),
-            connection_id: next_id,
             slots: Arc::clone(&slots),
-            session: SessionState::default(),
-            name: Mutex::new(None),
+            started,
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(error) = context.serve_connection(socket, shutdown).await {
+            if let Err(error) = served.run(connection, socket, shutdown).await {
                 tracing::debug!(%remote, %error, "[CLIENT] connection ended");
             }
         });
     }
 }
 
-/// The connection's exactly-once session.
-#[derive(Default)]
-struct SessionState {
-    /// The session id, once opened.
-    id: Mutex<Option<ClientId>>,
-    /// The next sequence number to use.
-    next_sequence: AtomicU64,
-    /// Held while a session is being opened, so concurrent commands open only one.
-    opening: tokio::sync::Mutex<()>,
-}
-
-impl SessionState {
-    /// The session id, if one is open.
-    fn id(&self) -> Option<ClientId> {
-        *self.id.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Makes `id` this connection's session, continuing at sequence `next` (at least 1).
-    fn attach(&self, id: ClientId, next: u64) {
-        *self.id.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
-        self.next_sequence.store(next.max(1), Ordering::SeqCst);
-    }
-
-    /// Takes the next sequence number.
-    fn take_sequence(&self) -> Sequence {
-        Sequence(self.next_sequence.fetch_add(1, Ordering::SeqCst))
-    }
-}
-
-/// Everything a connection's commands share.
-struct Context {
+/// What one connection task shares with the node.
+struct Served {
     driver: DriverHandle,
     config: Arc<ServerConfig>,
-    connection_id: u64,
     /// The connection limit's permits; each open connection holds one.
     slots: Arc<Semaphore>,
-    session: SessionState,
-    name: Mutex<Option<Vec<u8>>>,
+    /// The server's start: connections count time in milliseconds from it.
+    started: Instant,
 }
 
-/// Why a command got no result: the text of its error reply.
-type Failure = Value;
+impl Served {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 
-impl Context {
-    async fn serve_connection(
+    /// Runs `connection` on `socket` until it closes.
+    async fn run(
         &self,
+        mut connection: Connection,
         socket: TcpStream,
         mut shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         socket.set_nodelay(true)?;
         let (mut reader, mut writer) = socket.into_split();
-        let limits = self.config.limits;
-        let max_request_bytes = limits.max_arg_bytes.saturating_mul(2) + resp::MAX_INLINE_BYTES;
-        let mut input = BytesMut::with_capacity(16 * 1024);
-        let mut output = Vec::new();
-        let mut inflight = FuturesOrdered::new();
-        let mut closing = false;
+        let mut buffer = vec![0; 16 * 1024];
+        let mut attempts = FuturesUnordered::new();
+        let mut stopping = false;
         loop {
-            while !closing && inflight.len() < self.config.pipeline_depth {
-                match resp::parse_command(&input, limits) {
-                    Ok(Some(parsed)) => {
-                        input.advance(parsed.consumed);
-                        if parsed.args.is_empty() {
-                            continue;
-                        }
-                        match ClientCommand::parse(parsed.args) {
-                            Ok(command) => {
-                                closing = command == ClientCommand::Quit;
-                                inflight.push_back(self.execute(command).boxed());
-                            }
-                            Err(error) => {
-                                inflight.push_back(async { Value::Error(error) }.boxed());
-                            }
-                        }
-                    }
-                    Ok(None) if input.len() > max_request_bytes => {
-                        let error = Value::err(format!(
-                            "Protocol error: request larger than {max_request_bytes} bytes"
-                        ));
-                        inflight.push_back(async { error }.boxed());
-                        closing = true;
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        let error = Value::err(error);
-                        inflight.push_back(async { error }.boxed());
-                        closing = true;
-                    }
-                }
+            let host = self.host();
+            connection.process(self.now_ms(), &host);
+            while let Some(submission) = connection.poll_submission(self.now_ms()) {
+                let driver = self.driver.clone();
+                attempts.push(async move {
+                    let result = driver.submit(submission.op).await;
+                    (submission.attempt, result)
+                });
             }
-            if closing && inflight.is_empty() {
+            let output = connection.take_output();
+            if !output.is_empty() {
+                writer.write_all(&output).await?;
+            }
+            if connection.is_closed() {
                 return linger(reader, writer).await;
             }
-            let can_read = !closing && inflight.len() < self.config.pipeline_depth;
+            let wake = connection.next_deadline_ms().map(|at| {
+                let wait = at.saturating_sub(self.now_ms());
+                tokio::time::Instant::now() + Duration::from_millis(wait)
+            });
             tokio::select! {
-                Some(reply) = inflight.next(), if !inflight.is_empty() => {
-                    reply.encode(&mut output);
-                    while let Some(Some(reply)) = inflight.next().now_or_never() {
-                        reply.encode(&mut output);
-                    }
-                    writer.write_all(&output).await?;
-                    output.clear();
-                }
-                read = reader.read_buf(&mut input), if can_read => {
-                    if read? == 0 {
-                        closing = true;
+                Some((attempt, result)) = attempts.next(), if !attempts.is_empty() => {
+                    self.deliver(&mut connection, attempt, result);
+                    while let Some(Some((attempt, result))) = futures::FutureExt::now_or_never(attempts.next()) {
+                        self.deliver(&mut connection, attempt, result);
                     }
                 }
-                _ = shutdown.changed(), if !closing => {
-                    closing = true;
+                read = reader.read(&mut buffer), if connection.wants_input() => match read? {
+                    0 => connection.on_client_closed(),
+                    n => connection.receive(&buffer[..n]),
+                },
+                () = sleep_until(wake), if wake.is_some() => {}
+                _ = shutdown.changed(), if !stopping => {
+                    stopping = true;
+                    connection.shut_down();
                 }
             }
         }
     }
 
-    async fn execute(&self, command: ClientCommand) -> Value {
-        self.run(command).await.unwrap_or_else(|failure| failure)
-    }
-
-    async fn run(&self, command: ClientCommand) -> Result<Value, Failure> {
-        Ok(match command {
-            ClientCommand::Ping(None) => Value::Simple("PONG".into()),
-            ClientCommand::Ping(Some(message)) | ClientCommand::Echo(message) => {
-                Value::Bulk(message)
-            }
-            ClientCommand::Get(key) => match self.get(key).await? {
-                Some(versioned) => Value::Bulk(versioned.value),
-                None => Value::Null,
-            },
-            ClientCommand::GetVer(key) => match self.get(key).await? {
-                Some(versioned) => Value::Array(vec![
-                    Value::Bulk(versioned.value),
-                    Value::unsigned(versioned.version.0),
-                ]),
-                None => Value::Null,
-            },
-            ClientCommand::MGet(keys) => {
-                let mut values = Vec::with_capacity(keys.len());
-                for key in keys {
-                    values.push(match self.get(key).await? {
-                        Some(versioned) => Value::Bulk(versioned.value),
-                        None => Value::Null,
-                    });
-                }
-                Value::Array(values)
-            }
-            ClientCommand::Exists(keys) => {
-                let mut count = 0;
-                for key in keys {
-                    count += i64::from(self.get(key).await?.is_some());
-                }
-                Value::Integer(count)
-            }
-            ClientCommand::Set {
-                key,
-                value,
-                condition,
-            } => self.set(key, value, condition).await?,
-            ClientCommand::Del(keys) => {
-                let mut count = 0;
-                for key in keys {
-                    match self.request(Command::Delete { key }).await? {
-                        Reply::Deleted { existed } => count += i64::from(existed),
-                        other => return Err(unexpected(&other)),
-                    }
-                }
-                Value::Integer(count)
-            }
-            ClientCommand::IncrBy { key, delta } => {
-                let sum = self
-                    .swap(key, |current| {
-                        let number = match current {
-                            None => 0,
-                            Some(bytes) => std::str::from_utf8(bytes)
-                                .ok()
-                                .and_then(|text| text.parse::<i64>().ok())
-                                .ok_or_else(|| {
-                                    Value::err("value is not an integer or out of range")
-                                })?,
-                        };
-                        let sum = number
-                            .checked_add(delta)
-                            .ok_or_else(|| Value::err("increment or decrement would overflow"))?;
-                        Ok((sum.to_string().into_bytes(), sum))
-                    })
-                    .await?;
-                Value::Integer(sum)
-            }
-            ClientCommand::Append { key, value } => {
-                let limit = self.config.limits.max_arg_bytes;
-                let length = self
-                    .swap(key, |current| {
-                        let mut new = current.unwrap_or_default().to_vec();
-                        new.extend_from_slice(&value);
-                        if new.len() > limit {
-                            return Err(Value::err(format!(
-                                "string would exceed the value limit of {limit} bytes"
-                            )));
-                        }
-                        let length = new.len() as u64;
-                        Ok((new, length))
-                    })
-                    .await?;
-                Value::unsigned(length)
-            }
-            ClientCommand::Cas { key, expected, new } => {
-                let command = Command::Cas {
-                    key,
-                    expect: Expect::Value(expected),
-                    new: Some(new),
-                };
-                match self.request(command).await? {
-                    Reply::Cas { swapped, .. } => Value::Integer(i64::from(swapped)),
-                    other => return Err(unexpected(&other)),
-                }
-            }
-            ClientCommand::Info => {
-                let connected = self.config.max_clients - self.slots.available_permits();
-                info(&self.status().await?, connected, &self.config)
-            }
-            ClientCommand::Leader => {
-                let status = self.status().await?;
-                match status.leader {
-                    Some(leader) => Value::Array(vec![
-                        Value::unsigned(leader.0),
-                        match status.leader_client_addr {
-                            Some(addr) => Value::text(addr),
-                            None => Value::Null,
-                        },
-                    ]),
-                    None => Value::Error("CLUSTERDOWN no leader is known right now".into()),
-                }
-            }
-            ClientCommand::Consistency => Value::Simple("linearizable".into()),
-            ClientCommand::Quit => Value::ok(),
-            ClientCommand::Hello(version) => match version.as_deref() {
-                None | Some(b"2") => hello(&self.status().await?, self.connection_id),
-                Some(_) => Value::Error("NOPROTO this server speaks RESP2 only".into()),
-            },
-            ClientCommand::ConfigGet(parameters) => self.config_get(&parameters),
-            ClientCommand::Command(sub) => match sub.as_deref() {
-                Some("count") => Value::Integer(0),
-                _ => Value::Array(Vec::new()),
-            },
-            ClientCommand::ClientSetName(name) => {
-                *self.name.lock().unwrap_or_else(PoisonError::into_inner) = Some(name);
-                Value::ok()
-            }
-            ClientCommand::ClientGetName => {
-                match self
-                    .name
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone()
-                {
-                    Some(name) => Value::Bulk(name),
-                    None => Value::Null,
-                }
-            }
-            ClientCommand::ClientId => Value::unsigned(self.connection_id),
-            ClientCommand::ClientSetInfo => Value::ok(),
-            ClientCommand::Select(0) => Value::ok(),
-            ClientCommand::Select(_) => {
-                Value::err("DB index is out of range (Verity has only database 0)")
-            }
-            ClientCommand::Session(None) => Value::Array(vec![
-                self.session
-                    .id()
-                    .map_or(Value::Null, |id| Value::unsigned(id.0)),
-                Value::unsigned(self.session.next_sequence.load(Ordering::SeqCst).max(1)),
-            ]),
-            ClientCommand::Session(Some((id, sequence))) => {
-                self.session.attach(ClientId(id), sequence);
-                Value::ok()
-            }
-        })
-    }
-
-    async fn status(&self) -> Result<NodeStatus, Failure> {
-        self.driver
-            .status()
-            .await
-            .ok_or_else(|| Value::err("the node is shutting down"))
-    }
-
-    async fn get(&self, key: Vec<u8>) -> Result<Option<Versioned>, Failure> {
-        match self.request(Command::Get { key }).await? {
-            Reply::Value(value) => Ok(value),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn set(
-        &self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        condition: SetCondition,
-    ) -> Result<Value, Failure> {
-        let expect = match condition {
-            SetCondition::Always => {
-                return match self.request(Command::Put { key, value }).await? {
-                    Reply::Written { .. } => Ok(Value::ok()),
-                    other => Err(unexpected(&other)),
-                };
-            }
-            SetCondition::IfAbsent => Expect::Absent,
-            SetCondition::IfPresent => {
-                let result = self
-                    .swap(key, |current| match current {
-                        Some(_) => Ok((value.clone(), ())),
-                        None => Err(Value::Null),
-                    })
-                    .await;
-                return match result {
-                    Ok(_) => Ok(Value::ok()),
-                    Err(Value::Null) => Ok(Value::Null),
-                    Err(failure) => Err(failure),
-                };
-            }
+    fn deliver(&self, connection: &mut Connection, attempt: AttemptId, result: Submitted) {
+        let result = match result {
+            Ok(Outcome::Applied(reply)) => AttemptResult::Applied(reply),
+            Ok(Outcome::Superseded) | Err(SubmitError::Unknown) => AttemptResult::Unknown,
+            Err(SubmitError::NoLeader) => AttemptResult::NoLeader,
+            Err(SubmitError::Overloaded) => AttemptResult::Overloaded,
+            Err(SubmitError::Stopped) => AttemptResult::Stopped,
         };
-        let command = Command::Cas {
-            key,
-            expect,
-            new: Some(value),
-        };
-        match self.request(command).await? {
-            Reply::Cas { swapped: true, .. } => Ok(Value::ok()),
-            Reply::Cas { swapped: false, .. } => Ok(Value::Null),
-            other => Err(unexpected(&other)),
-        }
+        connection.on_result(attempt, result, self.now_ms());
     }
 
-    /// Read-modify-write of one key: reads it, computes the new value and the command's
-    /// result with `update` (which may answer early with an `Err` reply), and writes the value
-    /// with a compare-and-swap on the version read; repeats if another write got in between.
-    /// Returns the result of the attempt whose write took effect.
-    async fn swap<T>(
-        &self,
-        key: Vec<u8>,
-        update: impl Fn(Option<&[u8]>) -> Result<(Vec<u8>, T), Value>,
-    ) -> Result<T, Failure> {
-        for _ in 0..MAX_SWAP_ATTEMPTS {
-            let current = self.get(key.clone()).await?;
-            let (new, result) = update(current.as_ref().map(|v| v.value.as_slice()))?;
-            let expect = match &current {
-                Some(versioned) => Expect::Version(versioned.version),
-                None => Expect::Absent,
-            };
-            let command = Command::Cas {
-                key: key.clone(),
-                expect,
-                new: Some(new),
-            };
-            match self.request(command).await? {
-                Reply::Cas { swapped: true, .. } => return Ok(result),
-                Reply::Cas { swapped: false, .. } => continue,
-                other => return Err(unexpected(&other)),
-            }
-        }
-        Err(Value::err(format!(
-            "key changed under {MAX_SWAP_ATTEMPTS} attempts of this command: too much contention; retry"
-        )))
-    }
-
-    /// Runs one command in this connection's session, retrying under the same sequence
-    /// number until it has an outcome or `request_timeout` passes (see the module docs).
-    async fn request(&self, command: Command) -> Result<Reply, Failure> {
-        let deadline = Instant::now() + self.config.request_timeout;
-        let mut client = self.session(None, deadline).await?;
-        loop {
-            let sequence = self.session.take_sequence();
-            let op = || {
-                ClientOp::Request(ClientRequest {
-                    client,
-                    sequence,
-                    command: command.clone(),
-                })
-            };
-            match self.submit_until(op, deadline).await? {
-                Reply::Rejected(SessionError::UnknownSession) => {
-                    // Nothing was executed: open a fresh session and go again.
-                    client = self.session(Some(client), deadline).await?;
-                }
-                Reply::Rejected(SessionError::SequenceTooOld) => {
-                    return Err(Value::err(
-                        "sequence number too old for this session: its outcome is no longer known",
-                    ));
-                }
-                reply => return Ok(reply),
-            }
+    fn host(&self) -> NodeHost<'_> {
+        NodeHost {
+            status: self.driver.latest_status(),
+            config: &self.config,
+            connected: self.config.max_clients - self.slots.available_permits(),
         }
     }
+}
 
-    /// Submits `op()` until it is applied or `deadline` passes, backing off between attempts
-    /// (each attempt is the same operation, so retrying is safe).
-    async fn submit_until(
-        &self,
-        op: impl Fn() -> ClientOp,
-        deadline: Instant,
-    ) -> Result<Reply, Failure> {
-        let mut backoff = Duration::from_millis(2);
-        loop {
-            let last = match self.driver.submit(op()).await {
-                Ok(Outcome::Applied(reply)) => return Ok(reply),
-                Ok(Outcome::Superseded) => SubmitError::NoLeader,
-                Err(SubmitError::Stopped) => return Err(Value::err("the node is shutting down")),
-                Err(error) => error,
-            };
-            if Instant::now() + backoff >= deadline {
-                return Err(self.gave_up(last));
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(100));
-        }
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The node as a connection sees it: the driver's latest status and the server settings.
+struct NodeHost<'a> {
+    status: NodeStatus,
+    config: &'a ServerConfig,
+    connected: usize,
+}
+
+impl Host for NodeHost<'_> {
+    fn info(&self) -> String {
+        info(&self.status, self.connected, self.config)
     }
 
-    fn gave_up(&self, last: SubmitError) -> Failure {
-        let waited_ms = self.config.request_timeout.as_millis();
-        let unknown = "if it was a write, it may or may not have taken effect; retrying it in the same SESSION is safe";
-        match last {
-            SubmitError::NoLeader => Value::Error(format!(
-                "CLUSTERDOWN no leader within {waited_ms} ms; {unknown}"
-            )),
-            SubmitError::Overloaded => Value::Error(format!(
-                "TRYAGAIN the leader stayed overloaded for {waited_ms} ms; {unknown}"
-            )),
-            SubmitError::Timeout | SubmitError::Stopped => Value::Error(format!(
-                "TIMEOUT no answer within {waited_ms} ms; {unknown}"
-            )),
-        }
+    fn leader(&self) -> Option<(u64, Option<String>)> {
+        self.status
+            .leader
+            .map(|leader| (leader.0, self.status.leader_client_addr.clone()))
     }
 
-    /// The connection's session id, opening one if there is none or if `stale` is the
-    /// current one (it was found unknown).
-    async fn session(
-        &self,
-        stale: Option<ClientId>,
-        deadline: Instant,
-    ) -> Result<ClientId, Failure> {
-        let current = || self.session.id();
-        if let Some(id) = current()
-            && Some(id) != stale
-        {
-            return Ok(id);
-        }
-        let _opening = self.session.opening.lock().await;
-        if let Some(id) = current()
-            && Some(id) != stale
-        {
-            return Ok(id);
-        }
-        match self
-            .submit_until(|| ClientOp::OpenSession, deadline)
-            .await?
-        {
-            Reply::SessionOpened { client } => {
-                self.session.attach(client, 1);
-                tracing::debug!(
-                    connection = self.connection_id,
-                    session = client.0,
-                    "[CLIENT] session opened"
-                );
-                Ok(client)
-            }
-            other => Err(unexpected(&other)),
-        }
+    fn role(&self) -> &'static str {
+        role_name(&self.status)
     }
 
-    fn config_get(&self, patterns: &[String]) -> Value {
-        let settings = [
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
             ("appendonly", "yes".to_string()),
             ("appendfsync", self.config.fsync.appendfsync().to_string()),
             ("save", String::new()),
@@ -588,20 +213,9 @@ impl Context {
             ("maxclients", self.config.max_clients.to_string()),
             (
                 "proto-max-bulk-len",
-                self.config.limits.max_arg_bytes.to_string(),
+                self.config.connection.limits.max_arg_bytes.to_string(),
             ),
-        ];
-        let mut pairs = Vec::new();
-        for (name, value) in settings {
-            if patterns
-                .iter()
-                .any(|pattern| pattern == "*" || pattern == name)
-            {
-                pairs.push(Value::text(name));
-                pairs.push(Value::text(value));
-            }
-        }
-        Value::Array(pairs)
+        ]
     }
 }
 
@@ -632,29 +246,6 @@ async fn linger(
     Ok(())
 }
 
-fn unexpected(reply: &Reply) -> Failure {
-    debug_assert!(false, "the store answered a command with {reply:?}");
-    Value::err(format!("internal error: unexpected reply {reply:?}"))
-}
-
-fn hello(status: &NodeStatus, connection_id: u64) -> Value {
-    let pairs = [
-        ("server", Value::text("verity")),
-        ("version", Value::text(env!("CARGO_PKG_VERSION"))),
-        ("proto", Value::Integer(2)),
-        ("id", Value::unsigned(connection_id)),
-        ("mode", Value::text("cluster")),
-        ("role", Value::text(role_name(status))),
-        ("modules", Value::Array(Vec::new())),
-    ];
-    Value::Array(
-        pairs
-            .into_iter()
-            .flat_map(|(name, value)| [Value::text(name), value])
-            .collect(),
-    )
-}
-
 fn role_name(status: &NodeStatus) -> &'static str {
     match status.role {
         verity_core::Role::Leader => "leader",
@@ -664,7 +255,7 @@ fn role_name(status: &NodeStatus) -> &'static str {
 }
 
 /// `INFO` in Redis's layout: `# Section` headers and `field:value` lines.
-fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) -> Value {
+fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) -> String {
     let mut text = String::new();
     let crate::storage::WalFigures {
         records,
@@ -723,5 +314,5 @@ fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) ->
             records as f64 / syncs as f64
         },
     );
-    Value::Bulk(text.into_bytes())
+    text
 }

@@ -267,7 +267,15 @@ impl NodeSettings {
         let mut config = Config::new(self.id, self.voters(), seed);
         config.election_timeout_ticks = self.election_timeout_ticks;
         config.heartbeat_interval_ticks = self.heartbeat_ticks;
+        config.max_value_bytes = self.max_value_bytes as u64;
         config
+    }
+
+    /// The largest log entry a client may cause: three values' worth (what the frame budget
+    /// check in [`NodeArgs::resolve`] reserves).
+    #[must_use]
+    pub fn max_entry_bytes(&self) -> u64 {
+        3 * self.max_value_bytes as u64
     }
 
     /// Every voter.

@@ -11,8 +11,10 @@
 use crate::history::{OpKind, OpOutcome, completion_event, invoke_event};
 use crate::simulation::{Event, Failure, Phase, Simulation};
 use crate::trace::What;
+use verity_core::kv::cmd::Expect;
 use verity_core::{
-    ClientId, ClientOp, ClientRequest, Command, Expect, NodeId, Reply, Sequence, SessionError,
+    ClientId, ClientOp, ClientRequest, Command, Frame, NodeId, Reply, Sequence, SessionError,
+    SessionToken,
 };
 
 /// What a node (or the network) answered to one attempt.
@@ -45,7 +47,7 @@ struct InFlight {
 pub struct Client {
     index: usize,
     process: u64,
-    session: Option<ClientId>,
+    session: Option<(ClientId, SessionToken)>,
     sequence: u64,
     current: Option<InFlight>,
     attempt: u64,
@@ -90,8 +92,12 @@ impl Simulation {
             return;
         }
         if self.clients[index].session.is_none() {
+            let token = SessionToken(
+                (u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()))
+                    .to_le_bytes(),
+            );
             self.clients[index].current = Some(InFlight {
-                op: ClientOp::OpenSession,
+                op: ClientOp::OpenSession { token },
                 recorded: None,
                 attempts: 0,
                 must_complete: false,
@@ -108,9 +114,11 @@ impl Simulation {
         let (key, kind, command) = self.next_operation(index);
         let client = &mut self.clients[index];
         client.sequence += 1;
-        let session = client.session.expect("checked above");
+        let (session, token) = client.session.expect("checked above");
         let request = ClientOp::Request(ClientRequest {
             client: session,
+            token,
+            may_skip_earlier: true,
             sequence: Sequence(client.sequence),
             command,
         });
@@ -151,16 +159,13 @@ impl Simulation {
         let (cas_from, append_from) =
             (delete_from + mix.delete, delete_from + mix.delete + mix.cas);
         match draw {
-            d if d < put_from => (key, OpKind::Get, Command::Get { key: k }),
+            d if d < put_from => (key, OpKind::Get, Command::get(k)),
             d if d < delete_from => (
                 key,
                 OpKind::Put(unique.clone()),
-                Command::Put {
-                    key: k,
-                    value: bytes(&unique),
-                },
+                Command::set(k, bytes(&unique)),
             ),
-            d if d < cas_from => (key, OpKind::Delete, Command::Delete { key: k }),
+            d if d < cas_from => (key, OpKind::Delete, Command::del(k)),
             d if d < append_from => {
                 // Expect either absence or a value some client may have written.
                 let expected = if self.rng.chance(300) {
@@ -181,20 +186,13 @@ impl Simulation {
                         expected,
                         new: Some(unique.clone()),
                     },
-                    Command::Cas {
-                        key: k,
-                        expect,
-                        new: Some(bytes(&unique)),
-                    },
+                    Command::cas(k, expect, Some(bytes(&unique))),
                 )
             }
             _ => (
                 key,
                 OpKind::Append(unique.clone()),
-                Command::Append {
-                    key: k,
-                    value: bytes(&unique),
-                },
+                Command::append(k, bytes(&unique)),
             ),
         }
     }
@@ -317,22 +315,34 @@ impl Simulation {
             .current
             .take()
             .expect("completing an operation in flight");
-        let Some((key, kind)) = current.recorded else {
+        let Some((key, kind)) = current.recorded.clone() else {
             match reply {
-                Reply::SessionOpened { client } => self.clients[index].session = Some(client),
+                Reply::SessionOpened { client } => {
+                    let ClientOp::OpenSession { token } = current.op else {
+                        unreachable!("only session opening has nothing recorded")
+                    };
+                    self.clients[index].session = Some((client, token));
+                }
                 other => unreachable!("opening a session answers SessionOpened, not {other:?}"),
             }
             self.schedule(0, Event::ClientStart { client: index });
             return;
         };
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("the workload writes UTF-8");
         let outcome = match (&kind, reply) {
-            (OpKind::Get, Reply::Value(value)) => OpOutcome::Ok(
-                value.map(|v| String::from_utf8(v.value).expect("the workload writes UTF-8")),
-            ),
-            (OpKind::Put(_) | OpKind::Append(_), Reply::Written { .. })
-            | (OpKind::Delete, Reply::Deleted { .. }) => OpOutcome::Ok(None),
-            (OpKind::Cas { .. }, Reply::Cas { swapped: true, .. }) => OpOutcome::Ok(None),
-            (OpKind::Cas { .. }, Reply::Cas { swapped: false, .. }) => OpOutcome::Fail,
+            (OpKind::Get, Reply::Executed(Frame::Bulk(value))) => OpOutcome::Ok(Some(text(value))),
+            (OpKind::Get, Reply::Executed(Frame::Null)) => OpOutcome::Ok(None),
+            (OpKind::Put(_), Reply::Executed(Frame::Simple(_)))
+            | (OpKind::Append(_) | OpKind::Delete, Reply::Executed(Frame::Integer(_)))
+            | (OpKind::Cas { .. }, Reply::Executed(Frame::Integer(1))) => OpOutcome::Ok(None),
+            (OpKind::Cas { .. }, Reply::Executed(Frame::Integer(0))) => OpOutcome::Fail,
+            (OpKind::Get, Reply::Rejected(SessionError::ReplyNotKept)) => {
+                // An earlier attempt of this read executed but its answer was lost, and
+                // reads' replies are not kept: read again under a new number. The new read
+                // takes effect within the operation's interval, so the history stays true.
+                self.reread(index, current);
+                return;
+            }
             (_, Reply::Rejected(SessionError::UnknownSession)) => {
                 self.clients[index].session = None;
                 if current.attempts == 1 {
@@ -341,7 +351,9 @@ impl Simulation {
                     OpOutcome::Info
                 }
             }
-            (_, Reply::Rejected(SessionError::SequenceTooOld)) => OpOutcome::Info,
+            (_, Reply::Rejected(SessionError::SequenceTooOld | SessionError::ReplyNotKept)) => {
+                OpOutcome::Info
+            }
             (kind, reply) => unreachable!("reply {reply:?} does not answer {kind:?}"),
         };
         if current.must_complete && outcome == OpOutcome::Info {
@@ -352,6 +364,17 @@ impl Simulation {
             });
         }
         self.finish_operation(index, &key, &kind, outcome, current.must_complete);
+    }
+
+    /// Sends read `current` again under the session's next sequence number.
+    fn reread(&mut self, index: usize, mut current: InFlight) {
+        let client = &mut self.clients[index];
+        client.sequence += 1;
+        if let ClientOp::Request(request) = &mut current.op {
+            request.sequence = Sequence(client.sequence);
+        }
+        client.current = Some(current);
+        self.retry(index, 0);
     }
 
     fn finish_operation(

@@ -34,6 +34,8 @@ use verity_core::{
     ProposeError, RequestTag, Role, Term, codec, quorum,
 };
 
+/// The simulated wall clocks start near this Unix time (2026-01-01), in milliseconds.
+const CLOCK_EPOCH_MS: u64 = 1_767_225_600_000;
 /// Most events a paused node buffers; beyond it, deliveries to it are dropped.
 const PAUSED_INBOX_LIMIT: usize = 10_000;
 /// How long after the heal the cluster gets to settle, in election timeouts.
@@ -282,6 +284,9 @@ pub(crate) struct SimNode {
     pub(crate) paused: bool,
     pub(crate) incarnation: u64,
     pub(crate) tick_us: u64,
+    /// The node's wall clock at virtual time 0, milliseconds: clocks disagree by up to a few
+    /// seconds, and each runs as fast as the node's ticks (up to 2% off).
+    clock_origin_ms: u64,
     disk: SimDisk,
     sync_in_flight: bool,
     held: VecDeque<Held>,
@@ -348,6 +353,7 @@ impl Simulation {
             }
             // Clocks drift: each node's tick is up to 2% off.
             let tick_us = options.tick_us * rng.between(980, 1020) / 1000;
+            let clock_origin_ms = CLOCK_EPOCH_MS + rng.between(0, 4_000);
             let node = Node::new(config.clone()).expect("simulator configurations are valid");
             let last_state = (node.role(), node.term(), node.commit_index());
             nodes.insert(
@@ -358,6 +364,7 @@ impl Simulation {
                     paused: false,
                     incarnation: 0,
                     tick_us,
+                    clock_origin_ms,
                     disk: SimDisk::default(),
                     sync_in_flight: false,
                     held: VecDeque::new(),
@@ -647,6 +654,10 @@ impl Simulation {
             return;
         };
         let tag = RequestTag(sim_node.next_tag);
+        let elapsed_ms = u128::from(self.now_us) * u128::from(self.options.tick_us)
+            / u128::from(sim_node.tick_us)
+            / 1000;
+        node.set_clock_ms(sim_node.clock_origin_ms + elapsed_ms as u64);
         let response = match node.propose(tag, op) {
             Ok(_) => {
                 sim_node.next_tag += 1;

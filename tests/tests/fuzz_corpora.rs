@@ -12,7 +12,7 @@ const TARGETS: [(&str, Target); 6] = [
     ("core_step", verity_core::fuzzing::core_step),
     ("scenario_parse", verity_sim::fuzzing::scenario_parse),
     ("history_check", verity_sim::fuzzing::history_check),
-    ("resp_parse", verity_node::resp::fuzz_parse),
+    ("resp_parse", verity_engine::resp::fuzz_parse),
 ];
 
 fn inputs(folder: &str, target: &str) -> Vec<(String, Vec<u8>)> {
@@ -101,7 +101,9 @@ fn write_seed_corpora() {
     let forwards = [
         verity_net::PeerFrame::Forward {
             id: 7,
-            op: ClientOp::OpenSession,
+            op: ClientOp::OpenSession {
+                token: SessionToken([1; 16]),
+            },
         },
         verity_net::PeerFrame::ForwardReply {
             id: 7,

@@ -112,7 +112,7 @@ fn hostile_peers_and_clients_never_stop_a_node() {
     let answer = send_and_close(client_addr, b"NOSUCHCOMMAND x\r\nPING\r\n");
     assert_eq!(
         String::from_utf8_lossy(&answer),
-        "-ERR unknown command 'NOSUCHCOMMAND'\r\n+PONG\r\n"
+        "-ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' \r\n+PONG\r\n"
     );
     let answer = send_and_close(client_addr, b"SET hello world\r\nGET hello\r\n");
     assert_eq!(

@@ -1,15 +1,21 @@
-//! The replicated key-value state machine: a [`Store`] behind a [`SessionTable`].
+//! The replicated key-value state machine: a [`Store`] of Redis strings behind a
+//! [`SessionTable`], executing the commands of [`cmd`].
 //!
-//! Raft hands it committed entries in index order, exactly once per node lifetime; it answers
-//! each client operation with a [`Reply`]. It is a pure function of the applied log prefix.
+//! Raft hands it committed entries in index order, exactly once per node lifetime, each with
+//! its leader's time; it answers each client operation with a [`Reply`]. It is a pure function
+//! of the applied log prefix (entries and their times).
 
-mod command;
+mod client;
+pub mod cmd;
+mod frame;
 mod session;
 mod store;
 
-pub use command::{ClientOp, ClientRequest, Command, Expect, Reply, SessionError, Versioned};
+pub use client::{ClientOp, ClientRequest, Reply, SessionError, SessionToken};
+pub use cmd::{Access, Command, CommandError};
+pub use frame::Frame;
 pub use session::{Admission, SessionTable};
-pub use store::Store;
+pub use store::{Deadline, Store, Versioned};
 
 use crate::config::SessionLimits;
 use crate::types::LogIndex;
@@ -20,19 +26,22 @@ pub struct StateMachine {
     store: Store,
     sessions: SessionTable,
     applied: LogIndex,
+    max_value_bytes: u64,
     /// Requests up to this index execute without the session table (bug catalogue only).
     #[cfg(feature = "bug-catalogue")]
     sessionless_until: LogIndex,
 }
 
 impl StateMachine {
-    /// An empty state machine that has applied nothing.
+    /// An empty state machine that has applied nothing; writes may produce values of at most
+    /// `max_value_bytes`.
     #[must_use]
-    pub fn new(limits: SessionLimits) -> StateMachine {
+    pub fn new(limits: SessionLimits, max_value_bytes: u64) -> StateMachine {
         StateMachine {
             store: Store::default(),
             sessions: SessionTable::new(limits),
             applied: LogIndex(0),
+            max_value_bytes,
             #[cfg(feature = "bug-catalogue")]
             sessionless_until: LogIndex(0),
         }
@@ -46,8 +55,9 @@ impl StateMachine {
     }
 
     /// Applies the entry at `index`, which must be the next one. `op` is `None` for entries
-    /// that carry no client operation (a leader's no-op). Returns the reply for a client op.
-    pub fn apply(&mut self, index: LogIndex, op: Option<&ClientOp>) -> Option<Reply> {
+    /// that carry no client operation (a leader's no-op); `time_ms` is the leader time the
+    /// entry carries, never earlier than an earlier entry's. Returns the reply for a client op.
+    pub fn apply(&mut self, index: LogIndex, time_ms: u64, op: Option<&ClientOp>) -> Option<Reply> {
         assert_eq!(
             index,
             self.applied.next(),
@@ -55,28 +65,55 @@ impl StateMachine {
         );
         self.applied = index;
         self.sessions.expire(index);
-        let reply = match op? {
-            ClientOp::OpenSession => Reply::SessionOpened {
-                client: self.sessions.open(index),
+        let op = op?;
+        self.store.advance(time_ms);
+        let reply = match op {
+            ClientOp::OpenSession { token } => Reply::SessionOpened {
+                client: self.sessions.open(index, *token),
             },
+            ClientOp::Resume { client, token } => {
+                match self.sessions.resume(*client, *token, index) {
+                    Ok(highest) => Reply::Resumed { highest },
+                    Err(error) => Reply::Rejected(error),
+                }
+            }
             #[cfg(feature = "bug-catalogue")]
             ClientOp::Request(request) if index <= self.sessionless_until => {
-                self.store.apply(index, &request.command)
+                Reply::Executed(self.execute(index, &request.command))
             }
             ClientOp::Request(request) => {
-                match self.sessions.admit(request.client, request.sequence, index) {
-                    Admission::Duplicate(reply) => reply.clone(),
+                let fingerprint = request.command.fingerprint();
+                let number = (request.sequence, request.may_skip_earlier);
+                match self
+                    .sessions
+                    .admit(request.client, request.token, number, fingerprint, index)
+                {
+                    Admission::Duplicate(reply) => Reply::Executed(reply.clone()),
                     Admission::Refused(error) => Reply::Rejected(error),
                     Admission::Execute => {
-                        let reply = self.store.apply(index, &request.command);
-                        self.sessions
-                            .record(request.client, request.sequence, reply.clone());
-                        reply
+                        let reply = self.execute(index, &request.command);
+                        let keep = request.command.access() == Access::Write;
+                        self.sessions.record(
+                            request.client,
+                            request.sequence,
+                            fingerprint,
+                            &reply,
+                            keep,
+                        );
+                        Reply::Executed(reply)
                     }
                 }
             }
         };
         Some(reply)
+    }
+
+    fn execute(&mut self, index: LogIndex, command: &Command) -> Frame {
+        command.apply(&mut cmd::Context {
+            store: &mut self.store,
+            index,
+            max_value_bytes: self.max_value_bytes,
+        })
     }
 
     /// The index of the last applied entry.

@@ -1,30 +1,66 @@
 //! Exactly-once client sessions (the Raft dissertation's §6.3), applied from the log.
 //!
-//! A session is opened by a log entry and named after that entry's index, so ids never repeat.
-//! Each request carries `(client, sequence)`. The table remembers, per session, the replies of
-//! the last `reply_window` sequence numbers:
+//! A session is opened by a log entry and named after that entry's index, so ids never repeat;
+//! the opening entry also carries the session's secret token, which every request must repeat.
+//! Each request carries `(client, token, sequence)` and the fingerprint of its command. Per
+//! session, the table remembers which of the last `reply_window` sequence numbers executed,
+//! with which command, and (for writes only) their replies:
 //!
-//! - a sequence whose reply is remembered is answered from memory and **not executed again**;
-//! - a new sequence inside the window is executed once and its reply remembered;
-//! - a sequence below the window, or a request for a session the table does not know, is
-//!   refused with a [`SessionError`] and executed **never**: refusing is always safe, executing
-//!   twice is not.
+//! - a sequence that executed with the same command is answered from its kept reply and
+//!   **not executed again**; if the reply is not kept (a read, or evicted by the byte bounds),
+//!   or the command differs, it is refused;
+//! - a sequence below the window is refused: it may or may not have executed before;
+//! - a sequence that never executed but is below the session's highest executed one is
+//!   refused for good: running it now would break the session's order (its commands take
+//!   effect in the order of their numbers);
+//! - a sequence beyond the next one is refused for now unless the request says it may skip
+//!   the numbers in between (its client gave up on them);
+//! - otherwise it executes, once.
 //!
-//! Memory is bounded: at most `max_sessions` sessions of `reply_window` replies each. Sessions
-//! idle for `idle_expiry_entries` log entries expire, and opening a session beyond the limit
-//! evicts the least recently active one. Both rules depend only on log indexes, so every replica
-//! evicts the same sessions at the same point of the log.
+//! Refusing never executes anything, so it is always safe; executing twice is not.
+//!
+//! Memory is bounded: at most `max_sessions` sessions, each remembering at most `reply_window`
+//! sequence numbers and `max_reply_bytes_per_session` bytes of replies, and at most
+//! `max_reply_bytes_total` bytes of replies in all (the least recently active sessions' oldest
+//! replies go first). Sessions idle for `idle_expiry_entries` log entries expire, and opening
+//! a session beyond the limit evicts the least recently active one. Every rule depends only on
+//! the log, so every replica keeps and forgets exactly the same things.
 
-use super::command::{Reply, SessionError};
+use super::client::{SessionError, SessionToken};
+use super::frame::Frame;
 use crate::config::SessionLimits;
 use crate::types::{ClientId, LogIndex, Sequence};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// One executed sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Executed {
+    fingerprint: u64,
+    /// The reply, for writes while the byte bounds allow.
+    reply: Option<Frame>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Session {
+    token: SessionToken,
     last_active: LogIndex,
     highest: Sequence,
-    replies: BTreeMap<Sequence, Reply>,
+    executed: BTreeMap<Sequence, Executed>,
+    reply_bytes: u64,
+}
+
+impl Session {
+    /// Forgets the oldest kept reply; returns its size, or `None` if no reply is kept.
+    fn drop_oldest_reply(&mut self) -> Option<u64> {
+        let executed = self.executed.values_mut().find(|e| e.reply.is_some())?;
+        let size = executed
+            .reply
+            .take()
+            .expect("found a kept reply")
+            .size_bytes();
+        self.reply_bytes -= size;
+        Some(size)
+    }
 }
 
 /// What the session table decided about one request.
@@ -33,7 +69,7 @@ pub enum Admission<'a> {
     /// Execute the command now, then call [`SessionTable::record`].
     Execute,
     /// Already executed: answer with this reply.
-    Duplicate(&'a Reply),
+    Duplicate(&'a Frame),
     /// Refused: answer with this error, execute nothing.
     Refused(SessionError),
 }
@@ -45,6 +81,8 @@ pub struct SessionTable {
     sessions: BTreeMap<ClientId, Session>,
     /// `(last_active, client)` for every session: the eviction and expiry order.
     by_activity: BTreeSet<(LogIndex, ClientId)>,
+    /// Bytes of replies kept over all sessions.
+    reply_bytes: u64,
 }
 
 impl SessionTable {
@@ -55,6 +93,7 @@ impl SessionTable {
             limits,
             sessions: BTreeMap::new(),
             by_activity: BTreeSet::new(),
+            reply_bytes: 0,
         }
     }
 
@@ -79,9 +118,9 @@ impl SessionTable {
         }
     }
 
-    /// Opens a session named after `index`, the entry that opens it, evicting the least
-    /// recently active session if the table is full.
-    pub fn open(&mut self, index: LogIndex) -> ClientId {
+    /// Opens a session named after `index`, the entry that opens it, guarded by `token`,
+    /// evicting the least recently active session if the table is full.
+    pub fn open(&mut self, index: LogIndex, token: SessionToken) -> ClientId {
         let client = ClientId(index.0);
         assert!(
             !self.sessions.contains_key(&client),
@@ -99,9 +138,11 @@ impl SessionTable {
         self.sessions.insert(
             client,
             Session {
+                token,
                 last_active: index,
                 highest: Sequence(0),
-                replies: BTreeMap::new(),
+                executed: BTreeMap::new(),
+                reply_bytes: 0,
             },
         );
         self.by_activity.insert((index, client));
@@ -109,50 +150,153 @@ impl SessionTable {
         client
     }
 
-    /// Decides what to do with request `(client, sequence)` applied at `index`, marking the
-    /// session active.
+    /// Decides what to do with request `(client, token, sequence)` of a command with
+    /// `fingerprint`, applied at `index` (`may_skip_earlier` as in
+    /// [`super::ClientRequest`]); a request with the right token marks its session active.
     pub fn admit(
         &mut self,
         client: ClientId,
-        sequence: Sequence,
+        token: SessionToken,
+        (sequence, may_skip_earlier): (Sequence, bool),
+        fingerprint: u64,
         index: LogIndex,
     ) -> Admission<'_> {
         let Some(session) = self.sessions.get_mut(&client) else {
             return Admission::Refused(SessionError::UnknownSession);
         };
+        if session.token != token {
+            return Admission::Refused(SessionError::WrongToken);
+        }
         self.by_activity.remove(&(session.last_active, client));
         session.last_active = index;
         self.by_activity.insert((index, client));
-        if let Some(reply) = session.replies.get(&sequence) {
-            return Admission::Duplicate(reply);
+        if let Some(executed) = session.executed.get(&sequence) {
+            return match &executed.reply {
+                _ if executed.fingerprint != fingerprint => {
+                    Admission::Refused(SessionError::DifferentCommand)
+                }
+                Some(reply) => Admission::Duplicate(reply),
+                None => Admission::Refused(SessionError::ReplyNotKept),
+            };
         }
-        let window_start = session
-            .highest
-            .0
-            .saturating_sub(self.limits.reply_window - 1)
-            .max(1);
-        if sequence.0 < window_start {
+        if sequence < window_start(session.highest, self.limits.reply_window) {
             return Admission::Refused(SessionError::SequenceTooOld);
+        }
+        if sequence < session.highest {
+            return Admission::Refused(SessionError::OutOfOrder);
+        }
+        if sequence.0 > session.highest.0 + 1 && !may_skip_earlier {
+            return Admission::Refused(SessionError::Early);
         }
         Admission::Execute
     }
 
-    /// Remembers the reply of a request that [`SessionTable::admit`] told to execute.
-    pub fn record(&mut self, client: ClientId, sequence: Sequence, reply: Reply) {
-        let window = self.limits.reply_window;
+    /// Checks `(client, token)` for a resume at `index` and marks the session active;
+    /// returns its highest executed sequence number.
+    pub fn resume(
+        &mut self,
+        client: ClientId,
+        token: SessionToken,
+        index: LogIndex,
+    ) -> Result<Sequence, SessionError> {
+        let session = self
+            .sessions
+            .get_mut(&client)
+            .ok_or(SessionError::UnknownSession)?;
+        if session.token != token {
+            return Err(SessionError::WrongToken);
+        }
+        self.by_activity.remove(&(session.last_active, client));
+        session.last_active = index;
+        self.by_activity.insert((index, client));
+        Ok(session.highest)
+    }
+
+    /// Remembers a request that [`SessionTable::admit`] told to execute: its fingerprint, and
+    /// its reply if `keep_reply` (writes) and the byte bounds allow.
+    pub fn record(
+        &mut self,
+        client: ClientId,
+        sequence: Sequence,
+        fingerprint: u64,
+        reply: &Frame,
+        keep_reply: bool,
+    ) {
+        let limits = self.limits;
         let session = self
             .sessions
             .get_mut(&client)
             .expect("record follows a successful admit of the same session");
-        session.highest = session.highest.max(sequence);
-        let previous = session.replies.insert(sequence, reply);
         assert!(
-            previous.is_none(),
-            "a sequence number executes at most once"
+            sequence > session.highest,
+            "a session's sequence numbers execute in increasing order"
         );
-        let window_start = Sequence(session.highest.0.saturating_sub(window - 1));
-        session.replies = session.replies.split_off(&window_start);
-        debug_assert!(session.replies.len() as u64 <= window);
+        session.highest = sequence;
+        let reply = keep_reply.then(|| reply.clone());
+        let added = reply.as_ref().map_or(0, Frame::size_bytes);
+        session
+            .executed
+            .insert(sequence, Executed { fingerprint, reply });
+        session.reply_bytes += added;
+        self.reply_bytes += added;
+        let start = window_start(session.highest, limits.reply_window);
+        let kept = session.executed.split_off(&start);
+        let forgotten: u64 = session
+            .executed
+            .values()
+            .filter_map(|e| e.reply.as_ref())
+            .map(Frame::size_bytes)
+            .sum();
+        session.executed = kept;
+        session.reply_bytes -= forgotten;
+        self.reply_bytes -= forgotten;
+        while session.reply_bytes > limits.max_reply_bytes_per_session {
+            let size = session
+                .drop_oldest_reply()
+                .expect("kept bytes mean a kept reply");
+            self.reply_bytes -= size;
+        }
+        debug_assert!(session.executed.len() as u64 <= limits.reply_window);
+        self.enforce_total_bound();
+    }
+
+    /// Drops replies, oldest first from the least recently active sessions, until the total
+    /// is within `max_reply_bytes_total`.
+    fn enforce_total_bound(&mut self) {
+        let mut order = self.by_activity.iter();
+        while self.reply_bytes > self.limits.max_reply_bytes_total {
+            let &(_, client) = order
+                .next()
+                .expect("kept bytes mean a session keeping them");
+            let session = self
+                .sessions
+                .get_mut(&client)
+                .expect("indexed sessions exist");
+            while self.reply_bytes > self.limits.max_reply_bytes_total {
+                match session.drop_oldest_reply() {
+                    Some(size) => self.reply_bytes -= size,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// The token of session `client`, if it is open (for tests and inspection).
+    #[must_use]
+    pub fn token(&self, client: ClientId) -> Option<SessionToken> {
+        self.sessions.get(&client).map(|s| s.token)
+    }
+
+    /// The highest executed sequence number of session `client`, if it is open.
+    #[must_use]
+    pub fn highest(&self, client: ClientId) -> Option<Sequence> {
+        self.sessions.get(&client).map(|s| s.highest)
+    }
+
+    /// Bytes of replies kept over all sessions.
+    #[must_use]
+    pub fn reply_bytes(&self) -> u64 {
+        self.reply_bytes
     }
 
     /// Number of open sessions.
@@ -173,5 +317,11 @@ impl SessionTable {
             .remove(&client)
             .expect("removing a known session");
         self.by_activity.remove(&(session.last_active, client));
+        self.reply_bytes -= session.reply_bytes;
     }
+}
+
+/// The oldest sequence number a session with `highest` executed still remembers.
+fn window_start(highest: Sequence, window: u64) -> Sequence {
+    Sequence(highest.0.saturating_sub(window - 1).max(1))
 }

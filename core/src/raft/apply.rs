@@ -14,16 +14,16 @@ impl Node {
                 .log
                 .entry(index)
                 .expect("committed entries are in the log");
-            let op = match &entry.payload {
-                EntryPayload::Noop => None,
-                EntryPayload::Client(op) => Some(op),
+            let (op, time_ms) = match &entry.payload {
+                EntryPayload::Noop => (None, 0),
+                EntryPayload::Client { op, time_ms } => (Some(op), *time_ms),
             };
-            let reply = self.state_machine.apply(index, op);
+            let reply = self.state_machine.apply(index, time_ms, op);
             #[cfg(feature = "bug-catalogue")]
             if crate::injected!(self.config, ApplyTwiceAfterRestart)
                 && index == self.recovered_commit
             {
-                self.state_machine.apply(index, op);
+                self.state_machine.apply(index, time_ms, op);
             }
             if let Some(waiting) = self.pending.take(index) {
                 assert_eq!(

@@ -1,7 +1,7 @@
 //! Terms, votes and roles (Raft §5.2, §5.4.1), plus the leader's quorum check.
 
 use super::{Node, RoleState};
-use crate::log::EntryPayload;
+use crate::log::{Entry, EntryPayload};
 use crate::message::{AppendOutcome, Message, MessageBody};
 use crate::progress::Progress;
 use crate::quorum::{self, VoteResult};
@@ -97,7 +97,26 @@ impl Node {
             last_index = self.log.last_index().0,
             "became leader"
         );
+        self.stamp_floor_ms = self.last_stamp_ms();
         self.append_own(EntryPayload::Noop);
+    }
+
+    /// The stamp of the last client entry in the log (0 if none). Stamps never decrease along
+    /// a log, so it is the largest.
+    fn last_stamp_ms(&self) -> u64 {
+        let first = self.log.first_index();
+        let mut index = self.log.last_index();
+        while index >= first && index.0 > 0 {
+            if let Some(Entry {
+                payload: EntryPayload::Client { time_ms, .. },
+                ..
+            }) = self.log.entry(index)
+            {
+                return *time_ms;
+            }
+            index = LogIndex(index.0 - 1);
+        }
+        0
     }
 
     pub(super) fn handle_request_vote(

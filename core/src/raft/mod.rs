@@ -129,6 +129,10 @@ pub struct Node {
     emitted_hard_state: HardState,
 
     state_machine: StateMachine,
+    /// The driver's clock, milliseconds since the Unix epoch (see [`Node::set_clock_ms`]).
+    clock_ms: u64,
+    /// The latest stamp in this leader's log: new entries are stamped no earlier.
+    stamp_floor_ms: u64,
     /// Proposals made on this node awaiting their entry's fate.
     pending: proposals::Proposals,
 
@@ -166,7 +170,9 @@ impl Node {
         }
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            state_machine: StateMachine::new(config.sessions),
+            state_machine: StateMachine::new(config.sessions, config.max_value_bytes),
+            clock_ms: 0,
+            stamp_floor_ms: 0,
             term: hard_state.term,
             vote: hard_state.vote,
             commit: hard_state.commit,
@@ -214,6 +220,13 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Tells the node the driver's clock (milliseconds since the Unix epoch; the simulator's
+    /// virtual clock). It is read only to stamp the entries this node appends as leader, so
+    /// it may drift, jump or go back: stamps never go back (see [`EntryPayload::Client`]).
+    pub fn set_clock_ms(&mut self, now_ms: u64) {
+        self.clock_ms = now_ms;
     }
 
     /// Handles a message from a peer. Messages not addressed to this node, or from a node
@@ -295,22 +308,24 @@ impl Node {
         #[cfg(feature = "bug-catalogue")]
         if crate::injected!(self.config, StaleRead)
             && let ClientOp::Request(crate::kv::ClientRequest {
-                command: crate::kv::Command::Get { key },
+                command: crate::kv::Command::Strings(crate::kv::cmd::StringCommand::Get { key }),
                 ..
             }) = &op
         {
-            let value = self.state_machine.store().get(key).cloned();
+            let value = self.state_machine.store().get(key).map(|v| v.value.clone());
             let index = self.state_machine.applied_index();
             self.replies.push(ClientReply {
                 tag,
                 index,
-                outcome: Outcome::Applied(crate::kv::Reply::Value(value)),
+                outcome: Outcome::Applied(crate::kv::Reply::Executed(crate::kv::Frame::optional(
+                    value,
+                ))),
             });
             return Ok(index);
         }
         let request = match &op {
             ClientOp::Request(request) => Some((request.client, request.sequence)),
-            ClientOp::OpenSession => None,
+            ClientOp::OpenSession { .. } | ClientOp::Resume { .. } => None,
         };
         if let Some(request) = request {
             match self.pending.join(request, tag) {
@@ -323,7 +338,9 @@ impl Node {
                 proposals::Join::New => {}
             }
         }
-        let index = self.append_own(EntryPayload::Client(op));
+        let time_ms = self.clock_ms.max(self.stamp_floor_ms);
+        self.stamp_floor_ms = time_ms;
+        let index = self.append_own(EntryPayload::Client { op, time_ms });
         self.pending.insert(index, self.term, tag, request);
         Ok(index)
     }

@@ -27,8 +27,11 @@ pub struct RequestTag(pub u64);
 pub enum Outcome {
     /// The entry was committed and applied, with this result.
     Applied(Reply),
-    /// The entry was overwritten by a new leader before it committed: this proposal will
-    /// never take effect. (A retry with the same session and sequence is always safe.)
+    /// The entry this node appended was overwritten before it committed here. The outcome
+    /// is **unknown**: another copy of the same entry may still commit on another node (a
+    /// five-node run: A appends X reaching only B; C wins term 2 without X and its entry
+    /// overwrites X on A, which answers `Superseded`; C crashes; B wins term 3 and commits
+    /// X). Retry under the same session and sequence number, which is always safe.
     Superseded,
 }
 
@@ -75,7 +78,8 @@ pub struct PersistAck {
 ///
 /// A driver may hand step 1 to a background writer and call [`crate::Node::ready`] again before
 /// it completes, as long as persists complete in order and each `Ready`'s messages wait for
-/// its own persist.
+/// its own persist **and every earlier one** (a later `Ready` may rely on state an earlier one
+/// wrote, such as the vote behind a later response).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "a Ready holds messages and writes the driver must carry out"]
 pub struct Ready {

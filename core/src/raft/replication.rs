@@ -327,7 +327,7 @@ fn within_byte_budget(entries: &[Entry], budget_bytes: u64) -> &[Entry] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::{ClientOp, ClientRequest, Command};
+    use crate::kv::{ClientOp, ClientRequest, Command, SessionToken};
     use crate::log::EntryPayload;
     use crate::types::{ClientId, Sequence};
 
@@ -335,14 +335,16 @@ mod tests {
         Entry {
             index: LogIndex(index),
             term: Term(1),
-            payload: EntryPayload::Client(ClientOp::Request(ClientRequest {
-                client: ClientId(1),
-                sequence: Sequence(index),
-                command: Command::Put {
-                    key: b"k".to_vec(),
-                    value: vec![0; value_bytes],
-                },
-            })),
+            payload: EntryPayload::Client {
+                op: ClientOp::Request(ClientRequest {
+                    client: ClientId(1),
+                    token: SessionToken::default(),
+                    may_skip_earlier: false,
+                    sequence: Sequence(index),
+                    command: Command::set(*b"k", vec![0; value_bytes]),
+                }),
+                time_ms: 0,
+            },
         }
     }
 

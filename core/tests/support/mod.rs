@@ -86,7 +86,10 @@ pub fn put_entry(index: u64, term: u64, key: &str) -> Entry {
     Entry {
         index: LogIndex(index),
         term: Term(term),
-        payload: EntryPayload::Client(request(ClientId(0), index, put(key, key))),
+        payload: EntryPayload::Client {
+            op: request(ClientId(0), index, put(key, key)),
+            time_ms: 0,
+        },
     }
 }
 
@@ -97,44 +100,45 @@ pub fn put_op(key: &str, value: &str) -> ClientOp {
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     ClientOp::Request(ClientRequest {
         client: ClientId(0),
+        token: SessionToken::default(),
+        may_skip_earlier: true,
         sequence: Sequence(SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
-        command: Command::Put {
-            key: key.as_bytes().to_vec(),
-            value: value.as_bytes().to_vec(),
-        },
+        command: Command::set(key, value),
     })
 }
 
-/// A request within session `client`.
+/// A request within session `client`, whose token is the default one (what [`open_op`]
+/// opens sessions with).
 pub fn request(client: ClientId, sequence: u64, command: Command) -> ClientOp {
     ClientOp::Request(ClientRequest {
         client,
+        token: SessionToken::default(),
+        may_skip_earlier: true,
         sequence: Sequence(sequence),
         command,
     })
 }
 
+/// Opening a session with the default token.
+pub fn open_op() -> ClientOp {
+    ClientOp::OpenSession {
+        token: SessionToken::default(),
+    }
+}
+
 /// A put command.
 pub fn put(key: &str, value: &str) -> Command {
-    Command::Put {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-    }
+    Command::set(key, value)
 }
 
 /// A get command.
 pub fn get(key: &str) -> Command {
-    Command::Get {
-        key: key.as_bytes().to_vec(),
-    }
+    Command::get(key)
 }
 
 /// An append command.
 pub fn append(key: &str, value: &str) -> Command {
-    Command::Append {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-    }
+    Command::append(key, value)
 }
 
 /// The AppendEntries bodies `ready` sends to `to`.

@@ -4,10 +4,8 @@
 //! strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what client libraries send) or an inline line
 //! (`GET k\r\n`, what a person types over telnet; double quotes group words). It returns
 //! `Ok(None)` while the command is incomplete, so the caller reads more and tries again, and
-//! never allocates more than the declared limits allow however the bytes lie. [`Value`] is a
-//! reply, written with [`Value::encode`].
-
-use std::fmt;
+//! never allocates more than the declared limits allow however the bytes lie. Replies are
+//! [`verity_core::Frame`]s.
 
 /// Limits a parsed command must respect.
 #[derive(Clone, Copy, Debug)]
@@ -205,80 +203,6 @@ fn split_inline(line: &[u8], limits: Limits) -> Result<Vec<Vec<u8>>, ProtocolErr
     Ok(args)
 }
 
-/// A reply in RESP2.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// `+OK`
-    Simple(String),
-    /// `-ERR message`: the text must start with an error code such as `ERR`.
-    Error(String),
-    /// `:42`
-    Integer(i64),
-    /// `$3\r\nabc`
-    Bulk(Vec<u8>),
-    /// `$-1` (nil)
-    Null,
-    /// `*N` followed by the elements.
-    Array(Vec<Value>),
-}
-
-impl Value {
-    /// `+OK`.
-    #[must_use]
-    pub fn ok() -> Value {
-        Value::Simple("OK".into())
-    }
-
-    /// An `-ERR …` reply.
-    #[must_use]
-    pub fn err(message: impl fmt::Display) -> Value {
-        Value::Error(format!("ERR {message}"))
-    }
-
-    /// `:n` for a count, index or id; values beyond `i64::MAX` (which no real count
-    /// reaches) saturate.
-    #[must_use]
-    pub fn unsigned(n: u64) -> Value {
-        Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-
-    /// A bulk string from text.
-    #[must_use]
-    pub fn text(text: impl Into<String>) -> Value {
-        Value::Bulk(text.into().into_bytes())
-    }
-
-    /// Appends the RESP2 encoding to `out`. Line breaks in simple strings and errors are
-    /// replaced by spaces, since they would break the framing.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        let line = |out: &mut Vec<u8>, marker: u8, text: &str| {
-            out.push(marker);
-            out.extend(
-                text.bytes()
-                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-            );
-            out.extend_from_slice(b"\r\n");
-        };
-        match self {
-            Value::Simple(text) => line(out, b'+', text),
-            Value::Error(text) => line(out, b'-', text),
-            Value::Integer(n) => line(out, b':', &n.to_string()),
-            Value::Bulk(bytes) => {
-                line(out, b'$', &bytes.len().to_string());
-                out.extend_from_slice(bytes);
-                out.extend_from_slice(b"\r\n");
-            }
-            Value::Null => out.extend_from_slice(b"$-1\r\n"),
-            Value::Array(items) => {
-                line(out, b'*', &items.len().to_string());
-                for item in items {
-                    item.encode(out);
-                }
-            }
-        }
-    }
-}
-
 /// Fuzz body: arbitrary bytes through the parser, command after command, and each command
 /// through [`crate::command::ClientCommand::parse`]. Never panics; each parse consumes at
 /// least one byte and no more than it was given, respects the limits, and an array command
@@ -302,8 +226,15 @@ pub fn fuzz_parse(bytes: &[u8]) {
         if !parsed.args.is_empty() {
             let _ = crate::command::ClientCommand::parse(parsed.args.clone());
             let mut encoded = Vec::new();
-            Value::Array(parsed.args.iter().cloned().map(Value::Bulk).collect())
-                .encode(&mut encoded);
+            verity_core::Frame::Array(
+                parsed
+                    .args
+                    .iter()
+                    .cloned()
+                    .map(verity_core::Frame::Bulk)
+                    .collect(),
+            )
+            .encode(&mut encoded);
             let again = parse_command(&encoded, limits).expect("re-encoded command parses");
             assert_eq!(
                 again.map(|p| (p.args, p.consumed)),
@@ -378,22 +309,5 @@ mod tests {
         assert!(parse_command(b"*1\r\n$2\r\nabcd\r\n", LIMITS).is_err());
         assert!(parse_command(b"*x\r\n", LIMITS).is_err());
         assert!(parse_command(b"*0\r\n", LIMITS).is_err());
-    }
-
-    #[test]
-    fn replies_encode_as_resp2() {
-        let mut out = Vec::new();
-        Value::Array(vec![
-            Value::ok(),
-            Value::err("bad\r\nthing"),
-            Value::Integer(-3),
-            Value::text("hi"),
-            Value::Null,
-        ])
-        .encode(&mut out);
-        assert_eq!(
-            out,
-            b"*5\r\n+OK\r\n-ERR bad  thing\r\n:-3\r\n$2\r\nhi\r\n$-1\r\n"
-        );
     }
 }

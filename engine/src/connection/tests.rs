@@ -1,0 +1,428 @@
+//! The connection against the real state machine. The harness plays the node: it applies the
+//! connection's submissions to a [`StateMachine`] as a one-node log would, or loses, refuses
+//! or delays them, as a test says.
+
+use super::*;
+use crate::resp::Limits;
+use std::collections::VecDeque;
+use verity_core::kv::StateMachine;
+use verity_core::{LogIndex, SessionLimits};
+
+const TIMEOUT_MS: u64 = 1_000;
+
+struct TestHost;
+
+impl Host for TestHost {
+    fn info(&self) -> String {
+        "# Server\r\nverity_version:test\r\n".into()
+    }
+    fn leader(&self) -> Option<(u64, Option<String>)> {
+        Some((1, Some("127.0.0.1:6001".into())))
+    }
+    fn role(&self) -> &'static str {
+        "leader"
+    }
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![("appendfsync", "always".into())]
+    }
+}
+
+struct Node {
+    machine: StateMachine,
+    now_ms: u64,
+    /// Submissions taken from connections and not yet applied or failed.
+    inbox: VecDeque<(usize, Submission)>,
+    connections: Vec<Connection>,
+}
+
+fn config() -> ConnectionConfig {
+    ConnectionConfig {
+        limits: Limits {
+            max_args: 1024,
+            max_arg_bytes: 1 << 20,
+        },
+        pipeline_depth: 64,
+        request_timeout_ms: TIMEOUT_MS,
+        max_transaction_bytes: 1 << 20,
+    }
+}
+
+fn limits() -> SessionLimits {
+    SessionLimits {
+        max_sessions: 8,
+        idle_expiry_entries: 1_000_000,
+        reply_window: 64,
+        max_reply_bytes_per_session: 1 << 20,
+        max_reply_bytes_total: 1 << 20,
+    }
+}
+
+impl Node {
+    fn new() -> Node {
+        Node::with_limits(limits())
+    }
+
+    fn with_limits(limits: SessionLimits) -> Node {
+        Node {
+            machine: StateMachine::new(limits, 1 << 20),
+            now_ms: 1_000,
+            inbox: VecDeque::new(),
+            connections: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self) -> usize {
+        let id = self.connections.len();
+        self.connections.push(Connection::new(
+            id as u64,
+            config(),
+            SessionToken([id as u8 + 1; 16]),
+        ));
+        id
+    }
+
+    /// Sends `text` (inline commands, one per line) on connection `c` and collects what
+    /// the connection submits into the inbox.
+    fn send(&mut self, c: usize, text: &str) {
+        let bytes = text.replace('\n', "\r\n");
+        self.connections[c].receive(bytes.as_bytes());
+        self.pump(c);
+    }
+
+    fn pump(&mut self, c: usize) {
+        self.connections[c].process(self.now_ms, &TestHost);
+        while let Some(submission) = self.connections[c].poll_submission(self.now_ms) {
+            self.inbox.push_back((c, submission));
+        }
+    }
+
+    fn apply(&mut self, op: &ClientOp) -> Reply {
+        let index = LogIndex(self.machine.applied_index().0 + 1);
+        self.machine
+            .apply(index, self.now_ms, Some(op))
+            .expect("client ops get replies")
+    }
+
+    /// Applies and answers every submission in the inbox, repeatedly, until it is empty.
+    fn settle(&mut self) {
+        while let Some((c, submission)) = self.inbox.pop_front() {
+            let reply = self.apply(&submission.op);
+            self.connections[c].on_result(
+                submission.attempt,
+                AttemptResult::Applied(reply),
+                self.now_ms,
+            );
+            self.pump(c);
+        }
+    }
+
+    /// Takes the next submission without doing anything with it.
+    fn take(&mut self) -> (usize, Submission) {
+        self.inbox.pop_front().expect("a submission is waiting")
+    }
+
+    fn answer(&mut self, (c, submission): (usize, Submission), result: AttemptResult) {
+        self.connections[c].on_result(submission.attempt, result, self.now_ms);
+        self.pump(c);
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now_ms += ms;
+        for c in 0..self.connections.len() {
+            self.pump(c);
+        }
+    }
+
+    fn output(&mut self, c: usize) -> String {
+        String::from_utf8(self.connections[c].take_output()).unwrap()
+    }
+}
+
+/// RESP of a list of replies, written compactly: `+OK`, `:1`, `$v` (bulk), `_` (null).
+fn resp(replies: &[&str]) -> String {
+    replies
+        .iter()
+        .map(|r| match r.as_bytes()[0] {
+            b'$' => format!("${}\r\n{}\r\n", r.len() - 1, &r[1..]),
+            b'_' => "$-1\r\n".to_string(),
+            _ => format!("{r}\r\n"),
+        })
+        .collect()
+}
+
+#[test]
+fn pipelined_commands_take_effect_in_order() {
+    let mut node = Node::new();
+    let c = node.connect();
+    let mut pipeline = "DEL chain\n".to_string();
+    let letters: Vec<char> = ('a'..='z').chain('A'..='Z').collect();
+    for letter in &letters {
+        pipeline.push_str(&format!("APPEND chain {letter}\n"));
+    }
+    pipeline.push_str("GET chain\n");
+    node.send(c, &pipeline);
+    node.settle();
+    let chain: String = letters.iter().collect();
+    let output = node.output(c);
+    assert!(output.ends_with(&resp(&[&format!("${chain}")])), "{output}");
+    assert!(output.starts_with(":0\r\n:1\r\n:2\r\n"), "{output}");
+}
+
+#[test]
+fn a_command_whose_predecessor_was_lost_waits_for_it_and_the_order_holds() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SET k 1\nINCR k\n");
+    node.settle_one();
+    // The SET's first attempt is lost on the way; the INCR reaches the state machine first.
+    let set = node.take();
+    let incr = node.take();
+    let reply = node.apply(&incr.1.op);
+    assert_eq!(
+        reply,
+        Reply::Rejected(SessionError::Early),
+        "INCR may not run ahead of SET"
+    );
+    node.answer(incr, AttemptResult::Applied(reply));
+    node.answer(set, AttemptResult::Unknown);
+    node.advance(200);
+    node.settle();
+    assert_eq!(node.output(c), resp(&["+OK", ":2"]));
+    assert_eq!(node.machine.store().get(b"k").unwrap().value, b"2");
+}
+
+#[test]
+fn an_answer_lost_after_execution_is_retried_under_the_same_number_and_runs_once() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "INCR ctr\n");
+    node.settle_one();
+    let incr = node.take();
+    let _ = node.apply(&incr.1.op);
+    node.answer(incr, AttemptResult::Unknown);
+    node.advance(200);
+    node.settle();
+    assert_eq!(node.output(c), resp(&[":1"]));
+    assert_eq!(node.machine.store().get(b"ctr").unwrap().value, b"1");
+}
+
+#[test]
+fn a_retry_whose_session_vanished_answers_outcome_unknown_and_never_runs_again() {
+    let mut tight = limits();
+    tight.max_sessions = 1;
+    let mut node = Node::with_limits(tight);
+    let victim = node.connect();
+    node.send(victim, "INCR ctr\n");
+    node.settle_one();
+    let incr = node.take();
+    let _ = node.apply(&incr.1.op);
+    node.answer(incr, AttemptResult::Unknown);
+    // Another connection opens a session, which evicts the victim's.
+    let other = node.connect();
+    node.send(other, "GET x\n");
+    node.settle_one();
+    node.advance(200);
+    node.settle();
+    let output = node.output(victim);
+    assert!(
+        output.starts_with("-ERR outcome unknown: command 1 of session 1 (INCR)"),
+        "{output}"
+    );
+    assert_eq!(
+        node.machine.store().get(b"ctr").unwrap().value,
+        b"1",
+        "INCR ran once"
+    );
+}
+
+#[test]
+fn a_command_that_never_ran_in_a_vanished_session_runs_in_a_new_one() {
+    let mut tight = limits();
+    tight.max_sessions = 1;
+    let mut node = Node::with_limits(tight);
+    let first = node.connect();
+    node.send(first, "SET a 1\n");
+    node.settle();
+    let other = node.connect();
+    node.send(other, "SET b 1\n");
+    node.settle();
+    node.send(first, "INCR a\n");
+    node.settle();
+    assert_eq!(node.output(first), resp(&["+OK", ":2"]));
+}
+
+#[test]
+fn giving_up_tells_the_truth_and_the_recipe_learns_the_outcome() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SET lock:job me NX\n");
+    node.settle_one();
+    let set = node.take();
+    let reply = node.apply(&set.1.op);
+    node.answer(set, AttemptResult::Unknown);
+    // Every later attempt finds no leader, until the deadline.
+    for _ in 0..40 {
+        node.advance(100);
+        while let Some(attempt) = node.inbox.pop_front() {
+            node.answer(attempt, AttemptResult::NoLeader);
+        }
+    }
+    let output = node.output(c);
+    assert!(output.starts_with("-CLUSTERDOWN outcome unknown: command 1 of session 1 (SET): no leader was reachable within 1000 ms; it may or may not have taken effect; to learn its outcome, send SESSION 1 "), "{output}");
+    // Follow the recipe on a new connection: the first reply comes back, nothing runs again.
+    let recipe = output
+        .split("send ")
+        .nth(1)
+        .unwrap()
+        .split(" (on any node)")
+        .next()
+        .unwrap()
+        .to_string();
+    let fresh = node.connect();
+    node.send(fresh, &format!("{recipe}\nSET lock:job me NX\nSESSION\n"));
+    node.settle();
+    let learnt = node.output(fresh);
+    assert!(
+        learnt.starts_with("+OK\r\n+OK\r\n"),
+        "{learnt} (first reply was {reply:?})"
+    );
+    assert!(
+        learnt.ends_with(":2\r\n"),
+        "the connection continues after the retried number: {learnt}"
+    );
+}
+
+#[test]
+fn a_command_that_found_no_leader_says_it_did_not_run() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "INCR n\n");
+    for _ in 0..40 {
+        node.advance(100);
+        while let Some(attempt) = node.inbox.pop_front() {
+            node.answer(attempt, AttemptResult::NoLeader);
+        }
+    }
+    let output = node.output(c);
+    assert!(output.starts_with("-CLUSTERDOWN not executed: INCR (not yet numbered in a session): no leader was reachable"), "{output}");
+}
+
+#[test]
+fn shutting_down_says_what_is_known_of_each_command() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "INCR n\n");
+    node.settle_one();
+    let _in_flight = node.take();
+    node.connections[c].shut_down();
+    let output = node.output(c);
+    assert!(output.starts_with("-ERR the node is shutting down; outcome unknown: command 1 of session 1 (INCR) may or may not have taken effect; to learn its outcome, send SESSION 1 "), "{output}");
+    assert!(node.connections[c].is_closed());
+}
+
+#[test]
+fn transactions_queue_then_run_as_one_and_watch_aborts_on_change() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SET a 1\nWATCH a\nMULTI\nINCR a\nGET a\nEXEC\n");
+    node.settle();
+    assert_eq!(
+        node.output(c),
+        "+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:2\r\n$1\r\n2\r\n"
+    );
+    node.send(c, "WATCH a\n");
+    node.settle();
+    let other = node.connect();
+    node.send(other, "SET a 9\n");
+    node.settle();
+    node.send(c, "MULTI\nINCR a\nEXEC\nGET a\n");
+    node.settle();
+    assert_eq!(
+        node.output(c),
+        "+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n$1\r\n9\r\n"
+    );
+    node.send(
+        c,
+        "MULTI\nINCR a b\nEXEC\nEXEC\nMULTI\nMULTI\nDISCARD\nDISCARD\n",
+    );
+    node.settle();
+    assert_eq!(
+        node.output(c),
+        "+OK\r\n-ERR wrong number of arguments for 'incr' command\r\n-EXECABORT Transaction discarded because of previous errors.\r\n-ERR EXEC without MULTI\r\n+OK\r\n-ERR MULTI calls can not be nested\r\n+OK\r\n-ERR DISCARD without MULTI\r\n"
+    );
+}
+
+#[test]
+fn a_stranger_cannot_take_over_a_session() {
+    let mut node = Node::new();
+    let owner = node.connect();
+    node.send(owner, "SET x 1\n");
+    node.settle();
+    let stranger = node.connect();
+    node.send(
+        stranger,
+        "SESSION 1 00000000000000000000000000000000 4611686018427387904\nGET x\n",
+    );
+    node.settle();
+    let output = node.output(stranger);
+    assert!(
+        output.starts_with("-ERR SESSION 1 cannot be resumed: the session token does not match"),
+        "{output}"
+    );
+    node.send(owner, "INCR x\n");
+    node.settle();
+    assert_eq!(node.output(owner), resp(&["+OK", ":2"]));
+}
+
+#[test]
+fn connection_commands_answer_at_once_and_quit_closes() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "PING\nECHO hi\nCLIENT SETNAME app\nCLIENT GETNAME\nSELECT 1\nCONFIG GET append*\nQUIT\nPING\n");
+    assert_eq!(
+        node.output(c),
+        "+PONG\r\n$2\r\nhi\r\n+OK\r\n$3\r\napp\r\n-ERR DB index is out of range (Verity has only database 0)\r\n*2\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n+OK\r\n"
+    );
+    assert!(node.connections[c].is_closed());
+}
+
+#[test]
+fn a_protocol_error_is_answered_then_the_connection_closes() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.connections[c].receive(b"*1\r\n:5\r\n");
+    node.pump(c);
+    assert!(node.output(c).starts_with("-ERR Protocol error"));
+    assert!(node.connections[c].is_closed());
+}
+
+#[test]
+fn reading_stops_at_the_pipeline_depth_until_replies_drain() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, &"INCR n\n".repeat(100));
+    assert!(!node.connections[c].wants_input());
+    node.settle();
+    let output = node.output(c);
+    assert_eq!(
+        output.matches("\r\n").count(),
+        100,
+        "every command answered once the queue drains"
+    );
+    assert!(output.ends_with(":100\r\n"));
+    assert!(node.connections[c].wants_input());
+}
+
+impl Node {
+    /// Applies and answers only the first waiting submission (the session opening).
+    fn settle_one(&mut self) {
+        let (c, submission) = self.take();
+        let reply = self.apply(&submission.op);
+        self.connections[c].on_result(
+            submission.attempt,
+            AttemptResult::Applied(reply),
+            self.now_ms,
+        );
+        self.pump(c);
+    }
+}

@@ -1,0 +1,22 @@
+//! # verity-engine: everything a node decides above Raft, without IO
+//!
+//! The tokio node is a thin shell that moves bytes, time and files; this crate is where it
+//! decides what to do with a client, as `quinn-proto` is to `quinn`. The simulator runs the
+//! same code, so every decision here is tested under crashes, partitions and reordering.
+//!
+//! - [`resp`]: the RESP2/inline wire format, parsed incrementally with hard limits.
+//! - [`command`]: what a client may send, parsed with Redis's error texts; data commands are
+//!   [`verity_core::Command`]s (one log entry each).
+//! - [`connection`]: one client connection as a state machine: sessions, numbering,
+//!   pipelining, transactions, retries, and replies that tell the truth.
+//! - [`introspection`]: `HELLO`, `CONFIG GET`, `COMMAND`.
+//!
+//! Determinism: no clock (time is an input), no threads, no randomness (session tokens are
+//! handed in), ordered maps only.
+
+pub mod command;
+pub mod connection;
+pub mod introspection;
+pub mod resp;
+
+pub use connection::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Submission};
