@@ -13,9 +13,10 @@
 //!
 //! Client operations proposed on a follower are forwarded to the leader it knows; with no
 //! leader known the submission fails with [`SubmitError::NoLeader`] and the client side
-//! retries. Every waiting submission has a deadline, so none waits forever, and on a change
-//! of leader the waits that can no longer be answered fail at once as
-//! [`SubmitError::Unknown`] (their entry may still commit) so they are retried (safely: a retry
+//! retries. No submission waits forever: a proposal made here is answered when its entry
+//! applies, when this node stops leading ([`SubmitError::Unknown`]: the entry may still
+//! commit) or at shutdown; a forward fails as unknown when its leader changes, its leader's
+//! connection drops, or after [`FORWARD_TIMEOUT`]. The client side retries (safely: a retry
 //! reuses its session and sequence number, so it executes at most once).
 //!
 //! The driver stamps the node's clock before every proposal (entries carry their leader's
@@ -34,9 +35,12 @@ use verity_core::{
 };
 use verity_net::{ForwardResult, Inbound, PeerFrame, PeerState, Transport};
 
-/// How long one attempt of a submission waits for its answer before it fails as
-/// [`SubmitError::Unknown`] (and is retried by the client side).
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a forwarded operation waits for the leader's answer before it fails as
+/// [`SubmitError::Unknown`] (and is retried by the client side). A safety net only: a forward
+/// whose leader's connection drops, or whose leader changes, fails at once. A proposal made
+/// on this node never times out: it is answered when its entry applies, when this node stops
+/// leading, or at shutdown, however slow the cluster is (a slow answer is not an error).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most inputs handled before the driver drains the node's `Ready` (bounds latency while
 /// still batching a burst into one WAL record).
@@ -88,6 +92,10 @@ pub struct NodeStatus {
     pub wal: WalFigures,
     /// Submissions waiting for an answer here.
     pub waiting: usize,
+    /// Open exactly-once sessions (the same on every replica at the same applied index).
+    pub sessions: usize,
+    /// Bytes of write replies the sessions keep for retries (reads' replies are never kept).
+    pub reply_cache_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -141,12 +149,6 @@ enum Waiter {
     Remote { from: NodeId, id: u64 },
 }
 
-/// A proposal or forward waiting for its answer.
-struct Waiting {
-    waiter: Waiter,
-    deadline: Instant,
-}
-
 /// An operation forwarded to a leader, waiting for the answer.
 struct Forwarded {
     reply: oneshot::Sender<Submitted>,
@@ -166,7 +168,7 @@ pub struct Driver {
     next_tag: u64,
     next_forward: u64,
     /// Proposals made here, by tag.
-    proposals: BTreeMap<RequestTag, Waiting>,
+    proposals: BTreeMap<RequestTag, Waiter>,
     /// Operations forwarded to a leader, by forward id, with the leader they went to.
     forwards: BTreeMap<u64, Forwarded>,
     last_role: Role,
@@ -219,6 +221,8 @@ impl Driver {
             peers: BTreeMap::new(),
             wal: wal_stats.figures(),
             waiting: 0,
+            sessions: 0,
+            reply_cache_bytes: 0,
         });
         let driver = Driver {
             node,
@@ -303,7 +307,7 @@ impl Driver {
             "[SHUTDOWN] driver stopping; finishing WAL syncs"
         );
         for (_, waiting) in self.proposals {
-            if let Waiter::Local(reply) = waiting.waiter {
+            if let Waiter::Local(reply) = waiting {
                 let _ = reply.send(Err(SubmitError::Stopped));
             }
         }
@@ -311,7 +315,8 @@ impl Driver {
             let _ = forwarded.reply.send(Err(SubmitError::Stopped));
         }
         let writer = self.writer;
-        tokio::task::block_in_place(|| writer.finish());
+        // The driver owns its thread (see `run`): blocking it here stalls nothing else.
+        writer.finish();
     }
 
     fn on_peer(&mut self, inbound: Inbound) {
@@ -358,7 +363,7 @@ impl Driver {
                     self.next_forward += 1;
                     match self.transport.send(leader, PeerFrame::Forward { id, op }) {
                         Ok(()) => {
-                            let deadline = Instant::now() + ATTEMPT_TIMEOUT;
+                            let deadline = Instant::now() + FORWARD_TIMEOUT;
                             let forwarded = Forwarded {
                                 reply,
                                 deadline,
@@ -385,8 +390,7 @@ impl Driver {
         self.node.set_clock_ms(unix_time_ms());
         match self.node.propose(tag, op) {
             Ok(_) => {
-                let deadline = Instant::now() + ATTEMPT_TIMEOUT;
-                self.proposals.insert(tag, Waiting { waiter, deadline });
+                self.proposals.insert(tag, waiter);
                 Ok(())
             }
             Err(error) => {
@@ -445,7 +449,7 @@ impl Driver {
         let Some(waiting) = self.proposals.remove(&reply.tag) else {
             return;
         };
-        match waiting.waiter {
+        match waiting {
             Waiter::Local(sender) => {
                 let _ = sender.send(Ok(reply.outcome));
             }
@@ -480,7 +484,7 @@ impl Driver {
         if self.last_role == Role::Leader && role != Role::Leader {
             let no_longer = std::mem::take(&mut self.proposals);
             for (_, waiting) in no_longer {
-                self.fail(waiting.waiter);
+                self.fail(waiting);
             }
         }
         self.fail_forwards(
@@ -506,24 +510,15 @@ impl Driver {
         }
     }
 
-    /// Fails every wait past its deadline.
+    /// Fails every forward past its deadline or whose leader's connection is down (its
+    /// answer may never come).
     fn expire(&mut self, now: Instant) {
-        let late: Vec<RequestTag> = self
-            .proposals
-            .iter()
-            .filter(|(_, waiting)| waiting.deadline <= now)
-            .map(|(&tag, _)| tag)
-            .collect();
-        for tag in late {
-            if let Some(Waiting {
-                waiter: Waiter::Local(reply),
-                ..
-            }) = self.proposals.remove(&tag)
-            {
-                let _ = reply.send(Err(SubmitError::Unknown));
-            }
-        }
-        self.fail_forwards(|forwarded| forwarded.deadline <= now, SubmitError::Unknown);
+        let peers = self.transport.peer_states();
+        let unreachable = |leader: NodeId| peers.get(&leader).is_none_or(|state| !state.connected);
+        self.fail_forwards(
+            |forwarded| forwarded.deadline <= now || unreachable(forwarded.leader),
+            SubmitError::Unknown,
+        );
     }
 
     /// Answers `error` to every forwarded operation `doomed` picks, and forgets them.
@@ -574,6 +569,8 @@ impl Driver {
                 .collect(),
             wal: self.wal_stats.figures(),
             waiting: self.proposals.len() + self.forwards.len(),
+            sessions: self.node.state_machine().sessions().len(),
+            reply_cache_bytes: self.node.state_machine().sessions().reply_bytes(),
         }
     }
 }

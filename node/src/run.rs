@@ -4,8 +4,16 @@
 //! restore the core, bind both listeners, then start the transport, the WAL writer, the
 //! driver and the client server. Stop (SIGTERM or SIGINT): stop accepting clients, let the
 //! driver finish, wait for in-flight WAL syncs, exit 0. A second signal exits at once.
+//!
+//! # Threads
+//!
+//! The consensus side (the driver and the peer transport) runs on a runtime of its own, on
+//! its own thread; the client server runs on the main multi-threaded runtime; the WAL writer
+//! has its own thread. However hard clients push (a burst of 1 MiB reads is hundreds of MiB
+//! of copying), the OS schedules the consensus thread fairly, so heartbeats and votes are not
+//! starved behind client work and followers do not depose a healthy leader.
 
-use crate::driver::{Driver, DriverInputs};
+use crate::driver::{Driver, DriverHandle, DriverInputs};
 use crate::server::{self, ServerConfig};
 use crate::settings::NodeSettings;
 use crate::storage::{DataDir, FsyncPolicy, SegmentedWal, WalWriter};
@@ -14,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use verity_core::Node;
 use verity_net::{HandshakeConfig, Transport, TransportConfig};
 
@@ -61,13 +69,115 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
     )
     .context("the recovered WAL does not form a valid Raft state")?;
 
-    let peer_listener = TcpListener::bind(settings.peer_addr)
-        .await
-        .with_context(|| format!("cannot listen for peers on {}", settings.peer_addr))?;
     let client_listener = TcpListener::bind(settings.client_addr)
         .await
         .with_context(|| format!("cannot listen for clients on {}", settings.client_addr))?;
+    let (stop, stopping) = watch::channel(false);
+    let (started, mut consensus) = start_consensus(&settings, node, opened.wal, stopping.clone())?;
+    let handle = started
+        .await
+        .context("the consensus thread stopped while starting")??;
+    let server_config = ServerConfig {
+        max_clients: settings.max_clients,
+        connection: verity_engine::ConnectionConfig {
+            limits: verity_engine::resp::Limits {
+                max_args: settings.max_args,
+                max_arg_bytes: settings.max_value_bytes,
+            },
+            pipeline_depth: settings.pipeline_depth,
+            request_timeout_ms: settings.request_timeout_ms,
+            max_transaction_bytes: settings.max_entry_bytes(),
+        },
+        fsync: settings.fsync,
+    };
+    let server = tokio::spawn(server::serve(
+        client_listener,
+        handle,
+        server_config,
+        stopping,
+    ));
+    tracing::info!(
+        clients = %settings.client_addr,
+        peers = %settings.peer_addr,
+        voters = settings.peers.len(),
+        "[START] node {} of cluster {:?} is up: redis-cli -h {} -p {}",
+        settings.id.0,
+        settings.cluster_id,
+        settings.client_addr.ip(),
+        settings.client_addr.port()
+    );
 
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+        finished = &mut consensus => {
+            return finished.context("the consensus thread failed")?.context("the WAL writer failed; the node stopped to keep its promises");
+        }
+    }
+    tracing::info!("[SHUTDOWN] signal received: closing (a second signal exits at once)");
+    let _ = stop.send(true);
+    tokio::select! {
+        finished = &mut consensus => finished.context("the consensus thread failed")??,
+        _ = terminate.recv() => std::process::exit(130),
+        _ = interrupt.recv() => std::process::exit(130),
+    }
+    let _ = server.await;
+    tracing::info!("[SHUTDOWN] stopped cleanly");
+    Ok(())
+}
+
+/// The driver's result when its thread ends.
+type Finished = oneshot::Receiver<Result<(), std::io::Error>>;
+
+/// Starts the consensus thread: its own single-threaded runtime running the peer transport
+/// and the driver (see "Threads" above). Returns a receiver for the client handle (or the
+/// start-up error: the peer port in use, the WAL writer) and one for the driver's end.
+fn start_consensus(
+    settings: &NodeSettings,
+    node: Node,
+    wal: SegmentedWal,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<(oneshot::Receiver<anyhow::Result<DriverHandle>>, Finished)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the consensus runtime")?;
+    let (started_sender, started) = oneshot::channel();
+    let (finished_sender, finished) = oneshot::channel();
+    let settings = settings.clone();
+    std::thread::Builder::new()
+        .name("verity-consensus".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let (driver, inputs, handle) =
+                    match wire_consensus(&settings, node, wal, stopping).await {
+                        Ok(wired) => wired,
+                        Err(error) => {
+                            let _ = started_sender.send(Err(error));
+                            return;
+                        }
+                    };
+                let _ = started_sender.send(Ok(handle));
+                let _ = finished_sender.send(driver.run(inputs).await);
+            });
+        })
+        .context("cannot start the consensus thread")?;
+    Ok((started, finished))
+}
+
+/// Binds the peer port and starts the transport, the WAL writer and the driver, on the
+/// consensus runtime.
+async fn wire_consensus(
+    settings: &NodeSettings,
+    node: Node,
+    wal: SegmentedWal,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<(Driver, DriverInputs, DriverHandle)> {
+    let peer_listener = TcpListener::bind(settings.peer_addr)
+        .await
+        .with_context(|| format!("cannot listen for peers on {}", settings.peer_addr))?;
     let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE_FRAMES);
     let transport = Transport::start(
         TransportConfig {
@@ -99,7 +209,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         inbound_sender,
     );
     let (persisted_sender, persisted) = mpsc::unbounded_channel();
-    let writer = WalWriter::start(opened.wal, settings.fsync, WAL_QUEUE_JOBS, persisted_sender)
+    let writer = WalWriter::start(wal, settings.fsync, WAL_QUEUE_JOBS, persisted_sender)
         .context("cannot start the WAL writer thread")?;
     let (driver, handle) = Driver::new(
         node,
@@ -108,59 +218,10 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         Duration::from_millis(settings.tick_ms),
         SUBMIT_QUEUE,
     );
-    let (stop, stopping) = watch::channel(false);
-    let server_config = ServerConfig {
-        max_clients: settings.max_clients,
-        connection: verity_engine::ConnectionConfig {
-            limits: verity_engine::resp::Limits {
-                max_args: settings.max_args,
-                max_arg_bytes: settings.max_value_bytes,
-            },
-            pipeline_depth: settings.pipeline_depth,
-            request_timeout_ms: settings.request_timeout_ms,
-            max_transaction_bytes: settings.max_entry_bytes(),
-        },
-        fsync: settings.fsync,
-    };
-    let server = tokio::spawn(server::serve(
-        client_listener,
-        handle,
-        server_config,
-        stopping.clone(),
-    ));
-    let mut driver = tokio::spawn(driver.run(DriverInputs {
+    let inputs = DriverInputs {
         inbound,
         persisted,
         shutdown: stopping,
-    }));
-    tracing::info!(
-        clients = %settings.client_addr,
-        peers = %settings.peer_addr,
-        voters = settings.peers.len(),
-        "[START] node {} of cluster {:?} is up: redis-cli -h {} -p {}",
-        settings.id.0,
-        settings.cluster_id,
-        settings.client_addr.ip(),
-        settings.client_addr.port()
-    );
-
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-        finished = &mut driver => {
-            return finished.context("the driver task failed")?.context("the WAL writer failed; the node stopped to keep its promises");
-        }
-    }
-    tracing::info!("[SHUTDOWN] signal received: closing (a second signal exits at once)");
-    let _ = stop.send(true);
-    tokio::select! {
-        finished = &mut driver => finished.context("the driver task failed")??,
-        _ = terminate.recv() => std::process::exit(130),
-        _ = interrupt.recv() => std::process::exit(130),
-    }
-    let _ = server.await;
-    tracing::info!("[SHUTDOWN] stopped cleanly");
-    Ok(())
+    };
+    Ok((driver, inputs, handle))
 }

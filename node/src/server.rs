@@ -272,8 +272,8 @@ fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) ->
     );
     let _ = write!(
         text,
-        "# Clients\r\nconnected_clients:{connected_clients}\r\nmaxclients:{}\r\nwaiting_requests:{}\r\n\r\n",
-        config.max_clients, status.waiting
+        "# Clients\r\nconnected_clients:{connected_clients}\r\nmaxclients:{}\r\nwaiting_requests:{}\r\nsessions:{}\r\nreply_cache_bytes:{}\r\n\r\n",
+        config.max_clients, status.waiting, status.sessions, status.reply_cache_bytes
     );
     let _ = write!(
         text,

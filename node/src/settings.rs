@@ -78,6 +78,11 @@ pub struct NodeArgs {
     /// How long a command may wait for a leader and a commit before it fails. [default: 5000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
+    /// Most exactly-once client sessions the cluster keeps (one per connection that wrote or
+    /// read); opening one more evicts the least recently active. Must be the same on every
+    /// node. [default: 4096]
+    #[arg(long)]
+    pub max_sessions: Option<usize>,
 }
 
 /// A node's complete, checked settings.
@@ -117,6 +122,8 @@ pub struct NodeSettings {
     pub pipeline_depth: usize,
     /// Wait limit for one command.
     pub request_timeout_ms: u64,
+    /// Session table size.
+    pub max_sessions: usize,
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
@@ -214,6 +221,7 @@ impl NodeArgs {
             max_args: pick!(max_args).unwrap_or(1024),
             pipeline_depth: pick!(pipeline_depth).unwrap_or(64),
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
+            max_sessions: pick!(max_sessions).unwrap_or(4096),
         };
         settings.check()?;
         Ok(settings)
@@ -268,6 +276,7 @@ impl NodeSettings {
         config.election_timeout_ticks = self.election_timeout_ticks;
         config.heartbeat_interval_ticks = self.heartbeat_ticks;
         config.max_value_bytes = self.max_value_bytes as u64;
+        config.sessions.max_sessions = self.max_sessions;
         config
     }
 

@@ -138,6 +138,12 @@ impl ProcessCluster {
         }
     }
 
+    /// The process id of node `id`, if it runs.
+    #[must_use]
+    pub fn pid(&self, id: usize) -> Option<u32> {
+        self.children[id - 1].as_ref().map(std::process::Child::id)
+    }
+
     /// Whether node `id` is still running (it has not crashed).
     pub fn is_running(&mut self, id: usize) -> bool {
         self.children[id - 1]

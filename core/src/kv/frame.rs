@@ -16,7 +16,7 @@ pub enum Frame {
     /// `:n`.
     Integer(i64),
     /// `$len` and the bytes.
-    Bulk(Vec<u8>),
+    Bulk(#[serde(with = "serde_bytes")] Vec<u8>),
     /// `$-1`: the null bulk string (a missing value).
     Null,
     /// `*-1`: the null array (an aborted `EXEC`, a `BLPOP` timeout).

@@ -224,6 +224,7 @@ pub enum StringCommand {
         /// The key.
         key: Vec<u8>,
         /// The new value.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// When to write.
         condition: SetCondition,
@@ -265,6 +266,7 @@ pub enum StringCommand {
         /// Where to write (zero-padding the gap).
         offset: u64,
         /// The bytes.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// `APPEND key value`: replies with the new length.
@@ -272,6 +274,7 @@ pub enum StringCommand {
         /// The key.
         key: Vec<u8>,
         /// The bytes to append.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// `MGET key [key ...]`

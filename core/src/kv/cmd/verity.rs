@@ -33,7 +33,7 @@ pub enum Expect {
     /// The key must be absent.
     Absent,
     /// The key must hold exactly these bytes.
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The key must exist with exactly this version.
     Version(LogIndex),
 }
@@ -49,6 +49,7 @@ pub enum VerityCommand {
         /// The condition.
         expect: Expect,
         /// The new value, or `None` to delete.
+        #[serde(with = "serde_bytes")]
         new: Option<Vec<u8>>,
     },
     /// `GETVER key`: `[value, version]` or nil.
