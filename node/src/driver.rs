@@ -98,12 +98,25 @@ pub struct NodeStatus {
     pub reply_cache_bytes: u64,
 }
 
+/// Where the answer to one submission goes: the submitter's results channel, tagged with
+/// the submitter's attempt number.
+#[derive(Debug)]
+pub struct Answer {
+    results: mpsc::UnboundedSender<(u64, Submitted)>,
+    attempt: u64,
+}
+
+impl Answer {
+    fn send(self, result: Submitted) {
+        // The submitter may be gone (its client disconnected): nobody is waiting then.
+        let _ = self.results.send((self.attempt, result));
+    }
+}
+
 #[derive(Debug)]
 enum Request {
-    Submit {
-        op: ClientOp,
-        reply: oneshot::Sender<Submitted>,
-    },
+    /// Operations to propose, each answered on the results channel under its attempt number.
+    Submit(Vec<(ClientOp, Answer)>),
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
@@ -117,14 +130,27 @@ pub struct DriverHandle {
 }
 
 impl DriverHandle {
-    /// Proposes `op` (on the leader, via forwarding if need be) and waits for its fate.
-    pub async fn submit(&self, op: ClientOp) -> Submitted {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Submit { op, reply })
-            .await
-            .map_err(|_| SubmitError::Stopped)?;
-        answer.await.unwrap_or(Err(SubmitError::Stopped))
+    /// Proposes each `(attempt, op)` (on the leader, via forwarding if need be), in order, in
+    /// one message to the driver; the fate of each arrives on `results` as `(attempt,
+    /// result)`. If the driver has stopped, every op is answered [`SubmitError::Stopped`].
+    pub async fn submit(
+        &self,
+        ops: Vec<(u64, ClientOp)>,
+        results: &mpsc::UnboundedSender<(u64, Submitted)>,
+    ) {
+        let attempts: Vec<u64> = ops.iter().map(|(attempt, _)| *attempt).collect();
+        let batch = ops
+            .into_iter()
+            .map(|(attempt, op)| {
+                let results = results.clone();
+                (op, Answer { results, attempt })
+            })
+            .collect();
+        if self.requests.send(Request::Submit(batch)).await.is_err() {
+            for attempt in attempts {
+                let _ = results.send((attempt, Err(SubmitError::Stopped)));
+            }
+        }
     }
 
     /// The node's current status, or `None` if the driver has stopped.
@@ -144,14 +170,14 @@ impl DriverHandle {
 /// Who waits for a proposal made on this node.
 enum Waiter {
     /// A client of this node.
-    Local(oneshot::Sender<Submitted>),
+    Local(Answer),
     /// A forwarded request: answer goes back to `from` under `id`.
     Remote { from: NodeId, id: u64 },
 }
 
 /// An operation forwarded to a leader, waiting for the answer.
 struct Forwarded {
-    reply: oneshot::Sender<Submitted>,
+    reply: Answer,
     deadline: Instant,
     /// The leader it was sent to.
     leader: NodeId,
@@ -308,15 +334,14 @@ impl Driver {
         );
         for (_, waiting) in self.proposals {
             if let Waiter::Local(reply) = waiting {
-                let _ = reply.send(Err(SubmitError::Stopped));
+                reply.send(Err(SubmitError::Stopped));
             }
         }
         for (_, forwarded) in self.forwards {
-            let _ = forwarded.reply.send(Err(SubmitError::Stopped));
+            forwarded.reply.send(Err(SubmitError::Stopped));
         }
         let writer = self.writer;
-        // The driver owns its thread (see `run`): blocking it here stalls nothing else.
-        writer.finish();
+        tokio::task::block_in_place(|| writer.finish());
     }
 
     fn on_peer(&mut self, inbound: Inbound) {
@@ -337,7 +362,7 @@ impl Driver {
             }
             PeerFrame::ForwardReply { id, result } => {
                 if let Some(forwarded) = self.forwards.remove(&id) {
-                    let _ = forwarded.reply.send(match result {
+                    forwarded.reply.send(match result {
                         ForwardResult::Outcome(outcome) => Ok(outcome),
                         ForwardResult::NotLeader { .. } => Err(SubmitError::NoLeader),
                         ForwardResult::Overloaded => Err(SubmitError::Overloaded),
@@ -352,34 +377,39 @@ impl Driver {
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Request::Submit { op, reply } => match self.node.leader() {
-                Some(leader) if leader == self.node.id() => {
-                    if let Err(error) = self.propose(op, Waiter::Local(reply)) {
-                        tracing::debug!(%error, "proposal refused");
+            Request::Submit(batch) => {
+                for (op, reply) in batch {
+                    self.submit(op, reply);
+                }
+            }
+        }
+    }
+
+    /// Proposes `op` here if this node leads, or forwards it to the leader it knows.
+    fn submit(&mut self, op: ClientOp, reply: Answer) {
+        match self.node.leader() {
+            Some(leader) if leader == self.node.id() => {
+                if let Err(error) = self.propose(op, Waiter::Local(reply)) {
+                    tracing::debug!(%error, "proposal refused");
+                }
+            }
+            Some(leader) => {
+                let id = self.next_forward;
+                self.next_forward += 1;
+                match self.transport.send(leader, PeerFrame::Forward { id, op }) {
+                    Ok(()) => {
+                        let deadline = Instant::now() + FORWARD_TIMEOUT;
+                        let forwarded = Forwarded {
+                            reply,
+                            deadline,
+                            leader,
+                        };
+                        self.forwards.insert(id, forwarded);
                     }
+                    Err(_) => reply.send(Err(SubmitError::NoLeader)),
                 }
-                Some(leader) => {
-                    let id = self.next_forward;
-                    self.next_forward += 1;
-                    match self.transport.send(leader, PeerFrame::Forward { id, op }) {
-                        Ok(()) => {
-                            let deadline = Instant::now() + FORWARD_TIMEOUT;
-                            let forwarded = Forwarded {
-                                reply,
-                                deadline,
-                                leader,
-                            };
-                            self.forwards.insert(id, forwarded);
-                        }
-                        Err(_) => {
-                            let _ = reply.send(Err(SubmitError::NoLeader));
-                        }
-                    }
-                }
-                None => {
-                    let _ = reply.send(Err(SubmitError::NoLeader));
-                }
-            },
+            }
+            None => reply.send(Err(SubmitError::NoLeader)),
         }
     }
 
@@ -395,7 +425,7 @@ impl Driver {
             }
             Err(error) => {
                 if let Waiter::Local(reply) = waiter {
-                    let _ = reply.send(Err(match error {
+                    reply.send(Err(match error {
                         ProposeError::NotLeader { .. } => SubmitError::NoLeader,
                         ProposeError::Overloaded { .. } => SubmitError::Overloaded,
                     }));
@@ -451,7 +481,7 @@ impl Driver {
         };
         match waiting {
             Waiter::Local(sender) => {
-                let _ = sender.send(Ok(reply.outcome));
+                sender.send(Ok(reply.outcome));
             }
             Waiter::Remote { from, id } => {
                 let result = ForwardResult::Outcome(reply.outcome);
@@ -501,7 +531,7 @@ impl Driver {
     fn fail(&mut self, waiter: Waiter) {
         match waiter {
             Waiter::Local(reply) => {
-                let _ = reply.send(Err(SubmitError::Unknown));
+                reply.send(Err(SubmitError::Unknown));
             }
             Waiter::Remote { from, id } => {
                 let result = ForwardResult::Outcome(verity_core::Outcome::Superseded);
@@ -528,7 +558,7 @@ impl Driver {
             .partition(|(_, forwarded)| doomed(forwarded));
         self.forwards = kept;
         for forwarded in failed.into_values() {
-            let _ = forwarded.reply.send(Err(error));
+            forwarded.reply.send(Err(error));
         }
     }
 

@@ -8,9 +8,9 @@
 //! # Threads
 //!
 //! The consensus side (the driver and the peer transport) runs on a runtime of its own, on
-//! its own thread; the client server runs on the main multi-threaded runtime; the WAL writer
+//! its own threads; the client server runs on the main multi-threaded runtime; the WAL writer
 //! has its own thread. However hard clients push (a burst of 1 MiB reads is hundreds of MiB
-//! of copying), the OS schedules the consensus thread fairly, so heartbeats and votes are not
+//! of copying), the OS schedules the consensus threads fairly, so heartbeats and votes are not
 //! starved behind client work and followers do not depose a healthy leader.
 
 use crate::driver::{Driver, DriverHandle, DriverInputs};
@@ -32,6 +32,8 @@ const INBOUND_QUEUE_FRAMES: usize = 4096;
 const PEER_QUEUE_FRAMES: usize = 4096;
 /// WAL jobs queued before the driver waits for the disk.
 const WAL_QUEUE_JOBS: usize = 4096;
+/// Worker threads of the consensus runtime (the driver and the peer connections' tasks).
+const CONSENSUS_THREADS: usize = 2;
 /// Client submissions waiting to enter the driver.
 const SUBMIT_QUEUE: usize = 8192;
 
@@ -131,7 +133,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
 /// The driver's result when its thread ends.
 type Finished = oneshot::Receiver<Result<(), std::io::Error>>;
 
-/// Starts the consensus thread: its own single-threaded runtime running the peer transport
+/// Starts the consensus threads: their own runtime running the peer transport
 /// and the driver (see "Threads" above). Returns a receiver for the client handle (or the
 /// start-up error: the peer port in use, the WAL writer) and one for the driver's end.
 fn start_consensus(
@@ -140,7 +142,9 @@ fn start_consensus(
     wal: SegmentedWal,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<(oneshot::Receiver<anyhow::Result<DriverHandle>>, Finished)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CONSENSUS_THREADS)
+        .thread_name("verity-consensus")
         .enable_all()
         .build()
         .context("cannot build the consensus runtime")?;

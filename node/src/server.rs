@@ -11,13 +11,12 @@
 
 use crate::driver::{DriverHandle, NodeStatus, SubmitError, Submitted};
 use crate::storage::FsyncPolicy;
-use futures::stream::{FuturesUnordered, StreamExt};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use verity_core::SessionToken;
 use verity_core::raft::Outcome;
 use verity_engine::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host};
@@ -112,17 +111,17 @@ impl Served {
         socket.set_nodelay(true)?;
         let (mut reader, mut writer) = socket.into_split();
         let mut buffer = vec![0; 16 * 1024];
-        let mut attempts = FuturesUnordered::new();
+        let (results_sender, mut results) = mpsc::unbounded_channel();
         let mut stopping = false;
         loop {
             let host = self.host();
             connection.process(self.now_ms(), &host);
+            let mut batch = Vec::new();
             while let Some(submission) = connection.poll_submission(self.now_ms()) {
-                let driver = self.driver.clone();
-                attempts.push(async move {
-                    let result = driver.submit(submission.op).await;
-                    (submission.attempt, result)
-                });
+                batch.push((submission.attempt.0, submission.op));
+            }
+            if !batch.is_empty() {
+                self.driver.submit(batch, &results_sender).await;
             }
             let output = connection.take_output();
             if !output.is_empty() {
@@ -136,10 +135,10 @@ impl Served {
                 tokio::time::Instant::now() + Duration::from_millis(wait)
             });
             tokio::select! {
-                Some((attempt, result)) = attempts.next(), if !attempts.is_empty() => {
-                    self.deliver(&mut connection, attempt, result);
-                    while let Some(Some((attempt, result))) = futures::FutureExt::now_or_never(attempts.next()) {
-                        self.deliver(&mut connection, attempt, result);
+                Some((attempt, result)) = results.recv() => {
+                    self.deliver(&mut connection, AttemptId(attempt), result);
+                    while let Ok((attempt, result)) = results.try_recv() {
+                        self.deliver(&mut connection, AttemptId(attempt), result);
                     }
                 }
                 read = reader.read(&mut buffer), if connection.wants_input() => match read? {
@@ -167,11 +166,7 @@ impl Served {
     }
 
     fn host(&self) -> NodeHost<'_> {
-        NodeHost {
-            status: self.driver.latest_status(),
-            config: &self.config,
-            connected: self.config.max_clients - self.slots.available_permits(),
-        }
+        NodeHost { served: self }
     }
 }
 
@@ -182,38 +177,44 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// The node as a connection sees it: the driver's latest status and the server settings.
+/// The node as a connection sees it: the driver's latest status (read only when a command
+/// asks for it) and the server settings.
 struct NodeHost<'a> {
-    status: NodeStatus,
-    config: &'a ServerConfig,
-    connected: usize,
+    served: &'a Served,
 }
 
 impl Host for NodeHost<'_> {
     fn info(&self) -> String {
-        info(&self.status, self.connected, self.config)
+        let connected = self.served.config.max_clients - self.served.slots.available_permits();
+        info(
+            &self.served.driver.latest_status(),
+            connected,
+            &self.served.config,
+        )
     }
 
     fn leader(&self) -> Option<(u64, Option<String>)> {
-        self.status
+        let status = self.served.driver.latest_status();
+        status
             .leader
-            .map(|leader| (leader.0, self.status.leader_client_addr.clone()))
+            .map(|leader| (leader.0, status.leader_client_addr.clone()))
     }
 
     fn role(&self) -> &'static str {
-        role_name(&self.status)
+        role_name(&self.served.driver.latest_status())
     }
 
     fn settings(&self) -> Vec<(&'static str, String)> {
+        let config = &self.served.config;
         vec![
             ("appendonly", "yes".to_string()),
-            ("appendfsync", self.config.fsync.appendfsync().to_string()),
+            ("appendfsync", config.fsync.appendfsync().to_string()),
             ("save", String::new()),
             ("databases", "1".to_string()),
-            ("maxclients", self.config.max_clients.to_string()),
+            ("maxclients", config.max_clients.to_string()),
             (
                 "proto-max-bulk-len",
-                self.config.connection.limits.max_arg_bytes.to_string(),
+                config.connection.limits.max_arg_bytes.to_string(),
             ),
         ]
     }

@@ -203,7 +203,10 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn large_reads_are_not_cached_and_do_not_grow_memory() {
-    let cluster = ProcessCluster::start(3, &[]);
+    // Long election timeouts: this test is about memory, and on a loaded two-core machine
+    // (other tests' clusters run beside it) a leader change in the middle of the burst would
+    // turn some reads into "ran, but the reply was lost" errors (reads' replies are not kept).
+    let cluster = ProcessCluster::start(3, &["--election-timeout-ticks", "100"]);
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
     let mut writer = cluster.connect(leader);
     let value = vec![b'v'; 1 << 20];

@@ -1,6 +1,7 @@
 //! The stock Redis tools against a real 3-node cluster: `redis-cli` commands (including the
-//! ones it sends by itself) and `redis-benchmark -t set,get -n 10000`, without an error; and
-//! `verity bench`, which speaks the same protocol.
+//! ones it sends by itself), `redis-benchmark` (`-t set,get`, and pipelined `-P 16` SET, GET,
+//! INCR, MSET and GETSET) against a follower without an error, a `redis` crate pipeline of
+//! every command Verity runs, and `verity bench`, which speaks the same protocol.
 //! Needs redis-tools installed (`.ci/run` installs it).
 
 use std::process::{Command, Output, Stdio};
@@ -72,16 +73,131 @@ fn redis_cli_and_redis_benchmark_work_against_a_cluster() {
     );
     assert!(cli(&["INCR", "greeting"]).contains("not an integer"));
 
-    let output = run(
-        "redis-benchmark",
-        &["-p", &port, "-t", "set,get", "-n", "10000", "-q"],
-        Duration::from_secs(120),
-    );
-    for test in ["SET", "GET"] {
-        assert!(
-            output.contains(&format!("{test}: ")) && output.contains("requests per second"),
-            "{output}"
-        );
+    let benchmark = |args: &[&str]| {
+        let mut full = vec!["-p", port.as_str(), "-q", "-n", "10000"];
+        full.extend_from_slice(args);
+        let output = run("redis-benchmark", &full, Duration::from_secs(120));
+        assert!(!output.to_lowercase().contains("error"), "{output}");
+        output
+    };
+    let output = benchmark(&["-t", "set,get"]);
+    let pipelined = benchmark(&["-P", "16", "-t", "set,get,incr,mset"]);
+    let getset = benchmark(&["-P", "16", "GETSET", "key:__rand_int__", "v"]);
+    for (output, tests) in [
+        (&output, &["SET", "GET"][..]),
+        (&pipelined, &["SET", "GET", "INCR", "MSET (10 keys)"][..]),
+        (&getset, &["GETSET key:__rand_int__ v"][..]),
+    ] {
+        for test in tests {
+            assert!(
+                output.contains(&format!("{test}: ")) && output.contains("requests per second"),
+                "{output}"
+            );
+        }
     }
-    assert!(!output.to_lowercase().contains("error"), "{output}");
+}
+
+/// Every command Verity runs, through a client library's pipeline against a follower: each
+/// answers as Redis would.
+#[test]
+fn a_redis_crate_pipeline_of_every_command_runs_against_a_follower() {
+    let cluster = ProcessCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let mut connection = cluster.connect(follower);
+    let mut pipe = redis::pipe();
+    let commands: &[&[&str]] = &[
+        &["SET", "s", "hello"],
+        &["SET", "s", "x", "NX"],
+        &["SET", "s", "world", "XX", "GET"],
+        &["SET", "t", "1", "EX", "100"],
+        &["SET", "t", "2", "KEEPTTL"],
+        &["SET", "u", "v", "EXAT", "4102444800"],
+        &["SET", "u", "w", "PXAT", "4102444800000"],
+        &["SETNX", "s", "no"],
+        &["SETEX", "e", "100", "v"],
+        &["PSETEX", "p", "100000", "v"],
+        &["GETSET", "s", "again"],
+        &["GETDEL", "p"],
+        &["GETEX", "e", "PERSIST"],
+        &["STRLEN", "s"],
+        &["GETRANGE", "s", "0", "2"],
+        &["SETRANGE", "s", "0", "A"],
+        &["APPEND", "s", "!"],
+        &["MSET", "m1", "1", "m2", "2"],
+        &["MSETNX", "m1", "x", "m3", "3"],
+        &["MGET", "m1", "m2", "m3"],
+        &["INCR", "n"],
+        &["INCRBY", "n", "10"],
+        &["DECR", "n"],
+        &["DECRBY", "n", "3"],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["EXISTS", "m1", "m2", "nope"],
+        &["TYPE", "m1"],
+        &["EXPIRE", "m1", "100"],
+        &["PEXPIRE", "m1", "100000", "GT"],
+        &["EXPIREAT", "m2", "4102444800"],
+        &["PEXPIREAT", "m2", "4102444800000"],
+        &["TTL", "m1"],
+        &["PTTL", "m1"],
+        &["EXPIRETIME", "m2"],
+        &["PERSIST", "m1"],
+        &["DBSIZE"],
+        &["KEYS", "m*"],
+        &["SCAN", "0", "MATCH", "m*", "COUNT", "100"],
+        &["RANDOMKEY"],
+        &["CAS", "s", "Again!", "cas"],
+        &["GETVER", "s"],
+        &["DEL", "m1", "nope"],
+        &["UNLINK", "m2"],
+        &["COMMAND", "COUNT"],
+        &["FLUSHDB"],
+        &["FLUSHALL"],
+    ];
+    for command in commands {
+        pipe.cmd(command[0]).arg(&command[1..]);
+    }
+    let replies: Vec<redis::Value> = pipe.query(&mut connection).expect("no command fails");
+    assert_eq!(replies.len(), commands.len());
+    let shown: Vec<String> = commands
+        .iter()
+        .zip(&replies)
+        .map(|(command, reply)| format!("{} -> {reply:?}", command.join(" ")))
+        .collect();
+    let expect = |index: usize, wanted: redis::Value| {
+        assert_eq!(replies[index], wanted, "{}", shown[index]);
+    };
+    use redis::Value::{BulkString as Bulk, Int, Nil, Okay};
+    expect(1, Nil);
+    expect(2, Bulk(b"hello".to_vec()));
+    expect(7, Int(0));
+    expect(10, Bulk(b"world".to_vec()));
+    expect(13, Int(5));
+    expect(14, Bulk(b"aga".to_vec()));
+    expect(16, Int(6));
+    expect(18, Int(0));
+    expect(20, Int(1));
+    expect(21, Int(11));
+    expect(23, Int(7));
+    expect(24, Bulk(b"1.5".to_vec()));
+    expect(25, Int(2));
+    expect(39, Int(1));
+    expect(44, Okay);
+
+    // A transaction with WATCH through the same follower.
+    let _: () = redis::cmd("SET")
+        .arg("w")
+        .arg("1")
+        .query(&mut connection)
+        .unwrap();
+    let _: () = redis::cmd("WATCH").arg("w").query(&mut connection).unwrap();
+    let (incremented, read): (i64, String) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("w")
+        .cmd("GET")
+        .arg("w")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!((incremented, read.as_str()), (2, "2"));
 }

@@ -14,13 +14,12 @@
 //! - versions never decrease: a key's version is the index of the entry that last wrote it;
 //! - time never goes back;
 //! - `expiries` holds exactly the `(deadline, key)` of every key with a deadline;
-//! - `by_hash` holds exactly the `(scan_hash(key), key)` of every key: the order `SCAN`
-//!   walks, stable under inserts and deletes of other keys, so a cursor stays valid.
+//! - `by_hash` holds every key exactly once, under `scan_hash(key)`: the order `SCAN` walks,
+//!   stable under inserts and deletes of other keys, so a cursor stays valid.
 
 use crate::types::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 
 /// A value with its version and its deadline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +50,8 @@ pub enum Deadline {
 pub struct Store {
     entries: BTreeMap<Vec<u8>, Versioned>,
     expiries: BTreeSet<(u64, Vec<u8>)>,
-    by_hash: BTreeSet<(u64, Vec<u8>)>,
+    /// Keys by scan hash (a hash collision shares one bucket).
+    by_hash: BTreeMap<u64, Vec<Vec<u8>>>,
     now_ms: u64,
 }
 
@@ -91,7 +91,7 @@ impl Store {
             let (_, key) = self.expiries.pop_first().expect("checked non-empty");
             let removed = self.entries.remove(&key);
             debug_assert!(removed.is_some(), "every deadline belongs to a key");
-            self.by_hash.remove(&(scan_hash(&key), key));
+            self.unindex(&key);
             expired += 1;
         }
         expired
@@ -118,34 +118,46 @@ impl Store {
         version: LogIndex,
         deadline: Deadline,
     ) -> Option<Versioned> {
-        let previous = self.remove(key);
-        if let Some(previous) = &previous {
-            assert!(
-                previous.version <= version,
-                "versions must not decrease: {} then {version}",
-                previous.version
-            );
-        }
+        let old_deadline = self.entries.get(key).and_then(|old| old.expires_at_ms);
         let expires_at_ms = match deadline {
             Deadline::Clear => None,
-            Deadline::Keep => previous.as_ref().and_then(|p| p.expires_at_ms),
+            Deadline::Keep => old_deadline,
             Deadline::At(at) => Some(at),
         };
         if expires_at_ms.is_some_and(|at| at < self.now_ms) {
-            return previous;
+            return self.remove(key);
         }
-        if let Some(at) = expires_at_ms {
-            self.expiries.insert((at, key.to_vec()));
+        let new = Versioned {
+            value,
+            version,
+            expires_at_ms,
+        };
+        let previous = match self.entries.get_mut(key) {
+            Some(current) => {
+                assert!(
+                    current.version <= version,
+                    "versions must not decrease: {} then {version}",
+                    current.version
+                );
+                Some(std::mem::replace(current, new))
+            }
+            None => {
+                self.entries.insert(key.to_vec(), new);
+                self.by_hash
+                    .entry(scan_hash(key))
+                    .or_default()
+                    .push(key.to_vec());
+                None
+            }
+        };
+        if old_deadline != expires_at_ms {
+            if let Some(at) = old_deadline {
+                self.expiries.remove(&(at, key.to_vec()));
+            }
+            if let Some(at) = expires_at_ms {
+                self.expiries.insert((at, key.to_vec()));
+            }
         }
-        self.by_hash.insert((scan_hash(key), key.to_vec()));
-        self.entries.insert(
-            key.to_vec(),
-            Versioned {
-                value,
-                version,
-                expires_at_ms,
-            },
-        );
         previous
     }
 
@@ -168,9 +180,25 @@ impl Store {
             let had = self.expiries.remove(&(at, key.to_vec()));
             debug_assert!(had, "every deadline is indexed");
         }
-        let had = self.by_hash.remove(&(scan_hash(key), key.to_vec()));
-        debug_assert!(had, "every key is in scan order");
+        self.unindex(key);
         Some(removed)
+    }
+
+    /// Takes `key` out of the scan order.
+    fn unindex(&mut self, key: &[u8]) {
+        let hash = scan_hash(key);
+        let bucket = self
+            .by_hash
+            .get_mut(&hash)
+            .expect("every key is in scan order");
+        let position = bucket
+            .iter()
+            .position(|k| k == key)
+            .expect("every key is in scan order");
+        bucket.swap_remove(position);
+        if bucket.is_empty() {
+            self.by_hash.remove(&hash);
+        }
     }
 
     /// Deletes every key; returns how many there were.
@@ -194,16 +222,11 @@ impl Store {
     #[must_use]
     pub fn scan(&self, cursor: u64, count: usize) -> (Vec<&Vec<u8>>, u64) {
         let mut keys = Vec::new();
-        let mut walk = self
-            .by_hash
-            .range((Bound::Included((cursor, Vec::new())), Bound::Unbounded))
-            .peekable();
-        while let Some((hash, key)) = walk.next() {
-            keys.push(key);
-            match walk.peek() {
-                Some((next, _)) if keys.len() >= count.max(1) && next != hash => {
-                    return (keys, *next);
-                }
+        let mut buckets = self.by_hash.range(cursor..).peekable();
+        while let Some((_, bucket)) = buckets.next() {
+            keys.extend(bucket.iter());
+            match buckets.peek() {
+                Some((next, _)) if keys.len() >= count.max(1) => return (keys, **next),
                 Some(_) => {}
                 None => break,
             }
@@ -216,10 +239,10 @@ impl Store {
     #[must_use]
     pub fn key_near(&self, seed: u64) -> Option<&Vec<u8>> {
         self.by_hash
-            .range((Bound::Included((seed, Vec::new())), Bound::Unbounded))
+            .range(seed..)
             .next()
-            .or_else(|| self.by_hash.first())
-            .map(|(_, key)| key)
+            .or_else(|| self.by_hash.iter().next())
+            .and_then(|(_, bucket)| bucket.iter().min())
     }
 
     /// Number of keys present.

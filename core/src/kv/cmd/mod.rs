@@ -302,11 +302,24 @@ impl Command {
     /// the same command as the attempt it repeats; the session layer compares digests.
     #[must_use]
     pub fn fingerprint(&self) -> u64 {
-        let bytes = bincode::serialize(self).expect("commands serialize");
-        let low = crc32fast::hash(&bytes);
-        let mut high = crc32fast::Hasher::new_with_initial(0x5EED_F00D);
-        high.update(&bytes);
-        (u64::from(high.finalize()) << 32) | u64::from(low)
+        /// Feeds the encoding to both checksums as it is written, without a buffer.
+        struct Digest(crc32fast::Hasher, crc32fast::Hasher);
+        impl std::io::Write for Digest {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                self.1.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut digest = Digest(
+            crc32fast::Hasher::new(),
+            crc32fast::Hasher::new_with_initial(0x5EED_F00D),
+        );
+        bincode::serialize_into(&mut digest, self).expect("commands serialize");
+        (u64::from(digest.1.finalize()) << 32) | u64::from(digest.0.finalize())
     }
 }
 
