@@ -35,11 +35,25 @@ pub fn verity_binary() -> PathBuf {
     binary
 }
 
+/// A loopback port that is free now, below Linux's ephemeral range (32768 and up).
+///
+/// A port the kernel hands out for `127.0.0.1:0` is an ephemeral port: released and then
+/// bound again by a node, it can meanwhile be taken as the source port of some outgoing
+/// connection (the nodes dial each other), and the node fails with "address in use". Ports
+/// below the ephemeral range are never chosen that way. Each test process walks its own
+/// stretch of 20000-32000 (chosen by its pid), skipping ports that are busy.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 60) * 200;
+    for _ in 0..12_000 {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (base - 20_000 + offset) % 12_000;
+        let port = u16::try_from(port).expect("ports below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-32000")
 }
 
 /// Real node processes; see the module docs.

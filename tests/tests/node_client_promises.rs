@@ -234,16 +234,19 @@ fn large_reads_are_not_cached_and_do_not_grow_memory() {
             .map(|id| rss_kib(cluster.pid(id).unwrap()))
             .collect::<Vec<u64>>()
     };
+    // Each burst comes from four new connections, so four new sessions: a cache of read
+    // replies would keep 4 x 64 MiB more on every node after every burst.
     let start: Vec<u64> = (1..=3)
         .map(|id| rss_kib(cluster.pid(id).unwrap()))
         .collect();
+    burst();
     let first = burst();
     let mut last = first.clone();
-    for _ in 0..3 {
+    for _ in 0..4 {
         last = burst();
     }
     eprintln!(
-        "RSS KiB: start {start:?}, after one burst of 4 x 64 GETs of 1 MiB {first:?}, after four {last:?}"
+        "RSS KiB: start {start:?}, after two bursts of 4 x 64 GETs of 1 MiB {first:?}, after six {last:?}"
     );
     for id in 1..=3 {
         cluster.wait_for_applied(
@@ -259,10 +262,12 @@ fn large_reads_are_not_cached_and_do_not_grow_memory() {
             "node {id} keeps {cached} bytes of replies: reads must not be cached"
         );
     }
-    for (after_one, after_four) in first.iter().zip(&last) {
+    for (after_two, after_six) in first.iter().zip(&last) {
+        // What a burst frees, the allocator may keep for the next one: allow for that, not
+        // for the gigabyte four cached bursts would hold.
         assert!(
-            after_four.saturating_sub(*after_one) < 64 << 10,
-            "memory keeps growing with repeated reads: {after_one} then {after_four} KiB"
+            after_six.saturating_sub(*after_two) < 128 << 10,
+            "memory keeps growing with repeated reads: {after_two} then {after_six} KiB"
         );
     }
 }
