@@ -441,6 +441,21 @@ impl Cluster {
         Ok(done(self))
     }
 
+    /// Lets `drive` act on live node `id` directly (as a driver layer above the core would),
+    /// then carries out its `Ready`s as [`Cluster::propose`] does. `None` if it is crashed.
+    pub fn with_node<R>(
+        &mut self,
+        id: NodeId,
+        drive: impl FnOnce(&mut Node) -> R,
+    ) -> Result<Option<R>, SafetyViolation> {
+        let Some(node) = self.node_mut(id) else {
+            return Ok(None);
+        };
+        let result = drive(node);
+        self.process(id)?;
+        Ok(Some(result))
+    }
+
     fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
         self.nodes.get_mut(&id).and_then(Option::as_mut)
     }

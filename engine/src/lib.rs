@@ -9,6 +9,8 @@
 //!   [`verity_core::Command`]s (one log entry each).
 //! - [`connection`]: one client connection as a state machine: sessions, numbering,
 //!   pipelining, transactions, retries, and replies that tell the truth.
+//! - [`router`]: where each operation goes (proposed here, or forwarded to the leader) and
+//!   how its answer comes back; [`envelope`]: what peers send each other.
 //! - [`introspection`]: `HELLO`, `CONFIG GET`, `COMMAND`.
 //!
 //! Determinism: no clock (time is an input), no threads, no randomness (session tokens are
@@ -16,7 +18,11 @@
 
 pub mod command;
 pub mod connection;
+pub mod envelope;
 pub mod introspection;
 pub mod resp;
+pub mod router;
 
 pub use connection::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Submission};
+pub use envelope::{ForwardResult, PeerFrame};
+pub use router::{Routed, Router};

@@ -14,7 +14,6 @@
 //!   `max_frame_bytes`, or claims a sender other than the authenticated peer closes that
 //!   connection (logged); nothing reaches the node from it afterwards.
 
-use crate::envelope::PeerFrame;
 use crate::frame::{self, FrameError};
 use crate::handshake::{self, HandshakeConfig};
 use std::collections::BTreeMap;
@@ -27,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use verity_core::NodeId;
+use verity_engine::envelope::PeerFrame;
 
 /// Settings of the transport.
 #[derive(Clone, Debug)]

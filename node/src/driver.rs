@@ -11,61 +11,34 @@
 //! 4. when the writer reports a batch durable, its messages are sent and its acks given to
 //!    [`Node::on_persisted`], in order.
 //!
-//! Client operations proposed on a follower are forwarded to the leader it knows; with no
-//! leader known the submission fails with [`SubmitError::NoLeader`] and the client side
-//! retries. No submission waits forever: a proposal made here is answered when its entry
-//! applies, when this node stops leading ([`SubmitError::Unknown`]: the entry may still
-//! commit) or at shutdown; a forward fails as unknown when its leader changes, its leader's
-//! connection drops, or after [`FORWARD_TIMEOUT`]. The client side retries (safely: a retry
-//! reuses its session and sequence number, so it executes at most once).
-//!
-//! The driver stamps the node's clock before every proposal (entries carry their leader's
-//! time, which decides expiry) and publishes a [`NodeStatus`] snapshot for `INFO` at every
-//! tick and change of role.
+//! Where each client operation goes (proposed here, or forwarded to the leader) and how its
+//! answer returns is decided by the engine's [`Router`]; the driver carries out what it
+//! says. The router stamps entries with this node's wall clock (entries carry their leader's
+//! time, which decides expiry). The driver publishes a [`NodeStatus`] snapshot for `INFO` at
+//! every tick and change of role.
 
 use crate::storage::{PersistDone, PersistJob, WalFigures, WalStats, WalWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use verity_core::raft::{ClientReply, Outcome};
 use verity_core::wal::WalRecord;
-use verity_core::{
-    ClientOp, LogIndex, Message, Node, NodeId, ProposeError, RequestTag, Role, Term,
-};
-use verity_net::{ForwardResult, Inbound, PeerFrame, PeerState, Transport};
+use verity_core::{ClientOp, LogIndex, Message, Node, NodeId, Role, Term};
+use verity_engine::{AttemptResult, PeerFrame, Routed, Router};
+use verity_net::{Inbound, PeerState, Transport};
 
-/// How long a forwarded operation waits for the leader's answer before it fails as
-/// [`SubmitError::Unknown`] (and is retried by the client side). A safety net only: a forward
-/// whose leader's connection drops, or whose leader changes, fails at once. A proposal made
-/// on this node never times out: it is answered when its entry applies, when this node stops
-/// leading, or at shutdown, however slow the cluster is (a slow answer is not an error).
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a forwarded operation waits for the leader's answer before it is answered
+/// [`AttemptResult::Unknown`] (and retried by its connection). A safety net only: a forward
+/// whose leader's connection drops, or whose leader changes, is answered at once. A proposal
+/// made on this node never times out (see [`Router`]): a slow answer is not an error.
+pub const FORWARD_TIMEOUT_MS: u64 = 10_000;
 
 /// Most inputs handled before the driver drains the node's `Ready` (bounds latency while
 /// still batching a burst into one WAL record).
 const MAX_INPUTS_PER_READY: usize = 512;
 
-/// Why a submission got no outcome. All but `Stopped` are worth retrying.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    /// No leader is known (an election is running, or this node is cut off).
-    #[error("no leader is known")]
-    NoLeader,
-    /// The leader refused new work for now.
-    #[error("the leader is overloaded")]
-    Overloaded,
-    /// It was proposed or forwarded, but no answer came in time or the leader changed before
-    /// its entry committed: the operation may or may not take effect.
-    #[error("no answer in time, or the leader changed")]
-    Unknown,
-    /// The node is shutting down.
-    #[error("the node is shutting down")]
-    Stopped,
-}
-
 /// The answer to a submission.
-pub type Submitted = Result<Outcome, SubmitError>;
+pub type Submitted = AttemptResult;
 
 /// A snapshot of the node for `INFO` and `LEADER`.
 #[derive(Clone, Debug)]
@@ -132,7 +105,7 @@ pub struct DriverHandle {
 impl DriverHandle {
     /// Proposes each `(attempt, op)` (on the leader, via forwarding if need be), in order, in
     /// one message to the driver; the fate of each arrives on `results` as `(attempt,
-    /// result)`. If the driver has stopped, every op is answered [`SubmitError::Stopped`].
+    /// result)`. If the driver has stopped, every op is answered [`AttemptResult::Stopped`].
     pub async fn submit(
         &self,
         ops: Vec<(u64, ClientOp)>,
@@ -148,7 +121,7 @@ impl DriverHandle {
             .collect();
         if self.requests.send(Request::Submit(batch)).await.is_err() {
             for attempt in attempts {
-                let _ = results.send((attempt, Err(SubmitError::Stopped)));
+                let _ = results.send((attempt, AttemptResult::Stopped));
             }
         }
     }
@@ -167,22 +140,6 @@ impl DriverHandle {
     }
 }
 
-/// Who waits for a proposal made on this node.
-enum Waiter {
-    /// A client of this node.
-    Local(Answer),
-    /// A forwarded request: answer goes back to `from` under `id`.
-    Remote { from: NodeId, id: u64 },
-}
-
-/// An operation forwarded to a leader, waiting for the answer.
-struct Forwarded {
-    reply: Answer,
-    deadline: Instant,
-    /// The leader it was sent to.
-    leader: NodeId,
-}
-
 /// The task that owns the node; see the module docs and [`Driver::run`].
 pub struct Driver {
     node: Node,
@@ -191,12 +148,9 @@ pub struct Driver {
     wal_stats: Arc<WalStats>,
     requests: mpsc::Receiver<Request>,
     tick: Duration,
-    next_tag: u64,
-    next_forward: u64,
-    /// Proposals made here, by tag.
-    proposals: BTreeMap<RequestTag, Waiter>,
-    /// Operations forwarded to a leader, by forward id, with the leader they went to.
-    forwards: BTreeMap<u64, Forwarded>,
+    router: Router<Answer>,
+    /// What [`Driver::routed`] is to carry out (kept to reuse its allocation).
+    routed: Vec<Routed<Answer>>,
     last_role: Role,
     last_leader: Option<NodeId>,
     published: watch::Sender<NodeStatus>,
@@ -250,6 +204,7 @@ impl Driver {
             sessions: 0,
             reply_cache_bytes: 0,
         });
+        let router = Router::new(&node, FORWARD_TIMEOUT_MS);
         let driver = Driver {
             node,
             transport,
@@ -257,10 +212,8 @@ impl Driver {
             wal_stats,
             requests,
             tick,
-            next_tag: 0,
-            next_forward: 0,
-            proposals: BTreeMap::new(),
-            forwards: BTreeMap::new(),
+            router,
+            routed: Vec::new(),
             last_role,
             last_leader,
             published,
@@ -303,7 +256,7 @@ impl Driver {
                         self.node.tick();
                         ticks += 1;
                         if ticks.is_multiple_of(10) {
-                            self.expire(Instant::now());
+                            self.expire();
                         }
                         self.published.send_replace(self.status());
                     }
@@ -323,23 +276,19 @@ impl Driver {
                 }
             }
             self.drain_ready().await?;
+            self.router.after_step(&self.node, &mut self.routed);
+            self.carry_out_routed();
             self.on_role_change();
         }
     }
 
-    fn stop(self) {
+    fn stop(mut self) {
         tracing::info!(
             node = self.node.id().0,
             "[SHUTDOWN] driver stopping; finishing WAL syncs"
         );
-        for (_, waiting) in self.proposals {
-            if let Waiter::Local(reply) = waiting {
-                reply.send(Err(SubmitError::Stopped));
-            }
-        }
-        for (_, forwarded) in self.forwards {
-            forwarded.reply.send(Err(SubmitError::Stopped));
-        }
+        self.router.shut_down(&mut self.routed);
+        self.carry_out_routed();
         let writer = self.writer;
         tokio::task::block_in_place(|| writer.finish());
     }
@@ -347,27 +296,16 @@ impl Driver {
     fn on_peer(&mut self, inbound: Inbound) {
         match inbound.frame {
             PeerFrame::Raft(message) => self.node.step(message),
-            PeerFrame::Forward { id, op } => {
-                let waiter = Waiter::Remote {
-                    from: inbound.from,
-                    id,
-                };
-                if let Err(error) = self.propose(op, waiter) {
-                    let result = match error {
-                        ProposeError::NotLeader { leader } => ForwardResult::NotLeader { leader },
-                        ProposeError::Overloaded { .. } => ForwardResult::Overloaded,
-                    };
-                    self.send(inbound.from, PeerFrame::ForwardReply { id, result });
-                }
-            }
-            PeerFrame::ForwardReply { id, result } => {
-                if let Some(forwarded) = self.forwards.remove(&id) {
-                    forwarded.reply.send(match result {
-                        ForwardResult::Outcome(outcome) => Ok(outcome),
-                        ForwardResult::NotLeader { .. } => Err(SubmitError::NoLeader),
-                        ForwardResult::Overloaded => Err(SubmitError::Overloaded),
-                    });
-                }
+            frame => {
+                let clock_ms = unix_time_ms();
+                self.router.on_frame(
+                    &mut self.node,
+                    inbound.from,
+                    frame,
+                    clock_ms,
+                    &mut self.routed,
+                );
+                self.carry_out_routed();
             }
         }
     }
@@ -378,59 +316,22 @@ impl Driver {
                 let _ = reply.send(self.status());
             }
             Request::Submit(batch) => {
-                for (op, reply) in batch {
-                    self.submit(op, reply);
+                let clock_ms = unix_time_ms();
+                for (op, answer) in batch {
+                    self.router
+                        .submit(&mut self.node, op, answer, clock_ms, &mut self.routed);
                 }
+                self.carry_out_routed();
             }
         }
     }
 
-    /// Proposes `op` here if this node leads, or forwards it to the leader it knows.
-    fn submit(&mut self, op: ClientOp, reply: Answer) {
-        match self.node.leader() {
-            Some(leader) if leader == self.node.id() => {
-                if let Err(error) = self.propose(op, Waiter::Local(reply)) {
-                    tracing::debug!(%error, "proposal refused");
-                }
-            }
-            Some(leader) => {
-                let id = self.next_forward;
-                self.next_forward += 1;
-                match self.transport.send(leader, PeerFrame::Forward { id, op }) {
-                    Ok(()) => {
-                        let deadline = Instant::now() + FORWARD_TIMEOUT;
-                        let forwarded = Forwarded {
-                            reply,
-                            deadline,
-                            leader,
-                        };
-                        self.forwards.insert(id, forwarded);
-                    }
-                    Err(_) => reply.send(Err(SubmitError::NoLeader)),
-                }
-            }
-            None => reply.send(Err(SubmitError::NoLeader)),
-        }
-    }
-
-    /// Proposes on this node; a refusal is answered to a local waiter here and returned.
-    fn propose(&mut self, op: ClientOp, waiter: Waiter) -> Result<(), ProposeError> {
-        let tag = RequestTag(self.next_tag);
-        self.next_tag += 1;
-        self.node.set_clock_ms(unix_time_ms());
-        match self.node.propose(tag, op) {
-            Ok(_) => {
-                self.proposals.insert(tag, waiter);
-                Ok(())
-            }
-            Err(error) => {
-                if let Waiter::Local(reply) = waiter {
-                    reply.send(Err(match error {
-                        ProposeError::NotLeader { .. } => SubmitError::NoLeader,
-                        ProposeError::Overloaded { .. } => SubmitError::Overloaded,
-                    }));
-                }
-                Err(error)
+    /// Carries out what the router decided: answers to submitters, frames to peers.
+    fn carry_out_routed(&mut self) {
+        for routed in std::mem::take(&mut self.routed) {
+            match routed {
+                Routed::Answer(answer, result) => answer.send(result),
+                Routed::Send(to, frame) => self.send(to, frame),
             }
         }
     }
@@ -454,9 +355,8 @@ impl Driver {
         for message in ready.early_messages {
             self.send_raft(message);
         }
-        for reply in ready.replies {
-            self.deliver(reply);
-        }
+        self.router.on_replies(ready.replies, &mut self.routed);
+        self.carry_out_routed();
         let mut records = Vec::new();
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
             encode_records(ready.hard_state, ready.entries, &mut records)?;
@@ -475,22 +375,7 @@ impl Driver {
             .map_err(|stopped| std::io::Error::other(stopped.to_string()))
     }
 
-    fn deliver(&mut self, reply: ClientReply) {
-        let Some(waiting) = self.proposals.remove(&reply.tag) else {
-            return;
-        };
-        match waiting {
-            Waiter::Local(sender) => {
-                sender.send(Ok(reply.outcome));
-            }
-            Waiter::Remote { from, id } => {
-                let result = ForwardResult::Outcome(reply.outcome);
-                self.send(from, PeerFrame::ForwardReply { id, result });
-            }
-        }
-    }
-
-    /// Fails the waits a change of leadership leaves unanswerable, so they retry at once.
+    /// Logs a change of role or leader and publishes the status.
     fn on_role_change(&mut self) {
         let (role, leader) = (self.node.role(), self.node.leader());
         if role == self.last_role && leader == self.last_leader {
@@ -511,55 +396,18 @@ impl Driver {
                 },
             }
         );
-        if self.last_role == Role::Leader && role != Role::Leader {
-            let no_longer = std::mem::take(&mut self.proposals);
-            for (_, waiting) in no_longer {
-                self.fail(waiting);
-            }
-        }
-        self.fail_forwards(
-            |forwarded| Some(forwarded.leader) != leader,
-            SubmitError::Unknown,
-        );
         self.last_role = role;
         self.last_leader = leader;
         self.published.send_replace(self.status());
     }
 
-    /// Answers a proposal whose entry this node can no longer see through (it lost the
-    /// leadership): the entry may still commit, so its outcome is unknown.
-    fn fail(&mut self, waiter: Waiter) {
-        match waiter {
-            Waiter::Local(reply) => {
-                reply.send(Err(SubmitError::Unknown));
-            }
-            Waiter::Remote { from, id } => {
-                let result = ForwardResult::Outcome(verity_core::Outcome::Superseded);
-                self.send(from, PeerFrame::ForwardReply { id, result });
-            }
-        }
-    }
-
-    /// Fails every forward past its deadline or whose leader's connection is down (its
-    /// answer may never come).
-    fn expire(&mut self, now: Instant) {
+    /// Gives up on forwards past their deadline or whose leader's connection is down.
+    fn expire(&mut self) {
         let peers = self.transport.peer_states();
-        let unreachable = |leader: NodeId| peers.get(&leader).is_none_or(|state| !state.connected);
-        self.fail_forwards(
-            |forwarded| forwarded.deadline <= now || unreachable(forwarded.leader),
-            SubmitError::Unknown,
-        );
-    }
-
-    /// Answers `error` to every forwarded operation `doomed` picks, and forgets them.
-    fn fail_forwards(&mut self, doomed: impl Fn(&Forwarded) -> bool, error: SubmitError) {
-        let (failed, kept): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.forwards)
-            .into_iter()
-            .partition(|(_, forwarded)| doomed(forwarded));
-        self.forwards = kept;
-        for forwarded in failed.into_values() {
-            forwarded.reply.send(Err(error));
-        }
+        let reachable = |leader: NodeId| peers.get(&leader).is_some_and(|state| state.connected);
+        self.router
+            .expire(unix_time_ms(), reachable, &mut self.routed);
+        self.carry_out_routed();
     }
 
     fn send_raft(&mut self, message: Message) {
@@ -598,7 +446,7 @@ impl Driver {
                 })
                 .collect(),
             wal: self.wal_stats.figures(),
-            waiting: self.proposals.len() + self.forwards.len(),
+            waiting: self.router.waiting(),
             sessions: self.node.state_machine().sessions().len(),
             reply_cache_bytes: self.node.state_machine().sessions().reply_bytes(),
         }

@@ -9,7 +9,7 @@
 //! the time, and writes the replies. On shutdown every connection is told
 //! [`Connection::shut_down`], which answers each waiting command with what is known of it.
 
-use crate::driver::{DriverHandle, NodeStatus, SubmitError, Submitted};
+use crate::driver::{DriverHandle, NodeStatus};
 use crate::storage::FsyncPolicy;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -18,7 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use verity_core::SessionToken;
-use verity_core::raft::Outcome;
 use verity_engine::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host};
 
 /// Settings of the client server.
@@ -154,14 +153,7 @@ impl Served {
         }
     }
 
-    fn deliver(&self, connection: &mut Connection, attempt: AttemptId, result: Submitted) {
-        let result = match result {
-            Ok(Outcome::Applied(reply)) => AttemptResult::Applied(reply),
-            Ok(Outcome::Superseded) | Err(SubmitError::Unknown) => AttemptResult::Unknown,
-            Err(SubmitError::NoLeader) => AttemptResult::NoLeader,
-            Err(SubmitError::Overloaded) => AttemptResult::Overloaded,
-            Err(SubmitError::Stopped) => AttemptResult::Stopped,
-        };
+    fn deliver(&self, connection: &mut Connection, attempt: AttemptId, result: AttemptResult) {
         connection.on_result(attempt, result, self.now_ms());
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 type Target = fn(&[u8]);
 
 const TARGETS: [(&str, Target); 6] = [
-    ("peer_frame", verity_net::envelope::fuzz_peer_frame),
+    ("peer_frame", verity_engine::envelope::fuzz_peer_frame),
     ("wal_recover", verity_core::fuzzing::wal_recover),
     ("core_step", verity_core::fuzzing::core_step),
     ("scenario_parse", verity_sim::fuzzing::scenario_parse),
@@ -99,15 +99,15 @@ fn write_seed_corpora() {
         );
     }
     let forwards = [
-        verity_net::PeerFrame::Forward {
+        verity_engine::envelope::PeerFrame::Forward {
             id: 7,
             op: ClientOp::OpenSession {
                 token: SessionToken([1; 16]),
             },
         },
-        verity_net::PeerFrame::ForwardReply {
+        verity_engine::envelope::PeerFrame::ForwardReply {
             id: 7,
-            result: verity_net::ForwardResult::NotLeader {
+            result: verity_engine::envelope::ForwardResult::NotLeader {
                 leader: Some(NodeId(3)),
             },
         },

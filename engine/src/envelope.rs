@@ -42,7 +42,6 @@ pub enum ForwardResult {
     /// The leader refused it for now (too much uncommitted work). Nothing was proposed.
     Overloaded,
 }
-
 /// Fuzz body of `peer_frame`: any bytes as a frame off a peer connection. Promises: no panic;
 /// whatever decodes as a [`PeerFrame`] (what peers really send) or as a bare Raft message
 /// (checked by [`verity_core::fuzzing::peer_frame`]) re-encodes to exactly its own bytes.
