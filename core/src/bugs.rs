@@ -1,9 +1,10 @@
-//! The bug catalogue: classic Raft and key-value bugs that can be switched on, one at a time,
-//! to prove that the simulator catches them. Compiled only with the `bug-catalogue` feature;
+//! The bug catalogue: classic Raft, key-value and client-layer bugs that can be switched on,
+//! one at a time, to prove that the simulator catches them. Compiled only with the `bug-catalogue` feature;
 //! without it, every `injected!` check is the constant `false` and no bug
 //! code exists in the binary.
 //!
-//! Each bug is a minimal change at one place in the real code, marked `injected!(config, Name)`.
+//! Each bug is a minimal change in the real code (the core, or the engine that serves
+//! clients), marked `injected!(config, Name)`.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +31,17 @@ pub enum Bug {
     IgnoreResponseTerm,
     /// Apply the last committed entry again after a restart.
     ApplyTwiceAfterRestart,
+    /// Engine: run a command again in a new session when its session vanished after an
+    /// attempt that may have executed.
+    RerunAfterUnknownSession,
+    /// Engine: retry each pipelined command on its own, letting it run ahead of its
+    /// predecessors and renumbering it when the session refuses it as out of order.
+    IndependentRetries,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 12] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -45,6 +52,8 @@ impl Bug {
         Bug::HeartbeatTruncates,
         Bug::IgnoreResponseTerm,
         Bug::ApplyTwiceAfterRestart,
+        Bug::RerunAfterUnknownSession,
+        Bug::IndependentRetries,
     ];
 
     /// The bug's command-line name.
@@ -61,6 +70,8 @@ impl Bug {
             Bug::HeartbeatTruncates => "heartbeat-truncates",
             Bug::IgnoreResponseTerm => "ignore-response-term",
             Bug::ApplyTwiceAfterRestart => "apply-twice-after-restart",
+            Bug::RerunAfterUnknownSession => "rerun-after-unknown-session",
+            Bug::IndependentRetries => "independent-retries",
         }
     }
 
@@ -86,6 +97,12 @@ impl Bug {
             }
             Bug::IgnoreResponseTerm => "stale votes and acknowledgements count in a later term",
             Bug::ApplyTwiceAfterRestart => "an entry is applied twice, diverging the state machine",
+            Bug::RerunAfterUnknownSession => {
+                "a write whose session was evicted after it ran executes again"
+            }
+            Bug::IndependentRetries => {
+                "a connection's pipelined commands take effect out of the order it sent them"
+            }
         }
     }
 

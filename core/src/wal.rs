@@ -38,6 +38,35 @@ impl WalRecord {
     }
 }
 
+/// Appends to `out` the records that persist a `Ready`'s `hard_state` and `entries`: one
+/// record, unless the entries are too large for one frame; then they are split in halves until
+/// each piece fits, and the hard state rides in the last piece, so a replay never sees a
+/// commit index beyond the entries before it. Every driver (the node and the simulator)
+/// persists through this one path. Fails only if a single entry cannot fit in a frame.
+pub fn encode_ready(
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let record = WalRecord {
+        hard_state,
+        entries,
+    };
+    match record.encode() {
+        Ok(bytes) => {
+            out.extend_from_slice(&bytes);
+            Ok(())
+        }
+        Err(_) if record.entries.len() > 1 => {
+            let mut entries = record.entries;
+            let tail = entries.split_off(entries.len() / 2);
+            encode_ready(None, entries, out)?;
+            encode_ready(record.hard_state, tail, out)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// How the end of the log looked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tail {
@@ -282,5 +311,55 @@ mod tests {
             recover(&bytes),
             Err(WalError::Inconsistent { .. })
         ));
+    }
+
+    #[test]
+    fn a_ready_too_large_for_one_frame_is_split_and_recovers_whole() {
+        use crate::kv::{ClientOp, ClientRequest, Command, SessionToken};
+        use crate::types::{ClientId, Sequence};
+        let value = vec![b'v'; 24 << 20];
+        let big = |index: u64| Entry {
+            index: LogIndex(index),
+            term: Term(1),
+            payload: EntryPayload::Client {
+                op: ClientOp::Request(ClientRequest {
+                    client: ClientId(1),
+                    token: SessionToken([0; 16]),
+                    sequence: Sequence(index),
+                    may_skip_earlier: false,
+                    command: Command::parse(vec![b"SET".to_vec(), b"k".to_vec(), value.clone()])
+                        .unwrap(),
+                }),
+                time_ms: 0,
+            },
+        };
+        let entries: Vec<Entry> = (1..=4).map(big).collect();
+        let hard_state = HardState {
+            term: Term(1),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(4),
+        };
+        let mut bytes = Vec::new();
+        encode_ready(Some(hard_state), entries.clone(), &mut bytes).unwrap();
+        let recovery = recover(&bytes).unwrap();
+        assert_eq!(recovery.records, 2, "split into two halves that each fit");
+        assert_eq!(recovery.recovered.entries, entries);
+        assert_eq!(recovery.recovered.hard_state, hard_state);
+
+        let too_big = vec![b'v'; 65 << 20];
+        let alone = Entry {
+            payload: EntryPayload::Client {
+                op: ClientOp::Request(ClientRequest {
+                    client: ClientId(1),
+                    token: SessionToken([0; 16]),
+                    sequence: Sequence(1),
+                    may_skip_earlier: false,
+                    command: Command::parse(vec![b"SET".to_vec(), b"k".to_vec(), too_big]).unwrap(),
+                }),
+                time_ms: 0,
+            },
+            ..entry(1, 1)
+        };
+        assert!(encode_ready(None, vec![alone], &mut Vec::new()).is_err());
     }
 }

@@ -422,15 +422,24 @@ fn a_retry_must_repeat_the_same_command() {
 }
 
 #[test]
-fn read_replies_are_not_kept_so_a_retried_read_is_refused_not_reanswered() {
+fn a_retried_read_reads_again_while_nothing_later_ran_and_is_refused_after() {
     let mut h = Harness::new(limits());
     let c = h.client;
     assert_eq!(h.send(c, 1, "GET k"), Reply::Executed(Frame::Null));
+    let other = h.open();
+    assert_eq!(h.send(other, 1, "SET k v"), Reply::Executed(Frame::ok()));
     assert_eq!(
         h.send(c, 1, "GET k"),
-        Reply::Rejected(SessionError::ReplyNotKept)
+        Reply::Executed(bulk("v")),
+        "reads again, under its own number: the session's order is unchanged"
     );
-    assert_eq!(h.machine.sessions().reply_bytes(), 0);
+    assert_eq!(h.send(c, 2, "SET k w"), Reply::Executed(Frame::ok()));
+    assert_eq!(
+        h.send(c, 1, "GET k"),
+        Reply::Rejected(SessionError::ReplyNotKept),
+        "a later command ran: reading now would answer 1 after 2"
+    );
+    assert_eq!(h.machine.store().get(b"k").unwrap().value, b"w");
 }
 
 #[test]

@@ -170,9 +170,10 @@ pub enum ClientCommand {
     Consistency,
     /// `SESSION`: show this connection's session.
     SessionShow,
-    /// `SESSION id token [sequence]`: continue session `id` on this connection; the next
-    /// command uses `retry` if given (to learn the outcome of that number), the ones after it
-    /// the session's next fresh numbers.
+    /// `SESSION id token [sequence]`: continue session `id` on this connection. Its data
+    /// commands are numbered from `retry` if given, one by one (so a client sends its
+    /// unanswered commands again, in their order, and each runs at most once), otherwise from
+    /// the session's next fresh number.
     SessionResume {
         /// The session.
         client: ClientId,

@@ -191,8 +191,13 @@ enum Slot {
         deadline_ms: u64,
         waiting: Waiting,
     },
-    /// `SESSION`: answered when everything before it is (it shows their effect).
-    ShowSession,
+    /// `SESSION`: answered when everything before it is (it shows their effect) and the
+    /// connection has a session (it opens one if it has none). `next` is the number of the
+    /// first data command after it, once that is numbered.
+    ShowSession {
+        next: Option<(ClientId, Sequence)>,
+        deadline_ms: u64,
+    },
     /// Close the connection once everything before is written.
     Close,
 }
@@ -209,13 +214,11 @@ enum Session {
         retry_at_ms: u64,
         waiting: Waiting,
     },
-    /// Open: commands are numbered from `next`.
+    /// Open: commands are numbered from `next`, one by one.
     Open {
         client: ClientId,
         token: SessionToken,
         next: Sequence,
-        /// A number the next command must use (`SESSION id token n`).
-        retry: Option<Sequence>,
     },
 }
 
@@ -238,6 +241,9 @@ pub struct Connection {
     output: Vec<u8>,
     closing: bool,
     closed: bool,
+    /// The catalogued bug switched on, if any (testing builds only).
+    #[cfg(feature = "bug-catalogue")]
+    bug: Option<verity_core::bugs::Bug>,
 }
 
 impl Connection {
@@ -259,7 +265,17 @@ impl Connection {
             output: Vec::new(),
             closing: false,
             closed: false,
+            #[cfg(feature = "bug-catalogue")]
+            bug: None,
         }
+    }
+
+    /// Switches catalogued bug `bug` on in this connection (the simulator's hunts).
+    #[cfg(feature = "bug-catalogue")]
+    #[must_use]
+    pub fn with_bug(mut self, bug: Option<verity_core::bugs::Bug>) -> Connection {
+        self.bug = bug;
+        self
     }
 
     /// Appends bytes read from the client. Call [`Connection::process`] next.
@@ -316,7 +332,7 @@ impl Connection {
         let (mut earlier_unsettled, mut earlier_unnumbered) = (false, false);
         for index in 0..self.slots.len() {
             let pending = match &mut self.slots[index] {
-                Slot::Ready(_) | Slot::Close | Slot::ShowSession => continue,
+                Slot::Ready(_) | Slot::Close | Slot::ShowSession { .. } => continue,
                 Slot::Resume { .. } => return None,
                 Slot::Pending(pending) => pending,
             };
@@ -357,7 +373,8 @@ impl Connection {
                     client,
                     token,
                     sequence,
-                    may_skip_earlier: !earlier_unsettled,
+                    may_skip_earlier: !earlier_unsettled
+                        || crate::injected!(self.bug, IndependentRetries),
                     command,
                 });
                 return Some(Submission { attempt, op });
@@ -415,7 +432,9 @@ impl Connection {
                     deadline_ms,
                     ..
                 } => Some((*retry_at_ms).min(*deadline_ms)),
-                Slot::Resume { deadline_ms, .. } => Some(*deadline_ms),
+                Slot::Resume { deadline_ms, .. } | Slot::ShowSession { deadline_ms, .. } => {
+                    Some(*deadline_ms)
+                }
                 _ => None,
             })
             .chain(session)
@@ -443,7 +462,14 @@ impl Connection {
                 Slot::Resume { .. } => Some(Frame::error(
                     "ERR the node is shutting down; SESSION was not resumed: send it to another node",
                 )),
-                Slot::Ready(_) | Slot::Close | Slot::ShowSession => None,
+                Slot::ShowSession { next, .. } => {
+                    Some(session_frame(&self.session, *next).unwrap_or_else(|| {
+                        Frame::error(
+                            "ERR the node is shutting down; SESSION: no session was opened",
+                        )
+                    }))
+                }
+                Slot::Ready(_) | Slot::Close => None,
             };
             if let Some(frame) = frame {
                 *slot = Slot::Ready(frame);
@@ -462,13 +488,7 @@ impl Connection {
     /// The sequence number of pending slot `index`, assigning the session's next one if it
     /// has none.
     fn number(&mut self, index: usize) -> Sequence {
-        let Session::Open {
-            client,
-            next,
-            retry,
-            ..
-        } = &mut self.session
-        else {
+        let Session::Open { client, next, .. } = &mut self.session else {
             unreachable!("numbers are given only in an open session")
         };
         let Slot::Pending(pending) = &mut self.slots[index] else {
@@ -477,16 +497,17 @@ impl Connection {
         if let Some((_, sequence)) = pending.number {
             return sequence;
         }
-        let sequence = match retry.take() {
-            Some(retry) => retry,
-            None => {
-                let sequence = *next;
-                *next = Sequence(next.0 + 1);
-                sequence
-            }
-        };
-        *next = Sequence(next.0.max(sequence.0 + 1));
+        let sequence = *next;
+        *next = Sequence(next.0 + 1);
         pending.number = Some((*client, sequence));
+        for slot in &mut self.slots.range_mut(..index) {
+            if let Slot::ShowSession {
+                next: next @ None, ..
+            } = slot
+            {
+                *next = Some((*client, sequence));
+            }
+        }
         sequence
     }
 
@@ -494,12 +515,13 @@ impl Connection {
         let needs_session = self
             .slots
             .iter()
-            .any(|slot| matches!(slot, Slot::Pending(_)))
-            && !self
-                .slots
-                .iter()
-                .take_while(|s| !matches!(s, Slot::Pending(_)))
-                .any(|s| matches!(s, Slot::Resume { .. }));
+            .find(|slot| {
+                matches!(
+                    slot,
+                    Slot::Pending(_) | Slot::ShowSession { .. } | Slot::Resume { .. }
+                )
+            })
+            .is_some_and(|slot| !matches!(slot, Slot::Resume { .. }));
         if matches!(self.session, Session::None) && needs_session {
             self.session = Session::Opening {
                 in_flight: None,
@@ -552,7 +574,6 @@ impl Connection {
                     client,
                     token: self.fresh_token,
                     next: Sequence(1),
-                    retry: None,
                 };
             }
             AttemptResult::Stopped => self.shut_down(),
@@ -619,8 +640,7 @@ impl Connection {
                 self.session = Session::Open {
                     client: *client,
                     token: *token,
-                    next: Sequence(highest.0 + 1),
-                    retry: *retry,
+                    next: retry.unwrap_or(Sequence(highest.0 + 1)),
                 };
                 Frame::ok()
             }
@@ -645,7 +665,6 @@ impl Connection {
     }
 
     fn on_pending_result(&mut self, index: usize, result: AttemptResult, now_ms: u64) {
-        let may_reread = self.nothing_later_sent(index);
         let Slot::Pending(pending) = &mut self.slots[index] else {
             unreachable!()
         };
@@ -678,7 +697,8 @@ impl Connection {
                 return;
             }
             AttemptResult::Applied(Reply::Rejected(SessionError::UnknownSession))
-                if !pending.maybe_executed =>
+                if !pending.maybe_executed
+                    || crate::injected!(self.bug, RerunAfterUnknownSession) =>
             {
                 // Nothing of this command ever ran: run it in a new session.
                 if let Session::Open { client, .. } = self.session
@@ -690,14 +710,10 @@ impl Connection {
                 pending.retry_at_ms = now_ms;
                 return;
             }
-            AttemptResult::Applied(Reply::Rejected(SessionError::ReplyNotKept))
-                if pending.command.access() == Access::Read && may_reread =>
+            AttemptResult::Applied(Reply::Rejected(SessionError::OutOfOrder))
+                if crate::injected!(self.bug, IndependentRetries) =>
             {
-                // The read ran but its answer was lost, and reads' answers are not kept: read
-                // again under the next number (nothing later of this connection ran, so the
-                // order holds).
                 pending.number = None;
-                pending.maybe_executed = false;
                 pending.retry_at_ms = now_ms;
                 return;
             }
@@ -725,14 +741,6 @@ impl Connection {
         self.slots[index] = Slot::Ready(frame);
     }
 
-    /// Whether no data command after slot `index` was ever submitted.
-    fn nothing_later_sent(&self, index: usize) -> bool {
-        self.slots.iter().skip(index + 1).all(|slot| match slot {
-            Slot::Pending(p) => p.attempts == 0,
-            Slot::Ready(_) | Slot::Close | Slot::ShowSession | Slot::Resume { .. } => true,
-        }) && matches!(self.session, Session::Open { retry: None, .. })
-    }
-
     /// Gives up on commands past their deadline.
     fn expire(&mut self, now_ms: u64) {
         let session_waiting = match self.session {
@@ -751,6 +759,17 @@ impl Connection {
                         self.config.request_timeout_ms,
                     ));
                 }
+                Slot::ShowSession { deadline_ms, .. }
+                    if *deadline_ms <= now_ms && !matches!(self.session, Session::Open { .. }) =>
+                {
+                    let (code, reason) = session_waiting
+                        .unwrap_or(Waiting::Nothing)
+                        .code_and_reason();
+                    *slot = Slot::Ready(Frame::error(format!(
+                        "{code} SESSION: no session could be opened: {reason} within {} ms; nothing changed, send it again",
+                        self.config.request_timeout_ms
+                    )));
+                }
                 Slot::Resume {
                     client,
                     deadline_ms,
@@ -766,7 +785,10 @@ impl Connection {
                 _ => {}
             }
         }
-        let nothing_pending = !self.slots.iter().any(|s| matches!(s, Slot::Pending(_)));
+        let nothing_pending = !self
+            .slots
+            .iter()
+            .any(|s| matches!(s, Slot::Pending(_) | Slot::ShowSession { .. }));
         if nothing_pending
             && matches!(
                 self.session,
@@ -788,8 +810,11 @@ impl Connection {
                     frame.encode(&mut self.output);
                     self.slots.pop_front();
                 }
-                Slot::ShowSession => {
-                    self.session_frame().encode(&mut self.output);
+                Slot::ShowSession { next, .. } => {
+                    let Some(frame) = session_frame(&self.session, *next) else {
+                        return;
+                    };
+                    frame.encode(&mut self.output);
                     self.slots.pop_front();
                 }
                 Slot::Close => {
@@ -799,23 +824,6 @@ impl Connection {
                 }
                 Slot::Pending(_) | Slot::Resume { .. } => return,
             }
-        }
-    }
-
-    /// `SESSION`'s reply: `[id, token, next number]`, or nils before a session is open.
-    fn session_frame(&self) -> Frame {
-        match &self.session {
-            Session::Open {
-                client,
-                token,
-                next,
-                retry,
-            } => Frame::Array(vec![
-                Frame::count(client.0),
-                Frame::text(token.to_string()),
-                Frame::count(retry.unwrap_or(*next).0),
-            ]),
-            _ => Frame::Array(vec![Frame::Null, Frame::Null, Frame::Integer(1)]),
         }
     }
 
@@ -956,7 +964,10 @@ impl Connection {
                 None => Frame::error("CLUSTERDOWN no leader is known right now"),
             }),
             ClientCommand::Consistency => Slot::Ready(Frame::Simple("linearizable".into())),
-            ClientCommand::SessionShow => Slot::ShowSession,
+            ClientCommand::SessionShow => Slot::ShowSession {
+                next: None,
+                deadline_ms,
+            },
             ClientCommand::SessionResume {
                 client,
                 token,
@@ -1070,7 +1081,7 @@ fn backoff_ms(attempts: u32) -> u64 {
 fn recipe(session: &Session, number: Option<(ClientId, Sequence)>) -> String {
     match (session, number) {
         (Session::Open { client, token, .. }, Some((id, sequence))) if *client == id => format!(
-            "to learn its outcome, send SESSION {} {token} {} (on any node) and then the same command again: it runs only if it never ran, otherwise it answers its first reply",
+            "to learn its outcome, send SESSION {} {token} {} (on any node), then the same command and any sent after it on this connection, in order: each runs only if it never ran, otherwise it answers its first reply",
             id.0, sequence.0
         ),
         _ => "its session is gone, so its outcome cannot be learnt".to_string(),
@@ -1149,6 +1160,32 @@ fn refusal(pending: &Pending, error: SessionError, session: &Session) -> Frame {
         )),
         SessionError::Early => unreachable!("early requests are retried"),
     }
+}
+
+/// `SESSION`'s reply: `[id, token, next number]`, or `None` while no session is open. The
+/// next number is the one the first data command after `SESSION` has (`numbered_behind`:
+/// pipelined commands behind it may be numbered, even answered, before it is) or will have.
+fn session_frame(
+    session: &Session,
+    numbered_behind: Option<(ClientId, Sequence)>,
+) -> Option<Frame> {
+    let Session::Open {
+        client,
+        token,
+        next,
+        ..
+    } = session
+    else {
+        return None;
+    };
+    let next = numbered_behind
+        .filter(|(session, _)| session == client)
+        .map_or(*next, |(_, number)| number);
+    Some(Frame::Array(vec![
+        Frame::count(client.0),
+        Frame::text(token.to_string()),
+        Frame::count(next.0),
+    ]))
 }
 
 #[cfg(test)]

@@ -16,6 +16,22 @@
 //! Determinism: no clock (time is an input), no threads, no randomness (session tokens are
 //! handed in), ordered maps only.
 
+/// Whether catalogued bug `$bug` is switched on (`$bug_in` is an `Option<Bug>`); the
+/// constant `false`, without evaluating `$bug_in`, unless built with `bug-catalogue`.
+macro_rules! injected {
+    ($bug_in:expr, $bug:ident) => {{
+        #[cfg(feature = "bug-catalogue")]
+        {
+            $bug_in == Some(verity_core::bugs::Bug::$bug)
+        }
+        #[cfg(not(feature = "bug-catalogue"))]
+        {
+            false
+        }
+    }};
+}
+pub(crate) use injected;
+
 pub mod command;
 pub mod connection;
 pub mod envelope;

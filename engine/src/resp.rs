@@ -5,7 +5,9 @@
 //! (`GET k\r\n`, what a person types over telnet; double quotes group words). It returns
 //! `Ok(None)` while the command is incomplete, so the caller reads more and tries again, and
 //! never allocates more than the declared limits allow however the bytes lie. Replies are
-//! [`verity_core::Frame`]s.
+//! [`verity_core::Frame`]s; [`parse_reply`] reads them back (the client side).
+
+use verity_core::Frame;
 
 /// Limits a parsed command must respect.
 #[derive(Clone, Copy, Debug)]
@@ -203,6 +205,109 @@ fn split_inline(line: &[u8], limits: Limits) -> Result<Vec<Vec<u8>>, ProtocolErr
     Ok(args)
 }
 
+/// Reads one reply (what a server sends) from the front of `buffer`: `Ok(None)` while it is
+/// incomplete, else the reply and the bytes it used. Nesting and lengths are bounded by
+/// `limits` as for commands; for clients and tests.
+pub fn parse_reply(buffer: &[u8], limits: Limits) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    parse_reply_at(buffer, 0, limits, 0)
+}
+
+/// Deepest nesting of reply arrays accepted.
+const MAX_REPLY_DEPTH: usize = 8;
+
+fn parse_reply_at(
+    buffer: &[u8],
+    at: usize,
+    limits: Limits,
+    depth: usize,
+) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    let Some(&marker) = buffer.get(at) else {
+        return Ok(None);
+    };
+    let text_line = |from: usize| -> Result<Option<(String, usize)>, ProtocolError> {
+        match line_end(buffer, from) {
+            Some(end) => Ok(Some((
+                String::from_utf8_lossy(&buffer[from..end]).into_owned(),
+                end + 2,
+            ))),
+            None if buffer.len() - from > MAX_INLINE_BYTES => {
+                Err(ProtocolError::Limit("reply line too long".into()))
+            }
+            None => Ok(None),
+        }
+    };
+    match marker {
+        b'+' | b'-' | b':' => {
+            let Some((text, next)) = text_line(at + 1)? else {
+                return Ok(None);
+            };
+            let frame = match marker {
+                b'+' => Frame::Simple(text),
+                b'-' => Frame::Error(text),
+                _ => Frame::Integer(
+                    text.parse()
+                        .map_err(|_| syntax("invalid integer reply", at))?,
+                ),
+            };
+            Ok(Some((frame, next)))
+        }
+        b'$' | b'*' => {
+            let Some(end) = line_end(buffer, at + 1) else {
+                return Ok(None);
+            };
+            let length: i64 = std::str::from_utf8(&buffer[at + 1..end])
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| syntax("invalid length", at))?;
+            let start = end + 2;
+            if length < 0 {
+                return Ok(Some((
+                    if marker == b'$' {
+                        Frame::Null
+                    } else {
+                        Frame::NullArray
+                    },
+                    start,
+                )));
+            }
+            if marker == b'$' {
+                let length = usize::try_from(length).map_err(|_| syntax("invalid length", at))?;
+                if length > limits.max_arg_bytes {
+                    return Err(ProtocolError::Limit(format!(
+                        "bulk reply of {length} bytes"
+                    )));
+                }
+                if buffer.len() < start + length + 2 {
+                    return Ok(None);
+                }
+                return Ok(Some((
+                    Frame::Bulk(buffer[start..start + length].to_vec()),
+                    start + length + 2,
+                )));
+            }
+            if depth >= MAX_REPLY_DEPTH || length as usize > limits.max_args {
+                return Err(ProtocolError::Limit(
+                    "reply array too large or too deep".into(),
+                ));
+            }
+            let mut items = Vec::with_capacity(length as usize);
+            let mut next = start;
+            for _ in 0..length {
+                let Some((item, after)) = parse_reply_at(buffer, next, limits, depth + 1)? else {
+                    return Ok(None);
+                };
+                items.push(item);
+                next = after;
+            }
+            Ok(Some((Frame::Array(items), next)))
+        }
+        other => Err(syntax(
+            format!("unexpected reply type {:?}", other as char),
+            at,
+        )),
+    }
+}
+
 /// Fuzz body: arbitrary bytes through the parser, command after command, and each command
 /// through [`crate::command::ClientCommand::parse`]. Never panics; each parse consumes at
 /// least one byte and no more than it was given, respects the limits, and an array command
@@ -293,6 +398,33 @@ mod tests {
             parse_command(b"\r\n", LIMITS).unwrap().unwrap().args.len(),
             0
         );
+    }
+
+    #[test]
+    fn replies_parse_back_from_their_encoding_and_every_prefix_is_incomplete() {
+        let frame = Frame::Array(vec![
+            Frame::ok(),
+            Frame::error("ERR x"),
+            Frame::Integer(-7),
+            Frame::text("hi"),
+            Frame::Null,
+            Frame::NullArray,
+            Frame::Array(vec![Frame::Integer(1)]),
+        ]);
+        let mut wire = Vec::new();
+        frame.encode(&mut wire);
+        assert_eq!(
+            parse_reply(&wire, LIMITS).unwrap(),
+            Some((frame, wire.len()))
+        );
+        for cut in 0..wire.len() {
+            assert_eq!(
+                parse_reply(&wire[..cut], LIMITS).unwrap(),
+                None,
+                "cut {cut}"
+            );
+        }
+        assert!(parse_reply(b"?x\r\n", LIMITS).is_err());
     }
 
     #[test]

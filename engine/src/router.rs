@@ -65,13 +65,16 @@ pub struct Router<O> {
 }
 
 impl<O> Router<O> {
-    /// A router for `node`; forwards give up after `forward_timeout_ms`.
+    /// A router for `node`; forwards give up after `forward_timeout_ms`. Forward ids start
+    /// at `first_forward_id`, which must be random: a restarted node's router must not reuse
+    /// the ids of its previous incarnation, whose late replies may still arrive (a reply is
+    /// matched to its forward by id alone).
     #[must_use]
-    pub fn new(node: &Node, forward_timeout_ms: u64) -> Router<O> {
+    pub fn new(node: &Node, forward_timeout_ms: u64, first_forward_id: u64) -> Router<O> {
         Router {
             forward_timeout_ms,
             next_tag: 0,
-            next_forward: 0,
+            next_forward: first_forward_id,
             proposals: BTreeMap::new(),
             forwards: BTreeMap::new(),
             leadership: (node.role(), node.leader()),
@@ -102,7 +105,7 @@ impl<O> Router<O> {
             }
             Some(leader) => {
                 let id = self.next_forward;
-                self.next_forward += 1;
+                self.next_forward = self.next_forward.wrapping_add(1);
                 let deadline_ms = clock_ms.saturating_add(self.forward_timeout_ms);
                 self.forwards.insert(
                     id,
@@ -327,8 +330,8 @@ mod tests {
     #[test]
     fn a_follower_forwards_and_the_leader_answers_the_forward() {
         let (mut cluster, leader, follower) = led_cluster();
-        let mut at_follower: Router<&str> = Router::new(cluster.node(follower).unwrap(), 1_000);
-        let mut at_leader: Router<&str> = Router::new(cluster.node(leader).unwrap(), 1_000);
+        let mut at_follower: Router<&str> = Router::new(cluster.node(follower).unwrap(), 1_000, 0);
+        let mut at_leader: Router<&str> = Router::new(cluster.node(leader).unwrap(), 1_000, 0);
         let out = on(&mut cluster, follower, |node, out| {
             at_follower.submit(node, open(), "client", 0, out)
         });
@@ -369,7 +372,7 @@ mod tests {
     #[test]
     fn a_forward_is_unknown_when_its_leader_is_cut_off_or_slow_and_a_refusal_is_not() {
         let (mut cluster, leader, follower) = led_cluster();
-        let mut router: Router<u32> = Router::new(cluster.node(follower).unwrap(), 1_000);
+        let mut router: Router<u32> = Router::new(cluster.node(follower).unwrap(), 1_000, 0);
         for origin in 0..3 {
             on(&mut cluster, follower, |node, out| {
                 router.submit(node, open(), origin, 0, out)
@@ -409,7 +412,7 @@ mod tests {
     #[test]
     fn a_leader_that_steps_down_answers_its_proposals_unknown() {
         let (mut cluster, leader, _) = led_cluster();
-        let mut router: Router<u32> = Router::new(cluster.node(leader).unwrap(), 1_000);
+        let mut router: Router<u32> = Router::new(cluster.node(leader).unwrap(), 1_000, 0);
         let out = on(&mut cluster, leader, |node, out| {
             router.submit(node, open(), 1, 0, out)
         });

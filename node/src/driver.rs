@@ -22,8 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use verity_core::wal::WalRecord;
-use verity_core::{ClientOp, LogIndex, Message, Node, NodeId, Role, Term};
+use verity_core::{ClientOp, LogIndex, Message, Node, NodeId, Role, Term, wal};
 use verity_engine::{AttemptResult, PeerFrame, Routed, Router};
 use verity_net::{Inbound, PeerState, Transport};
 
@@ -204,7 +203,13 @@ impl Driver {
             sessions: 0,
             reply_cache_bytes: 0,
         });
-        let router = Router::new(&node, FORWARD_TIMEOUT_MS);
+        let mut first_forward_id = [0; 8];
+        getrandom::fill(&mut first_forward_id).expect("OS randomness for the forward ids");
+        let router = Router::new(
+            &node,
+            FORWARD_TIMEOUT_MS,
+            u64::from_le_bytes(first_forward_id),
+        );
         let driver = Driver {
             node,
             transport,
@@ -359,7 +364,11 @@ impl Driver {
         self.carry_out_routed();
         let mut records = Vec::new();
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
-            encode_records(ready.hard_state, ready.entries, &mut records)?;
+            wal::encode_ready(ready.hard_state, ready.entries, &mut records).map_err(|error| {
+                std::io::Error::other(format!(
+                    "a single log entry cannot be written to the WAL: {error}"
+                ))
+            })?;
         }
         if records.is_empty() && ready.messages.is_empty() && ready.ack.is_none() {
             return Ok(());
@@ -459,34 +468,4 @@ fn unix_time_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Encodes a `Ready`'s durable state as WAL records, appended to `out`. One record unless the
-/// entries are too large for one frame; then they are split (the hard state rides in the
-/// last piece, so replay never sees a commit index beyond the entries before it).
-fn encode_records(
-    hard_state: Option<verity_core::HardState>,
-    entries: Vec<verity_core::Entry>,
-    out: &mut Vec<u8>,
-) -> Result<(), std::io::Error> {
-    let record = WalRecord {
-        hard_state,
-        entries,
-    };
-    match record.encode() {
-        Ok(bytes) => {
-            out.extend_from_slice(&bytes);
-            Ok(())
-        }
-        Err(error) if record.entries.len() > 1 => {
-            tracing::debug!(%error, "splitting a WAL record");
-            let mut entries = record.entries;
-            let tail = entries.split_off(entries.len() / 2);
-            encode_records(None, entries, out)?;
-            encode_records(record.hard_state, tail, out)
-        }
-        Err(error) => Err(std::io::Error::other(format!(
-            "a single log entry cannot be written to the WAL: {error}"
-        ))),
-    }
 }

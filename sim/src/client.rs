@@ -1,171 +1,432 @@
-//! Simulated clients: one operation at a time, retries with the same session and sequence
-//! number (so exactly-once applies), and a record of every operation in the history.
+//! Simulated clients: Redis clients that pipeline, over connections served by the nodes' real
+//! [`verity_engine::Connection`]s.
 //!
-//! A client first opens a session. Each operation then goes to the node the client believes
-//! leads. A redirect sends it to the named leader; a timeout (with exponential backoff), a
-//! superseded proposal or an overloaded leader makes it retry elsewhere; after `max_attempts`
-//! it gives up and records the operation as `info`, and continues as a new process (Jepsen's
-//! rule). The workload is a small hot key set and a mix of get, put, delete, cas and append
-//! with values unique to the client and operation.
+//! A client connects to a node (any node: followers forward), writes a pipeline of 1 to
+//! `max_pipeline` commands (drawn per pipeline; the bound is drawn per seed) as RESP in one
+//! write, and reads the replies in order. Every command is its own history operation, under a
+//! process of its own, so pipelined commands are concurrent operations. Everything between the
+//! bytes is the node's business: sessions, numbering, ordering, retries and the errors that
+//! say what became of a command. The client maps each reply to the history:
+//!
+//! - a value or status is the operation's result (`ok`; a compare-and-swap that did not swap
+//!   is `fail`);
+//! - an error that says "not executed" is `fail` (a compare-and-swap then becomes `info`: a
+//!   `fail` would claim the comparison was made);
+//! - any other error ("outcome unknown", a lost read) is `info`.
+//!
+//! The client learns its connection's exactly-once session as a careful Redis user would: on
+//! a fresh connection it first sends `SESSION`, which opens the session and names it, its
+//! token and the number of the next command, and it sends commands only once that is
+//! answered; they are numbered one by one. A connection that is lost (its node crashed) or stuck (its node paused, for
+//! longer than the connection's own retry budget) is replaced by one to a random node, which
+//! resumes the session at the first unanswered number (`SESSION id token n`) and, once that
+//! is acknowledged, sends the unanswered commands again: each runs at most once, and a write
+//! that already ran answers its kept reply. Operations whose session cannot be resumed
+//! become `info`. The workload is a small hot key set and a mix of GET, SET,
+//! DEL, CAS (or `SET NX` when expecting absence) and APPEND with values unique to the client.
 
 use crate::history::{OpKind, OpOutcome, completion_event, invoke_event};
 use crate::simulation::{Event, Failure, Phase, Simulation};
 use crate::trace::What;
-use verity_core::kv::cmd::Expect;
-use verity_core::{
-    ClientId, ClientOp, ClientRequest, Command, Frame, NodeId, Reply, Sequence, SessionError,
-    SessionToken,
-};
+use std::collections::VecDeque;
+use verity_core::{Frame, NodeId};
+use verity_engine::resp::{self, Limits};
 
-/// What a node (or the network) answered to one attempt.
-#[derive(Clone, Debug)]
-pub enum Response {
-    /// The proposal was applied with this reply.
-    Applied(Reply),
-    /// The node is not the leader; it names the leader if it knows one.
-    NotLeader(Option<NodeId>),
-    /// The leader refused for now (too many uncommitted entries).
-    Busy,
-    /// The proposal was overwritten before it committed.
-    Superseded,
-}
+/// How much longer than the connection's own retry budget a client waits for a reply before
+/// it gives up on the connection.
+const STUCK_MARGIN_US: u64 = 1_000_000;
 
-/// The operation a client is working on.
+/// One operation of a pipeline, waiting for its reply.
 #[derive(Clone, Debug)]
 struct InFlight {
-    /// The request sent on every attempt.
-    op: ClientOp,
-    /// `(key, kind)` for history operations; `None` while opening a session.
-    recorded: Option<(String, OpKind)>,
-    attempts: u32,
+    process: u64,
+    key: String,
+    kind: OpKind,
+    /// The command's RESP bytes, to send again after a resume.
+    bytes: Vec<u8>,
+    /// Its number in the client's session.
+    number: u64,
+    /// `CAS` expecting absence is sent as `SET key new NX`, which answers `OK` or nil.
+    as_set_nx: bool,
     /// Whether it was invoked in the liveness phase (so it must complete).
     must_complete: bool,
+}
+
+/// What the next reply on the connection answers.
+#[derive(Clone, Debug)]
+enum Awaiting {
+    /// A workload operation.
+    Op(InFlight),
+    /// `SESSION`: `[id, token, next number]`.
+    SessionShown,
+    /// `SESSION id token n`: `OK`, then the unanswered operations are sent again.
+    Resumed,
+}
+
+/// What the client knows of its session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Session {
+    /// Nothing: the next pipeline asks.
+    Unknown,
+    /// `SESSION` was sent; the client waits for its reply.
+    Asked,
+    /// Known: the id, the token and the next command's number.
+    Known { id: u64, token: String, next: u64 },
 }
 
 /// One simulated client.
 #[derive(Clone, Debug)]
 pub struct Client {
     index: usize,
-    process: u64,
-    session: Option<(ClientId, SessionToken)>,
-    sequence: u64,
-    current: Option<InFlight>,
-    attempt: u64,
-    target: NodeId,
+    /// The node and the connection id it is connected through.
+    connection: Option<(NodeId, u64)>,
+    /// When its connection's last bytes reach the node (a stream keeps its order, and the
+    /// first bytes follow the connect).
+    sent_at_us: u64,
+    pending: VecDeque<Awaiting>,
+    session: Session,
+    /// Whether its connection was lost with operations it can resume.
+    resuming: bool,
+    /// Reply bytes not parsed yet.
+    input: Vec<u8>,
     liveness_left: u64,
     written: u64,
+    /// Replies received so far: a connection making progress is not stuck.
+    replies: u64,
+    /// What it wrote on its connection before the first reply: written again on a new
+    /// connection if this one is refused.
+    unconfirmed: Option<Vec<u8>>,
 }
 
 impl Client {
-    /// Client `index`, first talking to `target`.
+    /// Client `index`; it must complete `liveness_ops` operations after the heal.
     #[must_use]
-    pub fn new(index: usize, target: NodeId, liveness_ops: u64) -> Client {
+    pub fn new(index: usize, liveness_ops: u64) -> Client {
         Client {
             index,
-            process: index as u64,
-            session: None,
-            sequence: 0,
-            current: None,
-            attempt: 0,
-            target,
+            connection: None,
+            sent_at_us: 0,
+            pending: VecDeque::new(),
+            session: Session::Unknown,
+            resuming: false,
+            input: Vec::new(),
             liveness_left: liveness_ops,
             written: 0,
+            replies: 0,
+            unconfirmed: None,
         }
     }
 
     /// Whether the client has nothing in flight.
     #[must_use]
     pub fn is_idle(&self) -> bool {
-        self.current.is_none()
+        self.pending.is_empty()
     }
 
     /// Whether it has completed all its liveness operations.
     #[must_use]
     pub fn finished(&self) -> bool {
-        self.liveness_left == 0 && self.current.is_none()
+        self.liveness_left == 0 && self.pending.is_empty()
     }
+
+    /// The connection it uses, if any.
+    #[must_use]
+    pub fn connection(&self) -> Option<(NodeId, u64)> {
+        self.connection
+    }
+}
+
+/// Reply limits of the simulated clients (the workload's values are small).
+const REPLY_LIMITS: Limits = Limits {
+    max_args: 1_024,
+    max_arg_bytes: 1 << 20,
+};
+
+impl Client {
+    /// The number the next data command sent gets.
+    fn number_next(&mut self) -> u64 {
+        let Session::Known { next, .. } = &mut self.session else {
+            unreachable!("commands are sent only in a known session")
+        };
+        *next += 1;
+        *next - 1
+    }
+
+    fn operations(&mut self) -> impl Iterator<Item = &mut InFlight> {
+        self.pending
+            .iter_mut()
+            .filter_map(|awaiting| match awaiting {
+                Awaiting::Op(op) => Some(op),
+                Awaiting::SessionShown | Awaiting::Resumed => None,
+            })
+    }
+
+    /// `SESSION`'s reply arrived: the session is known (or none could be opened).
+    fn learn_session(&mut self, reply: Frame) {
+        let Session::Asked = self.session else {
+            unreachable!(
+                "a SESSION reply the client did not ask for: {:?}",
+                self.session
+            )
+        };
+        let shown = match reply {
+            Frame::Array(fields) => match <[Frame; 3]>::try_from(fields) {
+                Ok([Frame::Integer(id), Frame::Bulk(token), Frame::Integer(next)]) => Some((
+                    u64::try_from(id).expect("session ids are positive"),
+                    String::from_utf8(token).expect("tokens are hex"),
+                    u64::try_from(next).expect("numbers are positive"),
+                )),
+                other => unreachable!("SESSION answered {other:?}"),
+            },
+            // No session could be opened (no leader within the connection's budget).
+            Frame::Error(_) => None,
+            other => unreachable!("SESSION answered {other:?}"),
+        };
+        self.session = match shown {
+            Some((id, token, next)) => Session::Known { id, token, next },
+            None => Session::Unknown,
+        };
+    }
+
+    /// Whether operations wait for replies in a known session, so a new connection can resume
+    /// it and send them again.
+    fn can_resume(&mut self) -> bool {
+        matches!(self.session, Session::Known { .. }) && self.operations().next().is_some()
+    }
+}
+
+/// RESP bytes of a command.
+fn command_bytes<W: AsRef<[u8]>>(words: &[W]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    Frame::Array(
+        words
+            .iter()
+            .map(|w| Frame::Bulk(w.as_ref().to_vec()))
+            .collect(),
+    )
+    .encode(&mut bytes);
+    bytes
 }
 
 impl Simulation {
     pub(crate) fn on_client_start(&mut self, index: usize) {
-        if self.clients[index].current.is_some() || self.failure.is_some() {
+        if self.failure.is_some() {
             return;
         }
-        if self.clients[index].session.is_none() {
-            let token = SessionToken(
-                (u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()))
-                    .to_le_bytes(),
-            );
-            self.clients[index].current = Some(InFlight {
-                op: ClientOp::OpenSession { token },
-                recorded: None,
-                attempts: 0,
-                must_complete: false,
-            });
-            self.send_attempt(index, 0);
+        if self.clients[index].resuming {
+            self.resume_session(index);
             return;
         }
-        let must_complete = match self.phase {
-            Phase::Chaos if self.ops_invoked < self.options.ops => false,
-            Phase::Liveness if self.clients[index].liveness_left > 0 => true,
+        if !self.clients[index].pending.is_empty() {
+            return;
+        }
+        let (must_complete, left) = match self.phase {
+            Phase::Chaos if self.ops_invoked < self.options.ops => {
+                (false, self.options.ops - self.ops_invoked)
+            }
+            Phase::Liveness if self.clients[index].liveness_left > 0 => {
+                (true, self.clients[index].liveness_left)
+            }
             _ => return,
         };
-        self.ops_invoked += 1;
-        let (key, kind, command) = self.next_operation(index);
-        let client = &mut self.clients[index];
-        client.sequence += 1;
-        let (session, token) = client.session.expect("checked above");
-        let request = ClientOp::Request(ClientRequest {
-            client: session,
-            token,
-            may_skip_earlier: true,
-            sequence: Sequence(client.sequence),
-            command,
-        });
-        let process = client.process;
-        client.current = Some(InFlight {
-            op: request,
-            recorded: Some((key.clone(), kind.clone())),
-            attempts: 0,
-            must_complete,
-        });
-        self.history
-            .events
-            .push(invoke_event(process, &key, &kind, self.now_us * 1000));
-        self.record(What::Invoke {
-            process,
-            op: format!("{kind:?} {key}"),
-        });
+        let connection = match self.clients[index].connection {
+            Some((_, connection)) => connection,
+            None => self.connect(index).1,
+        };
+        if self.clients[index].session == Session::Unknown {
+            // Learn the session first: commands sent before it is known could not be resumed.
+            let client = &mut self.clients[index];
+            client.pending.push_back(Awaiting::SessionShown);
+            client.session = Session::Asked;
+            self.write_to_connection(index, command_bytes(&["SESSION"]));
+            return;
+        }
+        let size = self.rng.between(1, self.plan.max_pipeline).min(left);
+        let mut bytes = Vec::new();
+        for _ in 0..size {
+            self.ops_invoked += 1;
+            let (key, kind, words, as_set_nx) = self.next_operation(index);
+            let process = self.next_process;
+            self.next_process += 1;
+            self.process_connections.insert(process, connection);
+            self.history
+                .events
+                .push(invoke_event(process, &key, &kind, self.now_us * 1000));
+            self.record(What::Invoke {
+                process,
+                op: format!("{kind:?} {key}"),
+            });
+            let command = command_bytes(&words);
+            bytes.extend_from_slice(&command);
+            let client = &mut self.clients[index];
+            let number = client.number_next();
+            client.pending.push_back(Awaiting::Op(InFlight {
+                process,
+                key,
+                kind,
+                bytes: command,
+                number,
+                as_set_nx,
+                must_complete,
+            }));
+        }
         if self.phase == Phase::Chaos
             && self.ops_invoked >= self.options.ops
             && self.timeline_done()
         {
             self.end_chaos();
         }
-        self.send_attempt(index, 0);
+        self.write_to_connection(index, bytes);
     }
 
-    /// Draws the next operation of client `index` from the workload mix.
-    fn next_operation(&mut self, index: usize) -> (String, OpKind, Command) {
+    /// Writes `bytes` on client `index`'s connection, behind what it wrote before.
+    fn write_to_connection(&mut self, index: usize, bytes: Vec<u8>) {
+        let (node, connection) = self.clients[index]
+            .connection
+            .expect("the client is connected");
+        if let Some(unconfirmed) = &mut self.clients[index].unconfirmed {
+            unconfirmed.extend_from_slice(&bytes);
+        }
+        let latency = self.network.latency(&mut self.rng, node, node);
+        let arrival = (self.now_us + latency).max(self.clients[index].sent_at_us);
+        self.clients[index].sent_at_us = arrival;
+        self.schedule(
+            arrival - self.now_us,
+            Event::ToConnection {
+                node,
+                connection,
+                bytes,
+            },
+        );
+        self.watch_for_stuck(index, connection);
+    }
+
+    /// Asks for client `index`'s session on its connection (a new one if it has none), at
+    /// the number of its first unanswered operation.
+    fn resume_session(&mut self, index: usize) {
+        self.clients[index].resuming = false;
+        if self.clients[index].connection.is_none() {
+            self.connect(index);
+        }
+        let client = &mut self.clients[index];
+        let first = client
+            .operations()
+            .next()
+            .map(|op| op.number)
+            .expect("something to resume");
+        let Session::Known { id, token, .. } = &client.session else {
+            unreachable!("resuming an unknown session")
+        };
+        let bytes = command_bytes(&[
+            "SESSION".to_string(),
+            id.to_string(),
+            token.clone(),
+            first.to_string(),
+        ]);
+        client.pending.push_front(Awaiting::Resumed);
+        self.write_to_connection(index, bytes);
+    }
+
+    /// The answer to `SESSION id token n`: send the unanswered operations again, or give
+    /// them up.
+    fn on_resumed(&mut self, index: usize, reply: Frame) {
+        match reply {
+            Frame::Simple(_) => {
+                let bytes: Vec<u8> = self.clients[index]
+                    .operations()
+                    .flat_map(|op| op.bytes.clone())
+                    .collect();
+                self.write_to_connection(index, bytes);
+            }
+            Frame::Error(error) if error.contains("cannot be resumed") => {
+                self.record(What::Fault {
+                    description: format!("client {index}: {error}"),
+                });
+                self.clients[index].session = Session::Unknown;
+                self.give_up_pending(index, Some(error));
+            }
+            Frame::Error(_) => {
+                // Not resumed, nothing changed (no leader yet): ask again after a while.
+                self.clients[index].resuming = true;
+                let backoff = self.rng.between(10_000, 50_000);
+                self.schedule(backoff, Event::ClientStart { client: index });
+            }
+            other => unreachable!("SESSION id token n answered {other:?}"),
+        }
+    }
+
+    /// Every unanswered operation of client `index` gets an unknown outcome (`error` says why,
+    /// if a node said).
+    fn give_up_pending(&mut self, index: usize, error: Option<String>) {
+        while let Some(awaiting) = self.clients[index].pending.pop_front() {
+            if let Awaiting::Op(op) = awaiting {
+                self.finish_operation(index, op, OpOutcome::Info, error.clone());
+            }
+        }
+    }
+
+    /// Checks on connection `connection` of client `index` after the connection's retry
+    /// budget (and a margin): stuck unless a reply came meanwhile.
+    fn watch_for_stuck(&mut self, index: usize, connection: u64) {
+        let patience = self.connection_budget_us() + STUCK_MARGIN_US;
+        let replies = self.clients[index].replies;
+        self.schedule(
+            patience,
+            Event::ClientStuck {
+                client: index,
+                connection,
+                replies,
+            },
+        );
+    }
+
+    /// Opens a connection from client `index` to a random node.
+    fn connect(&mut self, index: usize) -> (NodeId, u64) {
+        let node = NodeId(1 + self.rng.below(self.options.nodes));
+        self.next_connection += 1;
+        let connection = self.next_connection;
+        self.clients[index].connection = Some((node, connection));
+        self.clients[index].input.clear();
+        self.clients[index].unconfirmed = Some(Vec::new());
+        let delay = self.network.latency(&mut self.rng, node, node);
+        self.clients[index].sent_at_us = self.now_us + delay;
+        self.schedule(
+            delay,
+            Event::Connect {
+                node,
+                client: index,
+                connection,
+            },
+        );
+        (node, connection)
+    }
+
+    /// Draws the next operation of client `index` from the workload mix: its history key and
+    /// kind, the command's words, and whether a CAS is sent as `SET … NX`.
+    fn next_operation(&mut self, index: usize) -> (String, OpKind, Vec<Vec<u8>>, bool) {
         let key = format!("k{}", self.rng.below(self.options.keys));
         let client = &mut self.clients[index];
         client.written += 1;
         let unique = format!("c{}.{}", client.index, client.written);
-        let bytes = |s: &str| s.as_bytes().to_vec();
-        let k = bytes(&key);
+        let words = |parts: &[&str]| parts.iter().map(|p| p.as_bytes().to_vec()).collect();
         let mix = self.options.mix;
         let draw = self.rng.below(mix.total());
         let (put_from, delete_from) = (mix.get, mix.get + mix.put);
         let (cas_from, append_from) =
             (delete_from + mix.delete, delete_from + mix.delete + mix.cas);
         match draw {
-            d if d < put_from => (key, OpKind::Get, Command::get(k)),
-            d if d < delete_from => (
-                key,
-                OpKind::Put(unique.clone()),
-                Command::set(k, bytes(&unique)),
-            ),
-            d if d < cas_from => (key, OpKind::Delete, Command::del(k)),
+            d if d < put_from => {
+                let command = words(&["GET", &key]);
+                (key, OpKind::Get, command, false)
+            }
+            d if d < delete_from => {
+                let command = words(&["SET", &key, &unique]);
+                (key, OpKind::Put(unique), command, false)
+            }
+            d if d < cas_from => {
+                let command = words(&["DEL", &key]);
+                (key, OpKind::Delete, command, false)
+            }
             d if d < append_from => {
                 // Expect either absence or a value some client may have written.
                 let expected = if self.rng.chance(300) {
@@ -177,240 +438,215 @@ impl Simulation {
                         .between(1, self.clients[writer as usize].written.max(1));
                     Some(format!("c{writer}.{n}"))
                 };
-                let expect = expected
-                    .as_deref()
-                    .map_or(Expect::Absent, |v| Expect::Value(bytes(v)));
-                (
-                    key,
-                    OpKind::Cas {
-                        expected,
-                        new: Some(unique.clone()),
-                    },
-                    Command::cas(k, expect, Some(bytes(&unique))),
-                )
+                let command = match &expected {
+                    Some(expected) => words(&["CAS", &key, expected, &unique]),
+                    None => words(&["SET", &key, &unique, "NX"]),
+                };
+                let as_set_nx = expected.is_none();
+                let kind = OpKind::Cas {
+                    expected,
+                    new: Some(unique),
+                };
+                (key, kind, command, as_set_nx)
             }
-            _ => (
-                key,
-                OpKind::Append(unique.clone()),
-                Command::append(k, bytes(&unique)),
-            ),
+            _ => {
+                let command = words(&["APPEND", &key, &unique]);
+                (key, OpKind::Append(unique), command, false)
+            }
         }
     }
 
-    /// Sends the current operation's next attempt after `backoff_us`, with a timeout that
-    /// retries it elsewhere if no answer comes. A new attempt number makes every answer to or
-    /// timeout of an older attempt stale.
-    fn send_attempt(&mut self, index: usize, backoff_us: u64) {
+    /// Bytes from the node arrive on connection `connection` of client `index`.
+    pub(crate) fn on_client_bytes(&mut self, index: usize, connection: u64, bytes: &[u8]) {
+        if self.clients[index].connection.map(|(_, c)| c) != Some(connection) {
+            return;
+        }
+        self.clients[index].input.extend_from_slice(bytes);
+        loop {
+            let parsed = resp::parse_reply(&self.clients[index].input, REPLY_LIMITS);
+            let (reply, used) = match parsed {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => break,
+                Err(error) => unreachable!("a node sent a malformed reply: {error}"),
+            };
+            self.clients[index].input.drain(..used);
+            self.clients[index].replies += 1;
+            self.clients[index].unconfirmed = None;
+            let awaiting = self.clients[index]
+                .pending
+                .pop_front()
+                .unwrap_or_else(|| unreachable!("a reply with no command waiting: {reply:?}"));
+            match awaiting {
+                Awaiting::Op(op) => {
+                    let error = match &reply {
+                        Frame::Error(error) => Some(error.clone()),
+                        _ => None,
+                    };
+                    let outcome = outcome(&op, reply);
+                    self.finish_operation(index, op, outcome, error);
+                }
+                Awaiting::SessionShown => self.clients[index].learn_session(reply),
+                Awaiting::Resumed => self.on_resumed(index, reply),
+            }
+        }
+        if self.clients[index].pending.is_empty() && !self.clients[index].resuming {
+            let think = self.rng.between(0, 5_000);
+            self.schedule(think, Event::ClientStart { client: index });
+        }
+    }
+
+    /// The connection is gone (its node crashed, or the client gave up on it). The client
+    /// reconnects; it resumes its session there if it knows the numbers of everything
+    /// unanswered, and otherwise what was in flight has an unknown outcome.
+    pub(crate) fn on_connection_lost(&mut self, index: usize, connection: u64) {
+        if self.clients[index].connection.map(|(_, c)| c) != Some(connection) {
+            return;
+        }
         let client = &mut self.clients[index];
-        let Some(current) = client.current.as_mut() else {
-            return;
-        };
-        current.attempts += 1;
-        client.attempt += 1;
-        let (attempt, target, op) = (client.attempt, client.target, current.op.clone());
-        let delay = backoff_us + self.network.latency(&mut self.rng, target, target);
-        self.schedule(
-            delay,
-            Event::ToNode {
-                node: target,
-                client: index,
-                attempt,
-                op: Box::new(op),
-            },
-        );
-        let timeout = backoff_us + self.options.request_timeout_us;
-        self.schedule(
-            timeout,
-            Event::ClientTimeout {
-                client: index,
-                attempt,
-            },
-        );
-    }
-
-    pub(crate) fn on_client_response(&mut self, index: usize, attempt: u64, response: Response) {
-        if self.clients[index].attempt != attempt || self.clients[index].current.is_none() {
-            return;
-        }
-        match response {
-            Response::Applied(reply) => self.complete(index, reply),
-            Response::NotLeader(Some(leader)) if leader != self.clients[index].target => {
-                self.clients[index].target = leader;
-                self.retry(index, 0);
-            }
-            Response::NotLeader(_) => {
-                self.retarget(index);
-                let backoff = self.rng.between(10_000, 50_000);
-                self.retry(index, backoff);
-            }
-            Response::Busy | Response::Superseded => {
-                let backoff = self.rng.between(5_000, 20_000);
-                self.retry(index, backoff);
-            }
-        }
-    }
-
-    pub(crate) fn on_client_timeout(&mut self, index: usize, attempt: u64) {
-        if self.clients[index].attempt != attempt || self.clients[index].current.is_none() {
-            return;
-        }
-        self.retarget(index);
-        // Exponential backoff with jitter: retrying faster than a slow cluster answers only
-        // adds load.
-        let attempts = self.clients[index]
-            .current
-            .as_ref()
-            .map_or(1, |c| c.attempts);
-        let ceiling_us = (10_000u64 << attempts.min(7)).min(1_000_000);
-        let backoff = self.rng.between(ceiling_us / 2, ceiling_us);
-        self.retry(index, backoff);
-    }
-
-    fn retarget(&mut self, index: usize) {
-        let current = self.clients[index].target.0;
-        let others = self.options.nodes - 1;
-        if others > 0 {
-            let step = 1 + self.rng.below(others);
-            self.clients[index].target = NodeId((current - 1 + step) % self.options.nodes + 1);
-        }
-    }
-
-    /// Retries after `backoff_us`, or gives up after `max_attempts`.
-    fn retry(&mut self, index: usize, backoff_us: u64) {
-        let attempts = self.clients[index]
-            .current
-            .as_ref()
-            .map_or(0, |c| c.attempts);
-        if attempts >= self.options.max_attempts {
-            self.give_up(index);
+        client.connection = None;
+        client.pending.retain(|a| !matches!(a, Awaiting::Resumed));
+        let in_flight = client.operations().count();
+        let resume = client.can_resume();
+        self.record(What::Fault {
+            description: format!(
+                "client {index} lost connection {connection} with {in_flight} operations in flight{}",
+                if resume { "; it resumes its session" } else { "" }
+            ),
+        });
+        if resume {
+            self.clients[index].resuming = true;
         } else {
-            self.send_attempt(index, backoff_us);
+            self.give_up_pending(index, None);
+            self.clients[index].session = Session::Unknown;
+        }
+        let backoff = self.rng.between(10_000, 50_000);
+        self.schedule(backoff, Event::ClientStart { client: index });
+    }
+
+    /// The connection was refused, so nothing written on it reached a node: the client writes
+    /// it all again on a connection to another node.
+    pub(crate) fn on_connection_refused(&mut self, index: usize, connection: u64) {
+        if self.clients[index].connection.map(|(_, c)| c) != Some(connection) {
+            return;
+        }
+        let unconfirmed = self.clients[index]
+            .unconfirmed
+            .take()
+            .expect("no reply comes before the connection is accepted");
+        self.record(What::Fault {
+            description: format!("client {index}: connection {connection} refused"),
+        });
+        self.connect(index);
+        if !unconfirmed.is_empty() {
+            self.write_to_connection(index, unconfirmed);
         }
     }
 
-    fn give_up(&mut self, index: usize) {
-        let current = self.clients[index]
-            .current
-            .take()
-            .expect("giving up an operation in flight");
-        let Some((key, kind)) = current.recorded else {
-            // Opening a session has no visible effect: start over after a pause.
-            let backoff = self.rng.between(20_000, 100_000);
-            self.schedule(backoff, Event::ClientStart { client: index });
+    /// No reply came for longer than the connection's whole retry budget: its node is paused
+    /// or cut off from the client. Give up on the connection.
+    pub(crate) fn on_client_stuck(&mut self, index: usize, connection: u64, replies: u64) {
+        let client = &self.clients[index];
+        if client.connection.map(|(_, c)| c) != Some(connection) || client.pending.is_empty() {
             return;
-        };
-        if current.must_complete {
-            self.fail(Failure::Liveness {
-                reason: format!(
-                    "client {index} gave up on {kind:?} {key} after {} attempts, although all faults had healed",
-                    current.attempts
+        }
+        if client.replies != replies {
+            self.watch_for_stuck(index, connection);
+            return;
+        }
+        if let Some((node, _)) = client.connection {
+            self.record(What::Fault {
+                description: format!(
+                    "client {index} gives up on stuck connection {connection} to {node}"
                 ),
             });
+            self.schedule(0, Event::Disconnect { node, connection });
         }
-        self.finish_operation(index, &key, &kind, OpOutcome::Info, current.must_complete);
+        self.on_connection_lost(index, connection);
     }
 
-    fn complete(&mut self, index: usize, reply: Reply) {
-        let current = self.clients[index]
-            .current
-            .take()
-            .expect("completing an operation in flight");
-        let Some((key, kind)) = current.recorded.clone() else {
-            match reply {
-                Reply::SessionOpened { client } => {
-                    let ClientOp::OpenSession { token } = current.op else {
-                        unreachable!("only session opening has nothing recorded")
-                    };
-                    self.clients[index].session = Some((client, token));
-                }
-                other => unreachable!("opening a session answers SessionOpened, not {other:?}"),
-            }
-            self.schedule(0, Event::ClientStart { client: index });
-            return;
-        };
-        let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("the workload writes UTF-8");
-        let outcome = match (&kind, reply) {
-            (OpKind::Get, Reply::Executed(Frame::Bulk(value))) => OpOutcome::Ok(Some(text(value))),
-            (OpKind::Get, Reply::Executed(Frame::Null)) => OpOutcome::Ok(None),
-            (OpKind::Put(_), Reply::Executed(Frame::Simple(_)))
-            | (OpKind::Append(_) | OpKind::Delete, Reply::Executed(Frame::Integer(_)))
-            | (OpKind::Cas { .. }, Reply::Executed(Frame::Integer(1))) => OpOutcome::Ok(None),
-            (OpKind::Cas { .. }, Reply::Executed(Frame::Integer(0))) => OpOutcome::Fail,
-            (OpKind::Get, Reply::Rejected(SessionError::ReplyNotKept)) => {
-                // An earlier attempt of this read executed but its answer was lost, and
-                // reads' replies are not kept: read again under a new number. The new read
-                // takes effect within the operation's interval, so the history stays true.
-                self.reread(index, current);
-                return;
-            }
-            (_, Reply::Rejected(SessionError::UnknownSession)) => {
-                self.clients[index].session = None;
-                if current.attempts == 1 {
-                    OpOutcome::Fail
-                } else {
-                    OpOutcome::Info
-                }
-            }
-            (_, Reply::Rejected(SessionError::SequenceTooOld | SessionError::ReplyNotKept)) => {
-                OpOutcome::Info
-            }
-            (kind, reply) => unreachable!("reply {reply:?} does not answer {kind:?}"),
-        };
-        if current.must_complete && outcome == OpOutcome::Info {
+    /// How long a node's connection keeps retrying one command, microseconds.
+    pub(crate) fn connection_budget_us(&self) -> u64 {
+        self.options.request_timeout_us * u64::from(self.options.max_attempts)
+    }
+
+    /// Records `op`'s outcome; `error` is the error the node answered, if any (it goes into
+    /// the trace, which then says why an operation failed or is unknown).
+    fn finish_operation(
+        &mut self,
+        index: usize,
+        op: InFlight,
+        outcome: OpOutcome,
+        error: Option<String>,
+    ) {
+        let InFlight {
+            process,
+            key,
+            kind,
+            must_complete,
+            ..
+        } = op;
+        // A read that ran but whose reply was lost (reads' replies are not kept) changes
+        // nothing: after the heal it is simply not counted, and the client reads again. Nor is
+        // an operation whose session the node no longer holds (seeds with tight session limits
+        // evict sessions that are still in use): its unknown outcome is the truth, not a
+        // cluster that failed to serve.
+        let session_gone = error.as_deref().is_some_and(|error| {
+            error.contains("its session is gone") || error.contains("cannot be resumed")
+        });
+        let excused = (kind == OpKind::Get || session_gone) && outcome == OpOutcome::Info;
+        if must_complete && outcome == OpOutcome::Info && !excused {
             self.fail(Failure::Liveness {
                 reason: format!(
                     "client {index}'s {kind:?} {key} ended with an unknown outcome after the heal"
                 ),
             });
         }
-        self.finish_operation(index, &key, &kind, outcome, current.must_complete);
-    }
-
-    /// Sends read `current` again under the session's next sequence number.
-    fn reread(&mut self, index: usize, mut current: InFlight) {
-        let client = &mut self.clients[index];
-        client.sequence += 1;
-        if let ClientOp::Request(request) = &mut current.op {
-            request.sequence = Sequence(client.sequence);
-        }
-        client.current = Some(current);
-        self.retry(index, 0);
-    }
-
-    fn finish_operation(
-        &mut self,
-        index: usize,
-        key: &str,
-        kind: &OpKind,
-        outcome: OpOutcome,
-        liveness: bool,
-    ) {
-        let process = self.clients[index].process;
         self.history.events.push(completion_event(
             process,
-            key,
-            kind,
+            &key,
+            &kind,
             &outcome,
             self.now_us * 1000,
         ));
         self.record(What::Complete {
             process,
-            outcome: format!("{outcome:?}"),
+            outcome: match error {
+                Some(error) => format!("{outcome:?} ({error})"),
+                None => format!("{outcome:?}"),
+            },
         });
         match outcome {
             OpOutcome::Ok(_) => self.stats.ops_ok += 1,
             OpOutcome::Fail => self.stats.ops_fail += 1,
-            OpOutcome::Info => {
-                self.stats.ops_info += 1;
-                self.clients[index].process = self.next_process;
-                self.next_process += 1;
-            }
+            OpOutcome::Info => self.stats.ops_info += 1,
         }
-        if liveness {
+        if must_complete && !excused {
             self.clients[index].liveness_left -= 1;
             self.maybe_finish();
         }
-        let think = self.rng.between(0, 5_000);
-        self.schedule(think, Event::ClientStart { client: index });
+    }
+}
+
+/// What a reply says about an operation (see the module documentation).
+fn outcome(op: &InFlight, reply: Frame) -> OpOutcome {
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("the workload writes UTF-8");
+    match (&op.kind, reply) {
+        (OpKind::Cas { .. }, Frame::Error(error)) if error.contains("not executed") => {
+            OpOutcome::Info
+        }
+        (_, Frame::Error(error)) if error.contains("used by a different command") => {
+            unreachable!("the client numbered p{} wrongly: {error}", op.process)
+        }
+        (_, Frame::Error(error)) if error.contains("not executed") => OpOutcome::Fail,
+        (_, Frame::Error(_)) => OpOutcome::Info,
+        (OpKind::Get, Frame::Bulk(value)) => OpOutcome::Ok(Some(text(value))),
+        (OpKind::Get, Frame::Null) => OpOutcome::Ok(None),
+        (OpKind::Put(_), Frame::Simple(_))
+        | (OpKind::Append(_) | OpKind::Delete, Frame::Integer(_)) => OpOutcome::Ok(None),
+        (OpKind::Cas { .. }, Frame::Integer(1)) => OpOutcome::Ok(None),
+        (OpKind::Cas { .. }, Frame::Integer(0)) => OpOutcome::Fail,
+        (OpKind::Cas { .. }, Frame::Simple(_)) if op.as_set_nx => OpOutcome::Ok(None),
+        (OpKind::Cas { .. }, Frame::Null) if op.as_set_nx => OpOutcome::Fail,
+        (kind, reply) => unreachable!("reply {reply:?} does not answer {kind:?}"),
     }
 }

@@ -128,6 +128,10 @@ pub struct Operation {
     pub invoke_time: Option<u64>,
     /// Completion time, nanoseconds, if recorded.
     pub complete_time: Option<u64>,
+    /// The client connection that sent it, when the recorder knows (the simulator does; the
+    /// file format does not carry it). A connection's operations took effect in the order it
+    /// sent them, which the checker then also requires of them.
+    pub connection: Option<u64>,
 }
 
 impl fmt::Display for Operation {
@@ -240,6 +244,7 @@ impl History {
                     complete_position: None,
                     invoke_time: event.time,
                     complete_time: None,
+                    connection: None,
                 });
                 continue;
             }

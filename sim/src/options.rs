@@ -143,7 +143,8 @@ pub struct SimOptions {
     pub election_timeout_ticks: u64,
     /// Node heartbeat interval, in ticks.
     pub heartbeat_interval_ticks: u64,
-    /// How long a client waits for an answer before retrying elsewhere.
+    /// How long one attempt of a command waits for an answer (a forward's timeout); a
+    /// connection retries a command for `request_timeout_us * max_attempts` in all.
     pub request_timeout_us: u64,
     /// Attempts before a client gives up on an operation (recording it as `info`).
     pub max_attempts: u32,
@@ -197,6 +198,14 @@ impl Default for SimOptions {
 }
 
 impl SimOptions {
+    /// How long a node's forward waits for its leader's answer, in milliseconds: one
+    /// attempt's patience (`request_timeout_us`). The simulated network loses single frames,
+    /// which a real TCP connection would not do without breaking.
+    #[must_use]
+    pub fn forward_timeout_ms(&self) -> u64 {
+        (self.request_timeout_us / 1000).max(1)
+    }
+
     /// One election timeout, in microseconds.
     #[must_use]
     pub fn election_timeout_us(&self) -> u64 {
@@ -225,6 +234,11 @@ pub struct FaultPlan {
     pub max_entries_per_append: usize,
     /// Nodes' pipelining limit (`max_inflight_appends`).
     pub max_inflight_appends: usize,
+    /// Most commands a client writes in one pipeline (each pipeline draws 1 to this many).
+    pub max_pipeline: u64,
+    /// Nodes' session limits (`max_sessions`, `idle_expiry_entries`): tight in some seeds, so
+    /// sessions are evicted and expire while their clients still use them.
+    pub sessions: (usize, u64),
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -270,6 +284,12 @@ impl FaultPlan {
         };
         let max_entries_per_append = *rng.pick(&[1, 2, 4, 64, 256]);
         let max_inflight_appends = *rng.pick(&[1, 2, 8]);
+        let max_pipeline = *rng.pick(&[1, 2, 4, 16]);
+        let sessions = if rng.chance(300) {
+            (options.clients as usize + 2, rng.between(100, 1_000))
+        } else {
+            (4_096, 1_000_000)
+        };
         let pinned = &options.overrides;
         FaultPlan {
             fsync_us: pinned.fsync_us.unwrap_or(fsync_us),
@@ -277,6 +297,8 @@ impl FaultPlan {
                 .max_entries_per_append
                 .unwrap_or(max_entries_per_append),
             max_inflight_appends: pinned.max_inflight_appends.unwrap_or(max_inflight_appends),
+            max_pipeline,
+            sessions,
             max_down,
             enabled,
             network: pinned.network.unwrap_or(network),

@@ -16,7 +16,7 @@
 //! linearizability.
 
 use crate::checker::{self, Budget, Report, Verdict};
-use crate::client::{Client, Response};
+use crate::client::Client;
 use crate::disk::SimDisk;
 use crate::history::History;
 use crate::network::Network;
@@ -28,11 +28,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 use verity_core::testing::{SafetyChecker, SafetyViolation};
-use verity_core::wal::{self, WalRecord};
+use verity_core::wal;
 use verity_core::{
-    ClientOp, Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, PersistAck,
-    ProposeError, RequestTag, Role, Term, codec, quorum,
+    Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, PersistAck, Role, SessionToken,
+    Term, codec, quorum,
 };
+use verity_engine::resp::Limits;
+use verity_engine::{AttemptId, Connection, ConnectionConfig, Host, PeerFrame, Routed, Router};
 
 /// The simulated wall clocks start near this Unix time (2026-01-01), in milliseconds.
 const CLOCK_EPOCH_MS: u64 = 1_767_225_600_000;
@@ -199,20 +201,46 @@ pub(crate) enum Event {
         incarnation: u64,
         upto_bytes: usize,
     },
-    ToNode {
+    /// Client `client` opens connection `connection` to `node`.
+    Connect {
         node: NodeId,
         client: usize,
-        attempt: u64,
-        op: Box<ClientOp>,
+        connection: u64,
     },
+    /// Bytes from a client on `connection` reach `node`.
+    ToConnection {
+        node: NodeId,
+        connection: u64,
+        bytes: Vec<u8>,
+    },
+    /// The client closes `connection` on `node`.
+    Disconnect {
+        node: NodeId,
+        connection: u64,
+    },
+    /// Bytes from a node reach client `client` on `connection`.
     ToClient {
         client: usize,
-        attempt: u64,
-        response: Box<Response>,
+        connection: u64,
+        bytes: Vec<u8>,
     },
-    ClientTimeout {
+    /// `connection` of client `client` broke (its node crashed).
+    ConnectionLost {
         client: usize,
-        attempt: u64,
+        connection: u64,
+    },
+    /// `connection` of client `client` was refused (its node is down): nothing written on
+    /// it reached a node.
+    ConnectionRefused {
+        client: usize,
+        connection: u64,
+    },
+    /// Client `client` may have waited too long on `connection`: stuck unless it has
+    /// received more than `replies` replies meanwhile.
+    ClientStuck {
+        client: usize,
+        connection: u64,
+        replies: u64,
     },
     ClientStart {
         client: usize,
@@ -239,7 +267,10 @@ impl Event {
     fn receiver(&self) -> Option<NodeId> {
         match self {
             Event::Deliver { to, .. } => Some(*to),
-            Event::SyncDone { node, .. } | Event::ToNode { node, .. } => Some(*node),
+            Event::SyncDone { node, .. }
+            | Event::Connect { node, .. }
+            | Event::ToConnection { node, .. }
+            | Event::Disconnect { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -293,8 +324,10 @@ pub(crate) struct SimNode {
     /// The log as durably stored: the term of each entry, from index 1.
     durable_terms: Vec<Term>,
     pub(crate) deferred: Vec<Event>,
-    pub(crate) proposals: BTreeMap<RequestTag, (usize, u64)>,
-    next_tag: u64,
+    /// Where the node sends its clients' operations (volatile: rebuilt at restart).
+    router: Router<Origin>,
+    /// Client connections served by this node, by connection id (lost at a crash).
+    connections: BTreeMap<u64, SimConnection>,
     last_state: (Role, Term, LogIndex),
 }
 
@@ -324,6 +357,10 @@ pub struct Simulation {
     pub(crate) phase: Phase,
     pub(crate) ops_invoked: u64,
     pub(crate) next_process: u64,
+    /// The last connection id handed out.
+    pub(crate) next_connection: u64,
+    /// The connection each history process's operation was sent on.
+    pub(crate) process_connections: BTreeMap<u64, u64>,
     pub(crate) stats: Stats,
     pub(crate) failure: Option<Failure>,
     pub(crate) active_faults: BTreeMap<u64, crate::nemesis::ActiveFault>,
@@ -347,6 +384,10 @@ impl Simulation {
             config.heartbeat_interval_ticks = options.heartbeat_interval_ticks;
             config.max_entries_per_append = plan.max_entries_per_append;
             config.max_inflight_appends = plan.max_inflight_appends;
+            (
+                config.sessions.max_sessions,
+                config.sessions.idle_expiry_entries,
+            ) = plan.sessions;
             #[cfg(feature = "bug-catalogue")]
             {
                 config.bug = options.bug;
@@ -356,6 +397,7 @@ impl Simulation {
             let clock_origin_ms = CLOCK_EPOCH_MS + rng.between(0, 4_000);
             let node = Node::new(config.clone()).expect("simulator configurations are valid");
             let last_state = (node.role(), node.term(), node.commit_index());
+            let router = Router::new(&node, options.forward_timeout_ms(), rng.next_u64());
             nodes.insert(
                 id,
                 SimNode {
@@ -370,24 +412,20 @@ impl Simulation {
                     held: VecDeque::new(),
                     durable_terms: Vec::new(),
                     deferred: Vec::new(),
-                    proposals: BTreeMap::new(),
-                    next_tag: 0,
+                    router,
+                    connections: BTreeMap::new(),
                     last_state,
                 },
             );
         }
         let clients = (0..options.clients as usize)
-            .map(|index| {
-                Client::new(
-                    index,
-                    NodeId(1 + index as u64 % options.nodes),
-                    options.liveness_ops_per_client,
-                )
-            })
+            .map(|index| Client::new(index, options.liveness_ops_per_client))
             .collect();
         let network = Network::new(options.nodes, plan.network);
         Simulation {
-            next_process: options.clients,
+            next_process: 0,
+            next_connection: 0,
+            process_connections: BTreeMap::new(),
             trace: Trace::new(options.keep_trace),
             options,
             plan,
@@ -488,10 +526,13 @@ impl Simulation {
             });
         }
         if self.failure.is_none() {
-            let ops = self
+            let mut ops = self
                 .history
                 .operations()
                 .expect("the simulator records well-formed histories");
+            for op in &mut ops {
+                op.connection = self.process_connections.get(&op.process).copied();
+            }
             let report = checker::check(&ops, &mut Budget::steps(self.options.check_steps));
             verdict = Some(report.verdict);
             if report.verdict == Verdict::NotLinearizable && self.options.expect.linearizable {
@@ -556,18 +597,36 @@ impl Simulation {
                 incarnation,
                 upto_bytes,
             } => self.on_sync_done(node, incarnation, upto_bytes),
-            Event::ToNode {
+            Event::Connect {
                 node,
                 client,
-                attempt,
-                op,
-            } => self.on_client_request(node, client, attempt, *op),
+                connection,
+            } => self.on_connect(node, client, connection),
+            Event::ToConnection {
+                node,
+                connection,
+                bytes,
+            } => self.on_connection_bytes(node, connection, &bytes),
+            Event::Disconnect { node, connection } => {
+                let sim_node = self.nodes.get_mut(&node).expect("known node");
+                sim_node.connections.remove(&connection);
+            }
             Event::ToClient {
                 client,
-                attempt,
-                response,
-            } => self.on_client_response(client, attempt, *response),
-            Event::ClientTimeout { client, attempt } => self.on_client_timeout(client, attempt),
+                connection,
+                bytes,
+            } => self.on_client_bytes(client, connection, &bytes),
+            Event::ConnectionLost { client, connection } => {
+                self.on_connection_lost(client, connection);
+            }
+            Event::ConnectionRefused { client, connection } => {
+                self.on_connection_refused(client, connection);
+            }
+            Event::ClientStuck {
+                client,
+                connection,
+                replies,
+            } => self.on_client_stuck(client, connection, replies),
             Event::ClientStart { client } => self.on_client_start(client),
             Event::Nemesis => self.on_nemesis(),
             Event::HealFault { id } => self.heal_fault(id),
@@ -603,6 +662,27 @@ impl Simulation {
         }
         self.schedule_tick(id);
         self.process(id);
+        let clock_ms = self.clock_ms(id);
+        let network = &self.network;
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let mut routed = Vec::new();
+        sim_node
+            .router
+            .expire(clock_ms, |peer| network.connected(id, peer), &mut routed);
+        self.route(id, routed);
+        let connections: Vec<u64> = self.nodes[&id].connections.keys().copied().collect();
+        for connection in connections {
+            self.serve(id, connection);
+        }
+    }
+
+    /// Node `id`'s wall clock: its origin, advancing as fast as its ticks (so clocks drift).
+    fn clock_ms(&self, id: NodeId) -> u64 {
+        let sim_node = &self.nodes[&id];
+        let elapsed_ms = u128::from(self.now_us) * u128::from(self.options.tick_us)
+            / u128::from(sim_node.tick_us)
+            / 1000;
+        sim_node.clock_origin_ms + u64::try_from(elapsed_ms).expect("virtual time fits")
     }
 
     /// Schedules node `id`'s next tick, for its current incarnation, one tick from now.
@@ -625,14 +705,25 @@ impl Simulation {
         let Some(node) = self.nodes.get_mut(&to).and_then(|n| n.node.as_mut()) else {
             return;
         };
-        let message = match codec::decode::<Message>(frame) {
+        let frame_value = match codec::decode::<PeerFrame>(frame) {
             Ok(decoded) => decoded.value,
             Err(error) => unreachable!("the simulated network does not corrupt frames: {error}"),
         };
         self.stats.messages_delivered += 1;
         let crc = u32::from_le_bytes(frame[4..8].try_into().expect("frame header"));
-        let kind = kind_of(&message.body);
-        node.step(message);
+        let kind = kind_of(&frame_value);
+        let mut routed = Vec::new();
+        match frame_value {
+            PeerFrame::Raft(message) => node.step(message),
+            other => {
+                let clock_ms = self.clock_ms(to);
+                let sim_node = self.nodes.get_mut(&to).expect("known node");
+                let node = sim_node.node.as_mut().expect("checked live");
+                sim_node
+                    .router
+                    .on_frame(node, from, other, clock_ms, &mut routed);
+            }
+        }
         self.record(What::Deliver {
             from: from.0,
             to: to.0,
@@ -640,37 +731,121 @@ impl Simulation {
             crc,
         });
         self.process(to);
+        self.route(to, routed);
     }
 
-    pub(crate) fn on_client_request(
-        &mut self,
-        id: NodeId,
-        client: usize,
-        attempt: u64,
-        op: ClientOp,
-    ) {
+    /// A client connects to node `id`: the node serves it with a real engine connection.
+    fn on_connect(&mut self, id: NodeId, client: usize, connection: u64) {
+        let token = SessionToken(
+            (u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64())).to_le_bytes(),
+        );
+        let config = ConnectionConfig {
+            limits: Limits {
+                max_args: 1_024,
+                max_arg_bytes: 1 << 20,
+            },
+            pipeline_depth: MAX_PIPELINE as usize,
+            request_timeout_ms: self.connection_budget_us() / 1000,
+            max_transaction_bytes: 1 << 20,
+        };
         let sim_node = self.nodes.get_mut(&id).expect("known node");
-        let Some(node) = sim_node.node.as_mut() else {
+        if sim_node.node.is_none() {
+            self.schedule(0, Event::ConnectionRefused { client, connection });
+            return;
+        }
+        let served = Connection::new(connection, config, token);
+        #[cfg(feature = "bug-catalogue")]
+        let served = served.with_bug(self.options.bug);
+        sim_node.connections.insert(
+            connection,
+            SimConnection {
+                client,
+                delivered_at_us: 0,
+                connection: served,
+            },
+        );
+    }
+
+    /// Client bytes arrive on `connection` of node `id`.
+    fn on_connection_bytes(&mut self, id: NodeId, connection: u64, bytes: &[u8]) {
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let Some(served) = sim_node.connections.get_mut(&connection) else {
             return;
         };
-        let tag = RequestTag(sim_node.next_tag);
-        let elapsed_ms = u128::from(self.now_us) * u128::from(self.options.tick_us)
-            / u128::from(sim_node.tick_us)
-            / 1000;
-        node.set_clock_ms(sim_node.clock_origin_ms + elapsed_ms as u64);
-        let response = match node.propose(tag, op) {
-            Ok(_) => {
-                sim_node.next_tag += 1;
-                sim_node.proposals.insert(tag, (client, attempt));
-                None
-            }
-            Err(ProposeError::NotLeader { leader }) => Some(Response::NotLeader(leader)),
-            Err(ProposeError::Overloaded { .. }) => Some(Response::Busy),
+        served.connection.receive(bytes);
+        self.serve(id, connection);
+    }
+
+    /// Lets connection `connection` of node `id` do what it can now: parse, submit through
+    /// the router, and send its replies to its client.
+    fn serve(&mut self, id: NodeId, connection: u64) {
+        let clock_ms = self.clock_ms(id);
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let (Some(node), false) = (sim_node.node.as_mut(), sim_node.paused) else {
+            return;
         };
-        if let Some(response) = response {
-            self.answer_client(id, client, attempt, response);
+        let Some(served) = sim_node.connections.get_mut(&connection) else {
+            return;
+        };
+        let host = SimHost {
+            role: node.role(),
+            leader: node.leader(),
+        };
+        served.connection.process(clock_ms, &host);
+        let mut routed = Vec::new();
+        while let Some(submission) = served.connection.poll_submission(clock_ms) {
+            let origin = (connection, submission.attempt);
+            sim_node
+                .router
+                .submit(node, submission.op, origin, clock_ms, &mut routed);
+        }
+        let output = served.connection.take_output();
+        let client = served.client;
+        let mut delay = 0;
+        if !output.is_empty() {
+            let latency = self.network.latency(&mut self.rng, id, id);
+            let arrival = (self.now_us + latency).max(served.delivered_at_us);
+            served.delivered_at_us = arrival;
+            delay = arrival - self.now_us;
+        }
+        if served.connection.is_closed() {
+            sim_node.connections.remove(&connection);
+            self.schedule(delay, Event::ConnectionLost { client, connection });
+        }
+        if !output.is_empty() {
+            self.schedule(
+                delay,
+                Event::ToClient {
+                    client,
+                    connection,
+                    bytes: output,
+                },
+            );
         }
         self.process(id);
+        self.route(id, routed);
+    }
+
+    /// Carries out what node `id`'s router decided.
+    fn route(&mut self, id: NodeId, routed: Vec<Routed<Origin>>) {
+        let mut touched = Vec::new();
+        for routed in routed {
+            match routed {
+                Routed::Answer((connection, attempt), result) => {
+                    let clock_ms = self.clock_ms(id);
+                    let sim_node = self.nodes.get_mut(&id).expect("known node");
+                    if let Some(served) = sim_node.connections.get_mut(&connection) {
+                        served.connection.on_result(attempt, result, clock_ms);
+                        touched.push(connection);
+                    }
+                }
+                Routed::Send(to, frame) => self.send_frame(id, to, &frame),
+            }
+        }
+        touched.dedup();
+        for connection in touched {
+            self.serve(id, connection);
+        }
     }
 
     fn on_sync_done(&mut self, id: NodeId, incarnation: u64, upto_bytes: usize) {
@@ -731,9 +906,14 @@ impl Simulation {
     }
 
     fn send(&mut self, message: Message) {
-        self.stats.messages_sent += 1;
         let (from, to) = (message.from, message.to);
-        let frame = codec::encode(&message).expect("simulated messages fit in a frame");
+        self.send_frame(from, to, &PeerFrame::Raft(message));
+    }
+
+    /// Sends `frame` from `from` to `to` over the simulated network (with its faults).
+    fn send_frame(&mut self, from: NodeId, to: NodeId, frame: &PeerFrame) {
+        self.stats.messages_sent += 1;
+        let frame = codec::encode(frame).expect("simulated frames fit in a frame");
         let delays = self.network.route(&mut self.rng, from, to);
         let mut frame = Some(frame);
         let copies = delays.len();
@@ -756,6 +936,7 @@ impl Simulation {
 
     /// Drains a node's `Ready`s as the contract says, checking safety on each.
     pub(crate) fn process(&mut self, id: NodeId) {
+        let mut routed = Vec::new();
         loop {
             let sim_node = self.nodes.get_mut(&id).expect("known node");
             let Some(node) = sim_node.node.as_mut() else {
@@ -769,13 +950,10 @@ impl Simulation {
                 return;
             }
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
-                let record = WalRecord {
-                    hard_state: ready.hard_state,
-                    entries: ready.entries.clone(),
-                };
-                sim_node
-                    .disk
-                    .write(&record.encode().expect("records fit in a frame"));
+                let mut records = Vec::new();
+                wal::encode_ready(ready.hard_state, ready.entries.clone(), &mut records)
+                    .expect("the simulator's entries fit in a frame");
+                sim_node.disk.write(&records);
             }
             let held = Held {
                 required_bytes: sim_node.disk.written_bytes(),
@@ -788,7 +966,7 @@ impl Simulation {
                 self.send(message);
             }
             for reply in ready.replies {
-                self.deliver_reply(id, reply);
+                self.deliver_reply(id, reply, &mut routed);
             }
             let sim_node = self.nodes.get_mut(&id).expect("known node");
             if sim_node.held.is_empty() && held.required_bytes <= sim_node.disk.synced_bytes() {
@@ -818,6 +996,10 @@ impl Simulation {
             });
         }
         self.check_durability();
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let node = sim_node.node.as_ref().expect("checked above");
+        sim_node.router.after_step(node, &mut routed);
+        self.route(id, routed);
     }
 
     fn fail_safety(&mut self, violation: SafetyViolation) {
@@ -863,11 +1045,15 @@ impl Simulation {
         }
     }
 
-    fn deliver_reply(&mut self, id: NodeId, reply: verity_core::ClientReply) {
-        let sim_node = self.nodes.get_mut(&id).expect("known node");
-        let Some((client, attempt)) = sim_node.proposals.remove(&reply.tag) else {
-            return;
-        };
+    /// Checks that a reply answers an entry durable on a majority, then hands it to the
+    /// node's router.
+    fn deliver_reply(
+        &mut self,
+        id: NodeId,
+        reply: verity_core::ClientReply,
+        routed: &mut Vec<Routed<Origin>>,
+    ) {
+        let sim_node = &self.nodes[&id];
         if let Outcome::Applied(_) = &reply.outcome {
             let node = sim_node
                 .node
@@ -885,26 +1071,8 @@ impl Simulation {
                 return;
             }
         }
-        let response = match reply.outcome {
-            Outcome::Applied(reply) => Response::Applied(reply),
-            Outcome::Superseded => Response::Superseded,
-        };
-        self.answer_client(id, client, attempt, response);
-    }
-
-    /// Sends `response` from node `id` to attempt `attempt` of `client`, one network latency
-    /// away.
-    fn answer_client(&mut self, id: NodeId, client: usize, attempt: u64, response: Response) {
-        let delay = self.network.latency(&mut self.rng, id, id);
-        let response = Box::new(response);
-        self.schedule(
-            delay,
-            Event::ToClient {
-                client,
-                attempt,
-                response,
-            },
-        );
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        sim_node.router.on_replies(vec![reply], routed);
     }
 
     /// Crashes node `id`: volatile state lost, unsynced writes to their seeded fate.
@@ -919,8 +1087,14 @@ impl Simulation {
         sim_node.sync_in_flight = false;
         sim_node.held.clear();
         sim_node.deferred.clear();
-        sim_node.proposals.clear();
+        let lost: Vec<(usize, u64)> = std::mem::take(&mut sim_node.connections)
+            .into_iter()
+            .map(|(connection, served)| (served.client, connection))
+            .collect();
         let fate = sim_node.disk.crash(&mut self.rng);
+        for (client, connection) in lost {
+            self.schedule(0, Event::ConnectionLost { client, connection });
+        }
         self.record(What::Fault {
             description: format!("crash n{} (unsynced tail {fate:?})", id.0),
         });
@@ -947,7 +1121,14 @@ impl Simulation {
             .seed
             .wrapping_add(sim_node.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         match Node::restore(config, recovery.recovered) {
-            Ok(node) => sim_node.node = Some(node),
+            Ok(node) => {
+                sim_node.router = Router::new(
+                    &node,
+                    self.options.forward_timeout_ms(),
+                    self.rng.next_u64(),
+                );
+                sim_node.node = Some(node);
+            }
             Err(error) => {
                 let error = error.to_string();
                 self.fail(Failure::Recovery { node: id.0, error });
@@ -1046,12 +1227,57 @@ impl Simulation {
     }
 }
 
-fn kind_of(body: &MessageBody) -> &'static str {
-    match body {
-        MessageBody::RequestVote { .. } => "RequestVote",
-        MessageBody::RequestVoteResponse { .. } => "RequestVoteResponse",
-        MessageBody::AppendEntries { .. } => "AppendEntries",
-        MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
+fn kind_of(frame: &PeerFrame) -> &'static str {
+    match frame {
+        PeerFrame::Raft(message) => match message.body {
+            MessageBody::RequestVote { .. } => "RequestVote",
+            MessageBody::RequestVoteResponse { .. } => "RequestVoteResponse",
+            MessageBody::AppendEntries { .. } => "AppendEntries",
+            MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
+        },
+        PeerFrame::Forward { .. } => "Forward",
+        PeerFrame::ForwardReply { .. } => "ForwardReply",
+    }
+}
+
+/// Who waits for a routed operation on a simulated node: a connection and its attempt.
+type Origin = (u64, AttemptId);
+
+/// The most commands a simulated client pipelines (the bound itself is drawn per seed).
+pub const MAX_PIPELINE: u64 = 16;
+
+/// A client connection served by a simulated node.
+pub(crate) struct SimConnection {
+    /// The client on the other end.
+    client: usize,
+    /// When the last bytes sent to the client arrive: a connection is a stream, so later
+    /// bytes never overtake earlier ones.
+    delivered_at_us: u64,
+    /// The engine's connection: the same code that serves clients in production.
+    connection: Connection,
+}
+
+/// What a simulated connection may ask of its node (the workload never sends INFO).
+struct SimHost {
+    role: Role,
+    leader: Option<NodeId>,
+}
+
+impl Host for SimHost {
+    fn info(&self) -> String {
+        format!("# Raft\r\nrole:{}\r\n", role_name(self.role))
+    }
+
+    fn leader(&self) -> Option<(u64, Option<String>)> {
+        self.leader.map(|leader| (leader.0, None))
+    }
+
+    fn role(&self) -> &'static str {
+        role_name(self.role)
+    }
+
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
     }
 }
 

@@ -2,7 +2,7 @@
 //! targets against the cluster as it is at that moment, and applies it.
 
 use crate::scenario::{Action, Target, Trigger};
-use crate::simulation::{Event, Simulation};
+use crate::simulation::{Event, Phase, Simulation};
 use crate::trace::What;
 use verity_core::{NodeId, Role, Term};
 
@@ -52,12 +52,14 @@ impl Simulation {
         }
     }
 
-    /// Fires the next step if its trigger has happened. Called after every event.
+    /// Fires the next step if its trigger has happened. Called after every event. Steps fire
+    /// only in the chaos phase: once the faults heal, a step still waiting for its trigger is
+    /// skipped, since faults after the heal would make the liveness check meaningless.
     pub(crate) fn check_timeline(&mut self) {
         let Some(step) = self.options.timeline.get(self.timeline.next) else {
             return;
         };
-        if self.timeline.firing {
+        if self.timeline.firing || self.phase != Phase::Chaos {
             return;
         }
         let triggered = match step.trigger {
@@ -73,6 +75,9 @@ impl Simulation {
 
     /// Applies the next step, then arms the one after it.
     pub(crate) fn fire_timeline_step(&mut self) {
+        if self.phase != Phase::Chaos {
+            return;
+        }
         let step = self.options.timeline[self.timeline.next].clone();
         self.timeline.firing = false;
         self.timeline.next += 1;

@@ -80,8 +80,14 @@ fn a_short_seeds_trace_matches_its_snapshot() {
     insta::assert_snapshot!(trace.join("\n"));
 }
 
+/// Most seeds of a sweep whose linearizability check may run out of budget: pipelined
+/// clients under heavy faults make a few histories too wide for the checker (undecided is
+/// never a pass or a failure; the seeds are printed so they can be inspected).
+const MAX_UNDECIDED_PERCENT: usize = 3;
+
 fn sweep(nodes: u64, seeds: std::ops::Range<u64>) {
     let mut failures = Vec::new();
+    let mut undecided = Vec::new();
     let mut faults = 0;
     for seed in seeds.clone() {
         let outcome = Simulation::new(options(seed, nodes)).run();
@@ -90,11 +96,18 @@ fn sweep(nodes: u64, seeds: std::ops::Range<u64>) {
             failures.push(format!(
                 "seed {seed}: {failure}  (replay: verity-sim replay --seed {seed} --nodes {nodes})"
             ));
+        } else if outcome.verdict == Some(Verdict::Undecided) {
+            undecided.push(seed);
         } else {
             assert_eq!(outcome.verdict, Some(Verdict::Linearizable), "seed {seed}");
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{nodes} nodes: linearizability undecided for seeds {undecided:?}");
+    assert!(
+        undecided.len() * 100 <= seeds.clone().count() * MAX_UNDECIDED_PERCENT,
+        "too many undecided seeds: {undecided:?}"
+    );
     assert!(
         faults > seeds.count() as u64,
         "the swarm injects faults ({faults})"

@@ -100,8 +100,8 @@ pub enum SessionError {
     /// not have executed, and its outcome is no longer kept.
     #[error("the sequence number is older than the session's reply window")]
     SequenceTooOld,
-    /// This sequence number executed before, but its reply is not kept (a read, or a reply
-    /// evicted by the byte bounds).
+    /// This sequence number executed before, but its reply is not kept (a read followed by
+    /// a later number of its session, or a reply evicted by the byte bounds).
     #[error("the request executed before, but its reply is not kept")]
     ReplyNotKept,
     /// This sequence number executed before with a different command: the retry is not the

@@ -83,16 +83,21 @@ impl StateMachine {
             }
             ClientOp::Request(request) => {
                 let fingerprint = request.command.fingerprint();
+                let access = request.command.access();
                 let number = (request.sequence, request.may_skip_earlier);
-                match self
-                    .sessions
-                    .admit(request.client, request.token, number, fingerprint, index)
-                {
+                match self.sessions.admit(
+                    request.client,
+                    request.token,
+                    number,
+                    (fingerprint, access),
+                    index,
+                ) {
                     Admission::Duplicate(reply) => Reply::Executed(reply.clone()),
                     Admission::Refused(error) => Reply::Rejected(error),
+                    Admission::ReadAgain => Reply::Executed(self.execute(index, &request.command)),
                     Admission::Execute => {
                         let reply = self.execute(index, &request.command);
-                        let keep = request.command.access() == Access::Write;
+                        let keep = access == Access::Write;
                         self.sessions.record(
                             request.client,
                             request.sequence,

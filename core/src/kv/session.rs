@@ -8,7 +8,9 @@
 //!
 //! - a sequence that executed with the same command is answered from its kept reply and
 //!   **not executed again**; if the reply is not kept (a read, or evicted by the byte bounds),
-//!   or the command differs, it is refused;
+//!   or the command differs, it is refused, except that a read whose number is the session's
+//!   highest runs again (it changes nothing, and nothing of the session ran after it, so the
+//!   order holds: a read whose reply was lost is simply read again under its own number);
 //! - a sequence below the window is refused: it may or may not have executed before;
 //! - a sequence that never executed but is below the session's highest executed one is
 //!   refused for good: running it now would break the session's order (its commands take
@@ -27,6 +29,7 @@
 //! the log, so every replica keeps and forgets exactly the same things.
 
 use super::client::{SessionError, SessionToken};
+use super::cmd::Access;
 use super::frame::Frame;
 use crate::config::SessionLimits;
 use crate::types::{ClientId, LogIndex, Sequence};
@@ -68,6 +71,9 @@ impl Session {
 pub enum Admission<'a> {
     /// Execute the command now, then call [`SessionTable::record`].
     Execute,
+    /// A read that executed as the session's latest number and whose reply is not kept:
+    /// execute it again, and record nothing.
+    ReadAgain,
     /// Already executed: answer with this reply.
     Duplicate(&'a Frame),
     /// Refused: answer with this error, execute nothing.
@@ -151,14 +157,14 @@ impl SessionTable {
     }
 
     /// Decides what to do with request `(client, token, sequence)` of a command with
-    /// `fingerprint`, applied at `index` (`may_skip_earlier` as in
+    /// `fingerprint` and `access`, applied at `index` (`may_skip_earlier` as in
     /// [`super::ClientRequest`]); a request with the right token marks its session active.
     pub fn admit(
         &mut self,
         client: ClientId,
         token: SessionToken,
         (sequence, may_skip_earlier): (Sequence, bool),
-        fingerprint: u64,
+        (fingerprint, access): (u64, Access),
         index: LogIndex,
     ) -> Admission<'_> {
         let Some(session) = self.sessions.get_mut(&client) else {
@@ -176,6 +182,9 @@ impl SessionTable {
                     Admission::Refused(SessionError::DifferentCommand)
                 }
                 Some(reply) => Admission::Duplicate(reply),
+                None if access == Access::Read && sequence == session.highest => {
+                    Admission::ReadAgain
+                }
                 None => Admission::Refused(SessionError::ReplyNotKept),
             };
         }

@@ -426,3 +426,114 @@ impl Node {
         self.pump(c);
     }
 }
+
+#[test]
+fn session_in_a_pipeline_names_the_number_of_the_command_after_it() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SET a 1\n");
+    node.settle_one();
+    // `SET b` and `SET c` are numbered before the first command's answer frees `SESSION`.
+    node.send(c, "SESSION\nSET b 2\nSET c 3\n");
+    node.settle();
+    let output = node.output(c);
+    let token = SessionToken([1; 16]).to_string();
+    assert_eq!(
+        output,
+        format!(
+            "+OK\r\n*3\r\n:1\r\n${}\r\n{token}\r\n:2\r\n+OK\r\n+OK\r\n",
+            token.len()
+        )
+    );
+}
+
+#[test]
+fn a_resumed_pipeline_runs_each_command_once() {
+    let mut node = Node::new();
+    let old = node.connect();
+    node.send(old, "INCR a\nSESSION\nINCR b\nINCR c\n");
+    node.settle();
+    let shown = node.output(old);
+    let token = SessionToken([1; 16]).to_string();
+    assert!(shown.contains(&format!("{token}\r\n:2\r\n")), "{shown}");
+    // The connection broke before the replies of `INCR b` and `INCR c` arrived, though both
+    // ran: a new connection resumes at 2 and sends both again.
+    let fresh = node.connect();
+    node.send(
+        fresh,
+        &format!("SESSION 1 {token} 2\nINCR b\nINCR c\nINCR d\n"),
+    );
+    node.settle();
+    assert_eq!(node.output(fresh), resp(&["+OK", ":1", ":1", ":1"]));
+    for key in [b"a", b"b", b"c", b"d"] {
+        assert_eq!(node.machine.store().get(key).unwrap().value, b"1");
+    }
+}
+
+#[test]
+fn a_read_whose_answer_was_lost_reads_again_under_its_number() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "GET k\n");
+    node.settle_one();
+    let get = node.take();
+    let reply = node.apply(&get.1.op);
+    assert_eq!(reply, Reply::Executed(Frame::Null));
+    node.answer(get, AttemptResult::Unknown);
+    let writer = node.connect();
+    node.send(writer, "SET k v\n");
+    node.settle();
+    node.advance(200);
+    node.settle();
+    assert_eq!(node.output(c), resp(&["$v"]));
+    node.send(c, "SESSION\n");
+    assert!(node.output(c).ends_with(":2\r\n"), "the read kept number 1");
+}
+
+#[test]
+fn session_names_the_next_number_even_when_the_command_after_it_was_answered_first() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "APPEND a 1\nSESSION\nSET b 2 NX\n");
+    node.settle_one();
+    let append = node.take();
+    let set = node.take();
+    let (append_reply, set_reply) = (node.apply(&append.1.op), node.apply(&set.1.op));
+    node.answer(set, AttemptResult::Applied(set_reply));
+    node.answer(append, AttemptResult::Applied(append_reply));
+    let output = node.output(c);
+    assert!(output.starts_with(":1\r\n*3\r\n:1\r\n"), "{output}");
+    assert!(output.ends_with(":2\r\n+OK\r\n"), "{output}");
+}
+
+#[test]
+fn session_first_opens_a_session_and_names_the_first_number() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SESSION\n");
+    node.settle();
+    let token = SessionToken([1; 16]).to_string();
+    let shown = format!("*3\r\n:1\r\n${}\r\n{token}\r\n:1\r\n", token.len());
+    assert_eq!(node.output(c), shown);
+    node.send(c, "SET a 1\nSESSION\n");
+    node.settle();
+    assert!(node.output(c).ends_with(&format!("{token}\r\n:2\r\n")));
+}
+
+#[test]
+fn session_that_cannot_open_one_says_nothing_changed() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SESSION\n");
+    for _ in 0..40 {
+        node.advance(100);
+        while let Some(attempt) = node.inbox.pop_front() {
+            node.answer(attempt, AttemptResult::NoLeader);
+        }
+    }
+    let output = node.output(c);
+    assert!(
+        output.starts_with("-CLUSTERDOWN SESSION: no session could be opened: no leader was reachable within 1000 ms; nothing changed"),
+        "{output}"
+    );
+}

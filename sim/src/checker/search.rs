@@ -8,6 +8,11 @@
 //! Operations with unknown outcome (`info`) return at infinity, so they may take effect at any
 //! point after their call, including after everything else (which is the same as never).
 //!
+//! Operations that carry the connection that sent them (the simulator's do) must also take
+//! effect in the order their connection sent them: a definite operation is placed only after
+//! its connection's previous definite operation on the key. The system promises that order,
+//! and using it keeps pipelined histories (dozens of operations in flight per key) tractable.
+//!
 //! Info operations are what make histories hard: each stays concurrent with everything after
 //! it, so `k` of them can multiply the configurations by `2^k`. The cache therefore uses
 //! dominance, not only equality. A configuration is the set of definite (ok or fail) operations
@@ -175,6 +180,19 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
         }
     }
     let is_info = |entry: usize| slot[entry / 2].0;
+    // Each definite operation's predecessor on its connection (on this key): it may only be
+    // linearized once that one is. Info operations are left unconstrained (they may take
+    // effect never), which only loosens the check.
+    let mut predecessor = vec![None; n];
+    let mut last_on_connection: std::collections::BTreeMap<u64, usize> = Default::default();
+    let mut by_invocation: Vec<usize> = (0..n).collect();
+    by_invocation.sort_by_key(|&i| ops[i].invoke_position);
+    for i in by_invocation {
+        if let (Some(connection), false) = (ops[i].connection, slot[i].0) {
+            predecessor[i] = last_on_connection.insert(connection, i);
+        }
+    }
+    let mut placed = vec![false; n];
     let (mut states, mut state) = States::new();
     let mut done = Done::new(definite, info);
     let mut cache: Cache = HashMap::default();
@@ -195,6 +213,9 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
         if let Some(&call) = frame.candidates.get(frame.tried) {
             frame.tried += 1;
             let op = call / 2;
+            if predecessor[op].is_some_and(|before| !placed[before]) {
+                continue;
+            }
             let Some(after) = states.step(state, ops[op]) else {
                 continue;
             };
@@ -204,6 +225,7 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
                 continue;
             }
             definite_left -= usize::from(!slot[op].0);
+            placed[op] = true;
             list.unlink(call);
             list.unlink(call + 1);
             path.push(Frame {
@@ -228,6 +250,7 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
         };
         let op = call / 2;
         done.toggle(slot[op]);
+        placed[op] = false;
         definite_left += usize::from(!slot[op].0);
         state = before;
         list.relink(call + 1);
