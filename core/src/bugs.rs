@@ -37,11 +37,14 @@ pub enum Bug {
     /// Engine: retry each pipelined command on its own, letting it run ahead of its
     /// predecessors and renumbering it when the session refuses it as out of order.
     IndependentRetries,
+    /// Engine: a leader answers a forwarded plain `SET` (always `OK`) when it proposes it,
+    /// before it commits.
+    ForwardBeforeCommit,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -54,6 +57,7 @@ impl Bug {
         Bug::ApplyTwiceAfterRestart,
         Bug::RerunAfterUnknownSession,
         Bug::IndependentRetries,
+        Bug::ForwardBeforeCommit,
     ];
 
     /// The bug's command-line name.
@@ -72,6 +76,7 @@ impl Bug {
             Bug::ApplyTwiceAfterRestart => "apply-twice-after-restart",
             Bug::RerunAfterUnknownSession => "rerun-after-unknown-session",
             Bug::IndependentRetries => "independent-retries",
+            Bug::ForwardBeforeCommit => "forward-before-commit",
         }
     }
 
@@ -102,6 +107,9 @@ impl Bug {
             }
             Bug::IndependentRetries => {
                 "a connection's pipelined commands take effect out of the order it sent them"
+            }
+            Bug::ForwardBeforeCommit => {
+                "a forwarded write is acknowledged before it commits; a crash loses it"
             }
         }
     }

@@ -136,6 +136,20 @@ impl<O> Router<O> {
             }
             PeerFrame::Forward { id, op } => {
                 let waiter = Waiter::Remote { from, id };
+                #[cfg(feature = "bug-catalogue")]
+                if crate::injected!(node.config().bug, ForwardBeforeCommit) && answers_ok(&op) {
+                    // The bug: a plain `SET` always answers OK, so answer as soon as it is
+                    // proposed (and forget the proposal, the newest one) instead of when it
+                    // commits.
+                    let result = ForwardResult::Outcome(Outcome::Applied(
+                        verity_core::Reply::Executed(verity_core::Frame::ok()),
+                    ));
+                    if self.propose(node, op, waiter, clock_ms, out).is_ok() {
+                        self.proposals.pop_last();
+                        out.push(Routed::Send(from, PeerFrame::ForwardReply { id, result }));
+                    }
+                    return;
+                }
                 if let Err(error) = self.propose(node, op, waiter, clock_ms, out) {
                     let result = match error {
                         ProposeError::NotLeader { leader } => ForwardResult::NotLeader { leader },
@@ -280,6 +294,25 @@ impl<O> Router<O> {
 }
 
 /// What a proposal's fate means to its submitter.
+/// Whether `op` is a plain `SET`, whose reply is `OK` whatever the state (the
+/// `ForwardBeforeCommit` bug answers those early).
+#[cfg(feature = "bug-catalogue")]
+fn answers_ok(op: &ClientOp) -> bool {
+    use verity_core::kv::cmd::{SetCondition, SetExpiry, SetReply, StringCommand};
+    matches!(
+        op,
+        ClientOp::Request(verity_core::ClientRequest {
+            command: verity_core::Command::Strings(StringCommand::Set {
+                condition: SetCondition::Always,
+                reply: SetReply::Status,
+                expiry: SetExpiry::Persist,
+                ..
+            }),
+            ..
+        })
+    )
+}
+
 fn of_outcome(outcome: Outcome) -> AttemptResult {
     match outcome {
         Outcome::Applied(reply) => AttemptResult::Applied(reply),
