@@ -40,11 +40,14 @@ pub enum Bug {
     /// Engine: a leader answers a forwarded plain `SET` (always `OK`) when it proposes it,
     /// before it commits.
     ForwardBeforeCommit,
+    /// A follower applies entries at its own clock instead of their leader's stamp, so
+    /// replicas disagree about time and expiry.
+    ExpireOnOwnClock,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -58,6 +61,7 @@ impl Bug {
         Bug::RerunAfterUnknownSession,
         Bug::IndependentRetries,
         Bug::ForwardBeforeCommit,
+        Bug::ExpireOnOwnClock,
     ];
 
     /// The bug's command-line name.
@@ -77,6 +81,7 @@ impl Bug {
             Bug::RerunAfterUnknownSession => "rerun-after-unknown-session",
             Bug::IndependentRetries => "independent-retries",
             Bug::ForwardBeforeCommit => "forward-before-commit",
+            Bug::ExpireOnOwnClock => "expire-on-own-clock",
         }
     }
 
@@ -111,6 +116,7 @@ impl Bug {
             Bug::ForwardBeforeCommit => {
                 "a forwarded write is acknowledged before it commits; a crash loses it"
             }
+            Bug::ExpireOnOwnClock => "replicas expire keys at different times and diverge",
         }
     }
 

@@ -632,3 +632,23 @@ fn sessions_know_their_token_and_highest_sequence() {
     assert_eq!(table.token(client), Some(TOKEN));
     assert_eq!(table.highest(client), Some(Sequence(0)));
 }
+
+#[test]
+fn replicas_that_apply_the_same_entries_at_the_same_times_have_the_same_digest() {
+    let mut one = Harness::new(limits());
+    let mut other = Harness::new(limits());
+    for harness in [&mut one, &mut other] {
+        harness.run("SET k v PX 60000");
+        harness.noop();
+    }
+    assert_eq!(one.machine.trail(), other.machine.trail());
+    assert_eq!(one.machine.digest(), other.machine.digest());
+    // The same command at another time sets another deadline: the replicas now differ, and
+    // both digests say so at once.
+    one.time_ms += 1;
+    other.time_ms += 2;
+    one.run("SET k v PX 60000");
+    other.run("SET k v PX 60000");
+    assert_ne!(one.machine.trail(), other.machine.trail());
+    assert_ne!(one.machine.digest(), other.machine.digest());
+}

@@ -78,6 +78,13 @@ pub enum Failure {
         /// The error.
         error: String,
     },
+    /// Two replicas that applied the same log prefix hold different state.
+    Divergence {
+        /// The applied index.
+        index: u64,
+        /// The node first seen there and the one that differs.
+        nodes: (u64, u64),
+    },
     /// The client history is not linearizable.
     Linearizability {
         /// Keys that failed, with their witnesses.
@@ -104,6 +111,7 @@ impl Failure {
             Failure::Durability { .. } => "durability",
             Failure::ReplyNotCommitted { .. } => "reply-not-committed",
             Failure::Recovery { .. } => "recovery",
+            Failure::Divergence { .. } => "divergence",
             Failure::Linearizability { .. } => "linearizability",
             Failure::Liveness { .. } => "liveness",
             Failure::Expectation { .. } => "expectation",
@@ -124,6 +132,11 @@ impl fmt::Display for Failure {
                 "n{node} answered a client for index {index}, which is not durable on a majority"
             ),
             Failure::Recovery { node, error } => write!(f, "n{node} cannot recover: {error}"),
+            Failure::Divergence { index, nodes } => write!(
+                f,
+                "divergence: n{} and n{} applied the log up to index {index} but hold different state",
+                nodes.0, nodes.1
+            ),
             Failure::Linearizability { report } => {
                 let keys: Vec<&str> = report.violations.iter().map(|v| v.key.as_str()).collect();
                 write!(f, "linearizability: keys {keys:?} have no linearization")
@@ -366,6 +379,9 @@ pub struct Simulation {
     pub(crate) active_faults: BTreeMap<u64, crate::nemesis::ActiveFault>,
     pub(crate) next_fault_id: u64,
     pub(crate) leader_terms: BTreeMap<Term, NodeId>,
+    /// The state machine's trail (running digest) at each applied index, and the first node
+    /// seen there.
+    applied_digests: BTreeMap<LogIndex, (NodeId, u64)>,
     pub(crate) timeline: crate::timeline::Progress,
 }
 
@@ -446,6 +462,7 @@ impl Simulation {
             active_faults: BTreeMap::new(),
             next_fault_id: 0,
             leader_terms: BTreeMap::new(),
+            applied_digests: BTreeMap::new(),
             timeline: crate::timeline::Progress::default(),
         }
     }
@@ -524,6 +541,9 @@ impl Simulation {
                     "{elections} terms had a leader; the scenario allows at most {max}"
                 ),
             });
+        }
+        if self.failure.is_none() {
+            self.compare_replicas();
         }
         if self.failure.is_none() {
             let mut ops = self
@@ -657,12 +677,15 @@ impl Simulation {
         if sim_node.incarnation != incarnation || sim_node.node.is_none() {
             return;
         }
+        let clock_ms = self.clock_ms(id);
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
         if !sim_node.paused {
-            sim_node.node.as_mut().expect("live").tick();
+            let node = sim_node.node.as_mut().expect("live");
+            node.set_clock_ms(clock_ms);
+            node.tick();
         }
         self.schedule_tick(id);
         self.process(id);
-        let clock_ms = self.clock_ms(id);
         let network = &self.network;
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         let mut routed = Vec::new();
@@ -732,6 +755,37 @@ impl Simulation {
         });
         self.process(to);
         self.route(to, routed);
+    }
+
+    /// Replicas that applied the same prefix must hold the same state: compares the whole
+    /// state machines of the live nodes (by digest) among those at the same applied index.
+    /// Run once at the end; after every step only the cheap running trail is compared.
+    fn compare_replicas(&mut self) {
+        let mut seen: BTreeMap<LogIndex, (NodeId, u64)> = BTreeMap::new();
+        let mut diverged = None;
+        for (&id, sim_node) in &self.nodes {
+            let Some(node) = &sim_node.node else {
+                continue;
+            };
+            let machine = node.state_machine();
+            let (applied, digest) = (machine.applied_index(), machine.digest());
+            match seen.get(&applied) {
+                Some(&(first, expected)) if expected != digest => {
+                    diverged = Some((applied, first, id));
+                    break;
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(applied, (id, digest));
+                }
+            }
+        }
+        if let Some((applied, first, id)) = diverged {
+            self.fail(Failure::Divergence {
+                index: applied.0,
+                nodes: (first.0, id.0),
+            });
+        }
     }
 
     /// A client connects to node `id`: the node serves it with a real engine connection.
@@ -981,6 +1035,21 @@ impl Simulation {
         if let Err(violation) = self.checker.observe(node, &[]) {
             self.fail_safety(violation);
             return;
+        }
+        let machine = node.state_machine();
+        let (applied, digest) = (machine.applied_index(), machine.trail());
+        match self.applied_digests.get(&applied) {
+            Some(&(first, expected)) if expected != digest => {
+                self.fail(Failure::Divergence {
+                    index: applied.0,
+                    nodes: (first.0, id.0),
+                });
+                return;
+            }
+            Some(_) => {}
+            None => {
+                self.applied_digests.insert(applied, (id, digest));
+            }
         }
         let state = (node.role(), node.term(), node.commit_index());
         if state != sim_node.last_state {

@@ -7,6 +7,7 @@
 
 mod client;
 pub mod cmd;
+mod digest;
 mod frame;
 mod session;
 mod store;
@@ -26,6 +27,8 @@ pub struct StateMachine {
     store: Store,
     sessions: SessionTable,
     applied: LogIndex,
+    /// A running digest of every applied entry: its index, the time it ran at and its reply.
+    trail: u64,
     max_value_bytes: u64,
     /// Requests up to this index execute without the session table (bug catalogue only).
     #[cfg(feature = "bug-catalogue")]
@@ -41,6 +44,7 @@ impl StateMachine {
             store: Store::default(),
             sessions: SessionTable::new(limits),
             applied: LogIndex(0),
+            trail: 0,
             max_value_bytes,
             #[cfg(feature = "bug-catalogue")]
             sessionless_until: LogIndex(0),
@@ -65,7 +69,14 @@ impl StateMachine {
         );
         self.applied = index;
         self.sessions.expire(index);
-        let op = op?;
+        let mut trail = digest::Digest::default();
+        trail.number(self.trail);
+        trail.number(index.0);
+        let Some(op) = op else {
+            self.trail = trail.finish();
+            return None;
+        };
+        trail.number(time_ms);
         self.store.advance(time_ms);
         let reply = match op {
             ClientOp::OpenSession { token } => Reply::SessionOpened {
@@ -110,6 +121,25 @@ impl StateMachine {
                 }
             }
         };
+        match &reply {
+            Reply::Executed(frame) => {
+                trail.number(1);
+                trail.frame(frame);
+            }
+            Reply::SessionOpened { client } => {
+                trail.number(2);
+                trail.number(client.0);
+            }
+            Reply::Resumed { highest } => {
+                trail.number(3);
+                trail.number(highest.0);
+            }
+            Reply::Rejected(error) => {
+                trail.number(4);
+                trail.bytes(error.to_string().as_bytes());
+            }
+        }
+        self.trail = trail.finish();
         Some(reply)
     }
 
@@ -119,6 +149,26 @@ impl StateMachine {
             index,
             max_value_bytes: self.max_value_bytes,
         })
+    }
+
+    /// A running digest of every entry applied so far (its index, the time it ran at, its
+    /// reply): O(1) to read, and equal on replicas that applied the same prefix the same way.
+    #[must_use]
+    pub fn trail(&self) -> u64 {
+        self.trail
+    }
+
+    /// A digest of everything the state machine holds (the store, the sessions, the applied
+    /// index and the trail): replicas that applied the same log prefix have the same digest.
+    /// It walks the whole state; the simulator compares it at the end of every run.
+    #[must_use]
+    pub fn digest(&self) -> u64 {
+        let mut digest = digest::Digest::default();
+        digest.number(self.applied.0);
+        digest.number(self.trail);
+        self.store.digest_into(&mut digest);
+        self.sessions.digest_into(&mut digest);
+        digest.finish()
     }
 
     /// The index of the last applied entry.

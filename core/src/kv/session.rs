@@ -92,6 +92,25 @@ pub struct SessionTable {
 }
 
 impl SessionTable {
+    /// Folds every session into `digest`: id, token, activity, highest number, and each
+    /// remembered number with its fingerprint and kept reply.
+    pub(crate) fn digest_into(&self, digest: &mut super::digest::Digest) {
+        for (client, session) in &self.sessions {
+            digest.number(client.0);
+            digest.bytes(&session.token.0);
+            digest.number(session.last_active.0);
+            digest.number(session.highest.0);
+            for (sequence, executed) in &session.executed {
+                digest.number(sequence.0);
+                digest.number(executed.fingerprint);
+                match &executed.reply {
+                    Some(reply) => digest.frame(reply),
+                    None => digest.number(0),
+                }
+            }
+        }
+    }
+
     /// An empty table with the given bounds.
     #[must_use]
     pub fn new(limits: SessionLimits) -> SessionTable {

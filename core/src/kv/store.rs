@@ -17,6 +17,7 @@
 //! - `by_hash` holds every key exactly once, under `scan_hash(key)`: the order `SCAN` walks,
 //!   stable under inserts and deletes of other keys, so a cursor stays valid.
 
+use super::digest::Digest;
 use crate::types::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +76,18 @@ pub fn mix(mut z: u64) -> u64 {
 }
 
 impl Store {
+    /// Folds everything the store holds into `digest`: keys, values, versions, deadlines and
+    /// the time of the last applied entry.
+    pub(crate) fn digest_into(&self, digest: &mut Digest) {
+        digest.number(self.now_ms);
+        for (key, versioned) in &self.entries {
+            digest.bytes(key);
+            digest.bytes(&versioned.value);
+            digest.number(versioned.version.0);
+            digest.number(versioned.expires_at_ms.map_or(0, |at| at.saturating_add(1)));
+        }
+    }
+
     /// Moves the store to leader time `now_ms` (never earlier than before) and deletes every
     /// key whose deadline is past. Returns how many keys expired.
     pub fn advance(&mut self, now_ms: u64) -> usize {

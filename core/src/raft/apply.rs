@@ -18,6 +18,14 @@ impl Node {
                 EntryPayload::Noop => (None, 0),
                 EntryPayload::Client { op, time_ms } => (Some(op), *time_ms),
             };
+            #[cfg(feature = "bug-catalogue")]
+            let time_ms = if crate::injected!(self.config, ExpireOnOwnClock)
+                && self.role() != super::Role::Leader
+            {
+                self.clock_ms
+            } else {
+                time_ms
+            };
             let reply = self.state_machine.apply(index, time_ms, op);
             #[cfg(feature = "bug-catalogue")]
             if crate::injected!(self.config, ApplyTwiceAfterRestart)
