@@ -17,13 +17,16 @@
 //! The client learns its connection's exactly-once session as a careful Redis user would: on
 //! a fresh connection it first sends `SESSION`, which opens the session and names it, its
 //! token and the number of the next command, and it sends commands only once that is
-//! answered; they are numbered one by one. A connection that is lost (its node crashed) or stuck (its node paused, for
-//! longer than the connection's own retry budget) is replaced by one to a random node, which
-//! resumes the session at the first unanswered number (`SESSION id token n`) and, once that
-//! is acknowledged, sends the unanswered commands again: each runs at most once, and a write
-//! that already ran answers its kept reply. Operations whose session cannot be resumed
-//! become `info`. The workload is a small hot key set and a mix of GET, SET,
-//! DEL, CAS (or `SET NX` when expecting absence) and APPEND with values unique to the client.
+//! answered; they are numbered one by one. A connection that is lost (its node crashed) or
+//! stuck (its node paused, for longer than the connection's own retry budget) is replaced by
+//! one to a random node, which resumes the session at the first unanswered number
+//! (`SESSION id token n`) and, once that is acknowledged, sends the unanswered commands
+//! again: each runs at most once, and a write that already ran answers its kept reply.
+//! Operations whose session cannot be resumed become `info`. A refused connection (its node
+//! is down) reached nothing, so what was written on it is written again on another.
+//!
+//! The workload is a small hot key set and a mix of GET, SET, DEL, CAS (or `SET NX` when
+//! expecting absence) and APPEND with values unique to the client.
 
 use crate::history::{OpKind, OpOutcome, completion_event, invoke_event};
 use crate::simulation::{Event, Failure, Phase, Simulation};

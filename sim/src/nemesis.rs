@@ -98,7 +98,7 @@ impl Simulation {
                     return None;
                 }
                 let victim = *self.rng.pick(&running);
-                self.nodes.get_mut(&victim).expect("known node").paused = true;
+                self.pause(victim);
                 ActiveFault::Paused(victim)
             }
             FaultKind::Partition | FaultKind::OneWay => {
@@ -109,10 +109,7 @@ impl Simulation {
                     return None;
                 }
                 let mut ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-                for i in (1..ids.len()).rev() {
-                    let j = self.rng.below(i as u64 + 1) as usize;
-                    ids.swap(i, j);
-                }
+                self.rng.shuffle(&mut ids);
                 let links = if kind == FaultKind::Partition {
                     let split = self.rng.between(1, ids.len() as u64 - 1) as usize;
                     let (left, right) = ids.split_at(split);
@@ -161,10 +158,8 @@ impl Simulation {
                     return None;
                 }
                 let extra = self.rng.between(20_000, 300_000);
-                for other in candidates.into_iter().filter(|&o| o != slow) {
-                    self.network.set_extra_latency(slow, other, extra);
-                    self.network.set_extra_latency(other, slow, extra);
-                }
+                let others: Vec<NodeId> = candidates.into_iter().filter(|&o| o != slow).collect();
+                self.slow_between(slow, &others, extra);
                 ActiveFault::Slow(slow)
             }
         };
@@ -205,10 +200,8 @@ impl Simulation {
                 }
             }
             ActiveFault::Slow(slow) => {
-                for other in self.nodes_where(|_| true) {
-                    self.network.set_extra_latency(*slow, other, 0);
-                    self.network.set_extra_latency(other, *slow, 0);
-                }
+                let all = self.nodes_where(|_| true);
+                self.slow_between(*slow, &all, 0);
             }
         }
         self.record(What::Fault {

@@ -36,6 +36,14 @@ impl SimRng {
         self.below(1000) < per_mille
     }
 
+    /// Shuffles `items` in place (Fisher–Yates, from the back).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+
     /// One element of a non-empty slice.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         assert!(!items.is_empty(), "pick from an empty slice");

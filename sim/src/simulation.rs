@@ -1244,6 +1244,31 @@ impl Simulation {
             .unwrap_or(LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us())
     }
 
+    /// Pauses node `id`: it stops taking steps and its inputs wait (see [`Simulation::resume`]).
+    pub(crate) fn pause(&mut self, id: NodeId) {
+        self.nodes.get_mut(&id).expect("known node").paused = true;
+    }
+
+    /// Cuts (or, with `cut` false, restores) every link between a node of `left` and one of
+    /// `right`, both ways.
+    pub(crate) fn cut_between(&mut self, left: &[NodeId], right: &[NodeId], cut: bool) {
+        for &a in left {
+            for &b in right {
+                self.network.set_cut(a, b, cut);
+                self.network.set_cut(b, a, cut);
+            }
+        }
+    }
+
+    /// Adds `extra_us` of latency both ways between `slow` and each node of `others` (0
+    /// removes it).
+    pub(crate) fn slow_between(&mut self, slow: NodeId, others: &[NodeId], extra_us: u64) {
+        for &other in others {
+            self.network.set_extra_latency(slow, other, extra_us);
+            self.network.set_extra_latency(other, slow, extra_us);
+        }
+    }
+
     /// Lets a paused node run again, replaying what it missed.
     pub(crate) fn resume(&mut self, id: NodeId) {
         let sim_node = self.nodes.get_mut(&id).expect("known node");

@@ -128,15 +128,6 @@ impl Simulation {
         resolved
     }
 
-    fn cut_between(&mut self, left: &[NodeId], right: &[NodeId]) {
-        for &a in left {
-            for &b in right {
-                self.network.set_cut(a, b, true);
-                self.network.set_cut(b, a, true);
-            }
-        }
-    }
-
     fn others(&self, id: NodeId) -> Vec<NodeId> {
         self.nodes.keys().copied().filter(|&o| o != id).collect()
     }
@@ -164,7 +155,7 @@ impl Simulation {
             Action::Restart(Target::Node(id)) => self.restart(id),
             Action::Pause(t) => {
                 if let Some(id) = self.resolve(t) {
-                    self.nodes.get_mut(&id).expect("known node").paused = true;
+                    self.pause(id);
                 }
             }
             Action::Resume(t) => {
@@ -175,7 +166,7 @@ impl Simulation {
             Action::Isolate(t) => {
                 if let Some(id) = self.resolve(t) {
                     let others = self.others(id);
-                    self.cut_between(&[id], &others);
+                    self.cut_between(&[id], &others, true);
                 }
             }
             Action::Split(ref groups) => {
@@ -189,7 +180,7 @@ impl Simulation {
                 );
                 for (i, left) in groups.iter().enumerate() {
                     for right in &groups[i + 1..] {
-                        self.cut_between(left, right);
+                        self.cut_between(left, right, true);
                     }
                 }
             }
@@ -200,8 +191,7 @@ impl Simulation {
             }
             Action::Slow(from, to, latency_us) => {
                 if let (Some(a), Some(b)) = (self.resolve(from), self.resolve(to)) {
-                    self.network.set_extra_latency(a, b, latency_us);
-                    self.network.set_extra_latency(b, a, latency_us);
+                    self.slow_between(a, &[b], latency_us);
                 }
             }
             Action::Heal => {
@@ -220,14 +210,11 @@ impl Simulation {
                 if let Some(leader) = self.resolve(Target::Leader) {
                     let minority = (self.nodes.len() - 1) / 2;
                     let mut others = self.others(leader);
-                    for i in (1..others.len()).rev() {
-                        let j = self.rng.below(i as u64 + 1) as usize;
-                        others.swap(i, j);
-                    }
+                    self.rng.shuffle(&mut others);
                     let (with_leader, majority) = others.split_at(minority.saturating_sub(1));
                     let mut left = vec![leader];
                     left.extend_from_slice(with_leader);
-                    self.cut_between(&left, majority);
+                    self.cut_between(&left, majority, true);
                 }
             }
             Action::Flap {
@@ -247,10 +234,8 @@ impl Simulation {
     /// flip, until `until_us`, when it ends reconnected.
     pub(crate) fn flap(&mut self, id: NodeId, every_us: u64, until_us: u64, cut: bool) {
         let cut = cut && self.now_us < until_us;
-        for other in self.others(id) {
-            self.network.set_cut(id, other, cut);
-            self.network.set_cut(other, id, cut);
-        }
+        let others = self.others(id);
+        self.cut_between(&[id], &others, cut);
         if self.now_us < until_us {
             self.schedule(
                 every_us,

@@ -133,6 +133,16 @@ impl Node {
         }
     }
 
+    /// Answers every attempt `NoLeader` for `ms` milliseconds, in steps of 100 ms.
+    fn no_leader_for_ms(&mut self, ms: u64) {
+        for _ in 0..ms / 100 {
+            self.advance(100);
+            while let Some(attempt) = self.inbox.pop_front() {
+                self.answer(attempt, AttemptResult::NoLeader);
+            }
+        }
+    }
+
     fn output(&mut self, c: usize) -> String {
         String::from_utf8(self.connections[c].take_output()).unwrap()
     }
@@ -261,12 +271,7 @@ fn giving_up_tells_the_truth_and_the_recipe_learns_the_outcome() {
     let reply = node.apply(&set.1.op);
     node.answer(set, AttemptResult::Unknown);
     // Every later attempt finds no leader, until the deadline.
-    for _ in 0..40 {
-        node.advance(100);
-        while let Some(attempt) = node.inbox.pop_front() {
-            node.answer(attempt, AttemptResult::NoLeader);
-        }
-    }
+    node.no_leader_for_ms(4_000);
     let output = node.output(c);
     assert!(output.starts_with("-CLUSTERDOWN outcome unknown: command 1 of session 1 (SET): no leader was reachable within 1000 ms; it may or may not have taken effect; to learn its outcome, send SESSION 1 "), "{output}");
     // Follow the recipe on a new connection: the first reply comes back, nothing runs again.
@@ -297,12 +302,7 @@ fn a_command_that_found_no_leader_says_it_did_not_run() {
     let mut node = Node::new();
     let c = node.connect();
     node.send(c, "INCR n\n");
-    for _ in 0..40 {
-        node.advance(100);
-        while let Some(attempt) = node.inbox.pop_front() {
-            node.answer(attempt, AttemptResult::NoLeader);
-        }
-    }
+    node.no_leader_for_ms(4_000);
     let output = node.output(c);
     assert!(output.starts_with("-CLUSTERDOWN not executed: INCR (not yet numbered in a session): no leader was reachable"), "{output}");
 }
@@ -525,12 +525,7 @@ fn session_that_cannot_open_one_says_nothing_changed() {
     let mut node = Node::new();
     let c = node.connect();
     node.send(c, "SESSION\n");
-    for _ in 0..40 {
-        node.advance(100);
-        while let Some(attempt) = node.inbox.pop_front() {
-            node.answer(attempt, AttemptResult::NoLeader);
-        }
-    }
+    node.no_leader_for_ms(4_000);
     let output = node.output(c);
     assert!(
         output.starts_with("-CLUSTERDOWN SESSION: no session could be opened: no leader was reachable within 1000 ms; nothing changed"),
