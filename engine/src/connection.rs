@@ -219,6 +219,10 @@ enum Session {
         client: ClientId,
         token: SessionToken,
         next: Sequence,
+        /// Whether this connection resumed the session (`SESSION id token n`) rather than
+        /// opened it: then any number it gives may have run already, sent by another
+        /// connection, so a command is never run again in a new session.
+        resumed: bool,
     },
 }
 
@@ -488,7 +492,13 @@ impl Connection {
     /// The sequence number of pending slot `index`, assigning the session's next one if it
     /// has none.
     fn number(&mut self, index: usize) -> Sequence {
-        let Session::Open { client, next, .. } = &mut self.session else {
+        let Session::Open {
+            client,
+            next,
+            resumed,
+            ..
+        } = &mut self.session
+        else {
             unreachable!("numbers are given only in an open session")
         };
         let Slot::Pending(pending) = &mut self.slots[index] else {
@@ -500,6 +510,7 @@ impl Connection {
         let sequence = *next;
         *next = Sequence(next.0 + 1);
         pending.number = Some((*client, sequence));
+        pending.maybe_executed |= *resumed;
         for slot in &mut self.slots.range_mut(..index) {
             if let Slot::ShowSession {
                 next: next @ None, ..
@@ -574,6 +585,7 @@ impl Connection {
                     client,
                     token: self.fresh_token,
                     next: Sequence(1),
+                    resumed: false,
                 };
             }
             AttemptResult::Stopped => self.shut_down(),
@@ -641,6 +653,7 @@ impl Connection {
                     client: *client,
                     token: *token,
                     next: retry.unwrap_or(Sequence(highest.0 + 1)),
+                    resumed: true,
                 };
                 Frame::ok()
             }

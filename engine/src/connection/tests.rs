@@ -532,3 +532,37 @@ fn session_that_cannot_open_one_says_nothing_changed() {
         "{output}"
     );
 }
+
+#[test]
+fn a_resent_command_whose_session_vanished_is_never_run_again() {
+    let mut node = Node::new();
+    let old = node.connect();
+    node.send(old, "INCR k\n");
+    node.settle();
+    // The old connection broke before its reply arrived. A new one resumes the session and
+    // sends the command again, but the session is evicted before that attempt applies.
+    let token = SessionToken([1; 16]).to_string();
+    let fresh = node.connect();
+    node.send(fresh, &format!("SESSION 1 {token} 1\nINCR k\n"));
+    node.settle_one();
+    let resent = node.take();
+    for _ in 0..limits().max_sessions {
+        let other = node.connect();
+        node.send(other, "GET x\n");
+        node.settle();
+    }
+    let reply = node.apply(&resent.1.op);
+    assert_eq!(reply, Reply::Rejected(SessionError::UnknownSession));
+    node.answer(resent, AttemptResult::Applied(reply));
+    node.settle();
+    let output = node.output(fresh);
+    assert!(
+        output.starts_with("+OK\r\n-ERR outcome unknown: command 1 of session 1 (INCR)"),
+        "{output}"
+    );
+    assert_eq!(
+        node.machine.store().get(b"k").unwrap().value,
+        b"1",
+        "the INCR ran once"
+    );
+}
