@@ -709,19 +709,22 @@ impl Connection {
                 pending.retry_at_ms = now_ms + FIRST_BACKOFF_MS;
                 return;
             }
-            AttemptResult::Applied(Reply::Rejected(SessionError::UnknownSession))
-                if !pending.maybe_executed
-                    || crate::injected!(self.bug, RerunAfterUnknownSession) =>
-            {
-                // Nothing of this command ever ran: run it in a new session.
+            AttemptResult::Applied(Reply::Rejected(SessionError::UnknownSession)) => {
+                // The session is gone: commands not yet numbered go to a new one.
                 if let Session::Open { client, .. } = self.session
                     && pending.number.is_some_and(|(c, _)| c == client)
                 {
                     self.session = Session::None;
                 }
-                pending.number = None;
-                pending.retry_at_ms = now_ms;
-                return;
+                if pending.maybe_executed && !crate::injected!(self.bug, RerunAfterUnknownSession) {
+                    // It may have run: never run it again, say so.
+                    refusal(pending, SessionError::UnknownSession, &self.session)
+                } else {
+                    // Nothing of this command ever ran: run it in the new session.
+                    pending.number = None;
+                    pending.retry_at_ms = now_ms;
+                    return;
+                }
             }
             AttemptResult::Applied(Reply::Rejected(SessionError::OutOfOrder))
                 if crate::injected!(self.bug, IndependentRetries) =>

@@ -565,4 +565,8 @@ fn a_resent_command_whose_session_vanished_is_never_run_again() {
         b"1",
         "the INCR ran once"
     );
+    // The connection goes on in a new session: later commands are not refused forever.
+    node.send(fresh, "INCR k\n");
+    node.settle();
+    assert_eq!(node.output(fresh), resp(&[":2"]));
 }
