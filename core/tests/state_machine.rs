@@ -13,6 +13,8 @@ struct Harness {
     time_ms: u64,
     sequence: u64,
     client: ClientId,
+    /// Each session's token: every open uses a new one, as every connection does.
+    tokens: std::collections::BTreeMap<ClientId, SessionToken>,
 }
 
 impl Harness {
@@ -22,6 +24,7 @@ impl Harness {
             time_ms: 1_000_000,
             sequence: 0,
             client: ClientId(0),
+            tokens: std::collections::BTreeMap::new(),
         };
         harness.client = harness.open();
         harness
@@ -38,8 +41,12 @@ impl Harness {
     }
 
     fn open(&mut self) -> ClientId {
-        match self.apply(ClientOp::OpenSession { token: TOKEN }) {
-            Reply::SessionOpened { client } => client,
+        let token = SessionToken([TOKEN.0[0].wrapping_add(self.tokens.len() as u8); 16]);
+        match self.apply(ClientOp::OpenSession { token }) {
+            Reply::SessionOpened { client } => {
+                self.tokens.insert(client, token);
+                client
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -47,7 +54,7 @@ impl Harness {
     fn send(&mut self, client: ClientId, sequence: u64, line: &str) -> Reply {
         self.apply(ClientOp::Request(ClientRequest {
             client,
-            token: TOKEN,
+            token: self.tokens.get(&client).copied().unwrap_or(TOKEN),
             may_skip_earlier: true,
             sequence: Sequence(sequence),
             command: parse(line),
@@ -651,4 +658,30 @@ fn replicas_that_apply_the_same_entries_at_the_same_times_have_the_same_digest()
     other.run("SET k v PX 60000");
     assert_ne!(one.machine.trail(), other.machine.trail());
     assert_ne!(one.machine.digest(), other.machine.digest());
+}
+
+#[test]
+fn opening_again_with_the_same_token_returns_the_same_session_and_evicts_nothing() {
+    let mut h = Harness::new(limits());
+    let others: Vec<ClientId> = (0..limits().max_sessions - 1).map(|_| h.open()).collect();
+    // A connection whose first OpenSession ran but whose answer was lost retries it: the
+    // retry must not open a second session, which would evict a session still in use.
+    let token = SessionToken([200; 16]);
+    let first = match h.apply(ClientOp::OpenSession { token }) {
+        Reply::SessionOpened { client } => client,
+        other => panic!("{other:?}"),
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            h.apply(ClientOp::OpenSession { token }),
+            Reply::SessionOpened { client: first }
+        );
+    }
+    assert_eq!(h.machine.sessions().len(), limits().max_sessions);
+    for other in others {
+        assert!(
+            h.machine.sessions().highest(other).is_some(),
+            "{other:?} kept"
+        );
+    }
 }

@@ -286,7 +286,7 @@ impl FaultPlan {
         let max_inflight_appends = *rng.pick(&[1, 2, 8]);
         let max_pipeline = *rng.pick(&[1, 2, 4, 16]);
         let sessions = if rng.chance(300) {
-            (options.clients as usize + 2, rng.between(100, 1_000))
+            (options.clients as usize + 2, rng.between(20, 200))
         } else {
             (4_096, 1_000_000)
         };

@@ -2,6 +2,8 @@
 //!
 //! A session is opened by a log entry and named after that entry's index, so ids never repeat;
 //! the opening entry also carries the session's secret token, which every request must repeat.
+//! Opening again with the token of an open session returns that session, so a retried open
+//! never evicts a session in use.
 //! Each request carries `(client, token, sequence)` and the fingerprint of its command. Per
 //! session, the table remembers which of the last `reply_window` sequence numbers executed,
 //! with which command, and (for writes only) their replies:
@@ -87,6 +89,8 @@ pub struct SessionTable {
     sessions: BTreeMap<ClientId, Session>,
     /// `(last_active, client)` for every session: the eviction and expiry order.
     by_activity: BTreeSet<(LogIndex, ClientId)>,
+    /// Every session by its token: opening again with a token in use returns that session.
+    by_token: BTreeMap<SessionToken, ClientId>,
     /// Bytes of replies kept over all sessions.
     reply_bytes: u64,
 }
@@ -118,6 +122,7 @@ impl SessionTable {
             limits,
             sessions: BTreeMap::new(),
             by_activity: BTreeSet::new(),
+            by_token: BTreeMap::new(),
             reply_bytes: 0,
         }
     }
@@ -144,8 +149,22 @@ impl SessionTable {
     }
 
     /// Opens a session named after `index`, the entry that opens it, guarded by `token`,
-    /// evicting the least recently active session if the table is full.
+    /// evicting the least recently active session if the table is full. If a session with
+    /// `token` is open (a retried open whose first answer was lost), returns it instead and
+    /// opens nothing.
     pub fn open(&mut self, index: LogIndex, token: SessionToken) -> ClientId {
+        if let Some(&existing) = self.by_token.get(&token) {
+            // A retried open (its first answer was lost): the same session, marked active;
+            // opening another would evict a session still in use.
+            let session = self
+                .sessions
+                .get_mut(&existing)
+                .expect("indexed sessions exist");
+            self.by_activity.remove(&(session.last_active, existing));
+            session.last_active = index;
+            self.by_activity.insert((index, existing));
+            return existing;
+        }
         let client = ClientId(index.0);
         assert!(
             !self.sessions.contains_key(&client),
@@ -171,7 +190,9 @@ impl SessionTable {
             },
         );
         self.by_activity.insert((index, client));
+        self.by_token.insert(token, client);
         debug_assert_eq!(self.sessions.len(), self.by_activity.len());
+        debug_assert_eq!(self.sessions.len(), self.by_token.len());
         client
     }
 
@@ -345,6 +366,7 @@ impl SessionTable {
             .remove(&client)
             .expect("removing a known session");
         self.by_activity.remove(&(session.last_active, client));
+        self.by_token.remove(&session.token);
         self.reply_bytes -= session.reply_bytes;
     }
 }
