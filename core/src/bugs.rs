@@ -1,7 +1,7 @@
 //! The bug catalogue: classic Raft, key-value and client-layer bugs that can be switched on,
-//! one at a time, to prove that the simulator catches them. Compiled only with the `bug-catalogue` feature;
-//! without it, every `injected!` check is the constant `false` and no bug
-//! code exists in the binary.
+//! one at a time, to prove that the simulator catches them. Compiled only with the
+//! `bug-catalogue` feature; without it, every `injected!` check is the constant `false` and
+//! no bug code exists in the binary.
 //!
 //! Each bug is a minimal change in the real code (the core, or the engine that serves
 //! clients), marked `injected!(config, Name)`.

@@ -293,7 +293,6 @@ impl<O> Router<O> {
     }
 }
 
-/// What a proposal's fate means to its submitter.
 /// Whether `op` is a plain `SET`, whose reply is `OK` whatever the state (the
 /// `ForwardBeforeCommit` bug answers those early).
 #[cfg(feature = "bug-catalogue")]
@@ -313,6 +312,7 @@ fn answers_ok(op: &ClientOp) -> bool {
     )
 }
 
+/// What a proposal's fate means to its submitter.
 fn of_outcome(outcome: Outcome) -> AttemptResult {
     match outcome {
         Outcome::Applied(reply) => AttemptResult::Applied(reply),

@@ -203,13 +203,10 @@ impl Driver {
             sessions: 0,
             reply_cache_bytes: 0,
         });
-        let mut first_forward_id = [0; 8];
-        getrandom::fill(&mut first_forward_id).expect("OS randomness for the forward ids");
-        let router = Router::new(
-            &node,
-            FORWARD_TIMEOUT_MS,
-            u64::from_le_bytes(first_forward_id),
-        );
+        // Forward ids start at the node's seed, drawn from the OS at every start, so a
+        // restarted node does not reuse its previous incarnation's ids.
+        let first_forward_id = node.config().seed;
+        let router = Router::new(&node, FORWARD_TIMEOUT_MS, first_forward_id);
         let driver = Driver {
             node,
             transport,

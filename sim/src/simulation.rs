@@ -761,30 +761,13 @@ impl Simulation {
     /// state machines of the live nodes (by digest) among those at the same applied index.
     /// Run once at the end; after every step only the cheap running trail is compared.
     fn compare_replicas(&mut self) {
-        let mut seen: BTreeMap<LogIndex, (NodeId, u64)> = BTreeMap::new();
-        let mut diverged = None;
-        for (&id, sim_node) in &self.nodes {
-            let Some(node) = &sim_node.node else {
-                continue;
-            };
-            let machine = node.state_machine();
-            let (applied, digest) = (machine.applied_index(), machine.digest());
-            match seen.get(&applied) {
-                Some(&(first, expected)) if expected != digest => {
-                    diverged = Some((applied, first, id));
-                    break;
-                }
-                Some(_) => {}
-                None => {
-                    seen.insert(applied, (id, digest));
-                }
-            }
-        }
-        if let Some((applied, first, id)) = diverged {
-            self.fail(Failure::Divergence {
-                index: applied.0,
-                nodes: (first.0, id.0),
-            });
+        let mut seen = BTreeMap::new();
+        let diverged = self.nodes.iter().find_map(|(&id, sim_node)| {
+            let machine = sim_node.node.as_ref()?.state_machine();
+            agree(&mut seen, id, machine.applied_index(), machine.digest())
+        });
+        if let Some(failure) = diverged {
+            self.fail(failure);
         }
     }
 
@@ -1037,19 +1020,10 @@ impl Simulation {
             return;
         }
         let machine = node.state_machine();
-        let (applied, digest) = (machine.applied_index(), machine.trail());
-        match self.applied_digests.get(&applied) {
-            Some(&(first, expected)) if expected != digest => {
-                self.fail(Failure::Divergence {
-                    index: applied.0,
-                    nodes: (first.0, id.0),
-                });
-                return;
-            }
-            Some(_) => {}
-            None => {
-                self.applied_digests.insert(applied, (id, digest));
-            }
+        let (applied, trail) = (machine.applied_index(), machine.trail());
+        if let Some(failure) = agree(&mut self.applied_digests, id, applied, trail) {
+            self.fail(failure);
+            return;
         }
         let state = (node.role(), node.term(), node.commit_index());
         if state != sim_node.last_state {
@@ -1381,4 +1355,19 @@ fn role_name(role: Role) -> &'static str {
         Role::Candidate => "candidate",
         Role::Leader => "leader",
     }
+}
+
+/// Records that node `id` holds `digest` at `applied`, the first time any node is seen there;
+/// a divergence if an earlier node held another digest at the same index.
+fn agree(
+    seen: &mut BTreeMap<LogIndex, (NodeId, u64)>,
+    id: NodeId,
+    applied: LogIndex,
+    digest: u64,
+) -> Option<Failure> {
+    let &mut (first, expected) = seen.entry(applied).or_insert((id, digest));
+    (expected != digest).then_some(Failure::Divergence {
+        index: applied.0,
+        nodes: (first.0, id.0),
+    })
 }

@@ -1,6 +1,7 @@
 //! A digest of replica state, the same on every platform, for comparing replicas (the
 //! simulator checks that replicas that applied the same prefix agree).
 
+use super::client::Reply;
 use super::frame::Frame;
 use super::store::mix;
 
@@ -16,18 +17,43 @@ impl Default for Digest {
 }
 
 impl Digest {
-    /// Folds in `bytes`, preceded by their length (so boundaries count).
-    pub fn bytes(&mut self, bytes: &[u8]) {
-        self.number(bytes.len() as u64);
+    /// Folds in `bytes` as they are (FNV-1a's own step).
+    pub fn raw(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 
+    /// Folds in `bytes`, preceded by their length (so boundaries count).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.number(bytes.len() as u64);
+        self.raw(bytes);
+    }
+
     /// Folds in `n`.
     pub fn number(&mut self, n: u64) {
-        for byte in n.to_le_bytes() {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        self.raw(&n.to_le_bytes());
+    }
+
+    /// Folds in a state-machine reply, its kind and its content.
+    pub fn reply(&mut self, reply: &Reply) {
+        match reply {
+            Reply::Executed(frame) => {
+                self.number(1);
+                self.frame(frame);
+            }
+            Reply::SessionOpened { client } => {
+                self.number(2);
+                self.number(client.0);
+            }
+            Reply::Resumed { highest } => {
+                self.number(3);
+                self.number(highest.0);
+            }
+            Reply::Rejected(error) => {
+                self.number(4);
+                self.bytes(error.to_string().as_bytes());
+            }
         }
     }
 

@@ -121,24 +121,7 @@ impl StateMachine {
                 }
             }
         };
-        match &reply {
-            Reply::Executed(frame) => {
-                trail.number(1);
-                trail.frame(frame);
-            }
-            Reply::SessionOpened { client } => {
-                trail.number(2);
-                trail.number(client.0);
-            }
-            Reply::Resumed { highest } => {
-                trail.number(3);
-                trail.number(highest.0);
-            }
-            Reply::Rejected(error) => {
-                trail.number(4);
-                trail.bytes(error.to_string().as_bytes());
-            }
-        }
+        trail.reply(&reply);
         self.trail = trail.finish();
         Some(reply)
     }

@@ -60,11 +60,9 @@ pub struct Store {
 /// never 0 (cursor 0 means "start" and "done").
 #[must_use]
 pub fn scan_hash(key: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &byte in key {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix(hash).max(1)
+    let mut hash = Digest::default();
+    hash.raw(key);
+    hash.finish().max(1)
 }
 
 /// SplitMix64's finaliser: a fixed bijection that spreads bits.
