@@ -43,11 +43,14 @@ pub enum Bug {
     /// A follower applies entries at its own clock instead of their leader's stamp, so
     /// replicas disagree about time and expiry.
     ExpireOnOwnClock,
+    /// A transaction's reads see the store as it was before the transaction, not its own
+    /// earlier writes.
+    TransactionReadsBefore,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -62,6 +65,7 @@ impl Bug {
         Bug::IndependentRetries,
         Bug::ForwardBeforeCommit,
         Bug::ExpireOnOwnClock,
+        Bug::TransactionReadsBefore,
     ];
 
     /// The bug's command-line name.
@@ -82,6 +86,7 @@ impl Bug {
             Bug::IndependentRetries => "independent-retries",
             Bug::ForwardBeforeCommit => "forward-before-commit",
             Bug::ExpireOnOwnClock => "expire-on-own-clock",
+            Bug::TransactionReadsBefore => "transaction-reads-before",
         }
     }
 
@@ -117,6 +122,9 @@ impl Bug {
                 "a forwarded write is acknowledged before it commits; a crash loses it"
             }
             Bug::ExpireOnOwnClock => "replicas expire keys at different times and diverge",
+            Bug::TransactionReadsBefore => {
+                "a transaction's GET misses the SET queued before it in the same MULTI"
+            }
         }
     }
 

@@ -26,9 +26,16 @@
 //! is down) reached nothing, so what was written on it is written again on another.
 //!
 //! The workload is a small hot key set and a mix of GET, SET, DEL, CAS (or `SET NX` when
-//! expecting absence) and APPEND with values unique to the client.
+//! expecting absence) and APPEND with values unique to the client on keys `k0`, `k1`, …;
+//! INCRBY, mostly on counters `n0`, `n1`, … and sometimes on those keys (which may hold a
+//! string: "not an integer"); and commands over a pair of keys `m0`+`m1`, `m2`+`m3`, … (MSET,
+//! MGET, DEL of both) and `MULTI` … `EXEC` transactions of two or three commands over such a
+//! pair. A command over several keys is one history operation (`txn`), so the checker checks
+//! the pair as one object. A transaction's `MULTI` and `QUEUED` replies are the client's own business; its
+//! `EXEC` is the operation (and the one command of the transaction that gets a number in the
+//! session).
 
-use crate::history::{OpKind, OpOutcome, completion_event, invoke_event};
+use crate::history::{OpKind, OpOutcome, Part, completion_event, invoke_event};
 use crate::simulation::{Event, Failure, Phase, Simulation};
 use crate::trace::What;
 use std::collections::VecDeque;
@@ -45,12 +52,17 @@ struct InFlight {
     process: u64,
     key: String,
     kind: OpKind,
-    /// The command's RESP bytes, to send again after a resume.
+    /// The command's RESP bytes (a transaction's: `MULTI` to `EXEC`), to send again after a
+    /// resume.
     bytes: Vec<u8>,
     /// Its number in the client's session.
     number: u64,
     /// `CAS` expecting absence is sent as `SET key new NX`, which answers `OK` or nil.
     as_set_nx: bool,
+    /// Replies that come before the operation's own: a transaction's `MULTI` and `QUEUED`s.
+    preamble: usize,
+    /// How many of those have arrived on the current connection.
+    preamble_seen: usize,
     /// Whether it was invoked in the liveness phase (so it must complete).
     must_complete: bool,
 }
@@ -211,6 +223,86 @@ fn command_bytes<W: AsRef<[u8]>>(words: &[W]) -> Vec<u8> {
     bytes
 }
 
+/// An operation drawn from the workload, ready to send.
+struct Drawn {
+    /// Its history key (a multi-key operation's first key).
+    key: String,
+    kind: OpKind,
+    /// Its RESP bytes.
+    bytes: Vec<u8>,
+    as_set_nx: bool,
+    /// Replies before its own (a transaction's `MULTI` and `QUEUED`s).
+    preamble: usize,
+}
+
+impl Drawn {
+    /// A single-key command: `name key arguments…`.
+    fn single(key: String, kind: OpKind, name: &[&str], arguments: &[&str]) -> Drawn {
+        let words: Vec<&str> = name
+            .iter()
+            .copied()
+            .chain([key.as_str()])
+            .chain(arguments.iter().copied())
+            .collect();
+        Drawn {
+            bytes: command_bytes(&words),
+            key,
+            kind,
+            as_set_nx: false,
+            preamble: 0,
+        }
+    }
+
+    /// One command over several keys (`MSET k v k v`, `MGET k k`, `DEL k k`).
+    fn multi(name: &str, parts: Vec<(&String, OpKind)>) -> Drawn {
+        let mut words = vec![name.to_string()];
+        for (key, kind) in &parts {
+            words.push((*key).clone());
+            if let OpKind::Put(value) = kind {
+                words.push(value.clone());
+            }
+        }
+        let parts: Vec<Part> = parts
+            .into_iter()
+            .map(|(key, kind)| Part {
+                key: key.clone(),
+                kind,
+            })
+            .collect();
+        Drawn {
+            key: parts[0].key.clone(),
+            bytes: command_bytes(&words),
+            kind: OpKind::Atomic(parts),
+            as_set_nx: false,
+            preamble: 0,
+        }
+    }
+
+    /// `MULTI`, one command per part, `EXEC`.
+    fn transaction(parts: Vec<Part>) -> Drawn {
+        let mut bytes = command_bytes(&["MULTI"]);
+        for part in &parts {
+            let key = part.key.as_str();
+            let command = match &part.kind {
+                OpKind::Get => command_bytes(&["GET", key]),
+                OpKind::Put(value) => command_bytes(&["SET", key, value]),
+                OpKind::Append(value) => command_bytes(&["APPEND", key, value]),
+                OpKind::Incr(by) => command_bytes(&["INCRBY", key, &by.to_string()]),
+                other => unreachable!("the workload's transactions hold no {other:?}"),
+            };
+            bytes.extend_from_slice(&command);
+        }
+        bytes.extend_from_slice(&command_bytes(&["EXEC"]));
+        Drawn {
+            key: parts[0].key.clone(),
+            preamble: 1 + parts.len(),
+            kind: OpKind::Atomic(parts),
+            bytes,
+            as_set_nx: false,
+        }
+    }
+}
+
 impl Simulation {
     pub(crate) fn on_client_start(&mut self, index: usize) {
         if self.failure.is_some() {
@@ -248,7 +340,13 @@ impl Simulation {
         let mut bytes = Vec::new();
         for _ in 0..size {
             self.ops_invoked += 1;
-            let (key, kind, words, as_set_nx) = self.next_operation(index);
+            let Drawn {
+                key,
+                kind,
+                bytes: command,
+                as_set_nx,
+                preamble,
+            } = self.next_operation(index);
             let process = self.next_process;
             self.next_process += 1;
             self.process_connections.insert(process, connection);
@@ -259,7 +357,6 @@ impl Simulation {
                 process,
                 op: format!("{kind:?} {key}"),
             });
-            let command = command_bytes(&words);
             bytes.extend_from_slice(&command);
             let client = &mut self.clients[index];
             let number = client.number_next();
@@ -270,6 +367,8 @@ impl Simulation {
                 bytes: command,
                 number,
                 as_set_nx,
+                preamble,
+                preamble_seen: 0,
                 must_complete,
             }));
         }
@@ -337,7 +436,10 @@ impl Simulation {
             Frame::Simple(_) => {
                 let bytes: Vec<u8> = self.clients[index]
                     .operations()
-                    .flat_map(|op| op.bytes.clone())
+                    .flat_map(|op| {
+                        op.preamble_seen = 0;
+                        op.bytes.clone()
+                    })
                     .collect();
                 self.write_to_connection(index, bytes);
             }
@@ -404,33 +506,29 @@ impl Simulation {
         (node, connection)
     }
 
-    /// Draws the next operation of client `index` from the workload mix: its history key and
-    /// kind, the command's words, and whether a CAS is sent as `SET … NX`.
-    fn next_operation(&mut self, index: usize) -> (String, OpKind, Vec<Vec<u8>>, bool) {
-        let key = format!("k{}", self.rng.below(self.options.keys));
+    /// Draws the next operation of client `index` from the workload mix.
+    fn next_operation(&mut self, index: usize) -> Drawn {
+        let number = self.rng.below(self.options.keys);
+        let key = format!("k{number}");
         let client = &mut self.clients[index];
         client.written += 1;
         let unique = format!("c{}.{}", client.index, client.written);
-        let words = |parts: &[&str]| parts.iter().map(|p| p.as_bytes().to_vec()).collect();
         let mix = self.options.mix;
         let draw = self.rng.below(mix.total());
-        let (put_from, delete_from) = (mix.get, mix.get + mix.put);
-        let (cas_from, append_from) =
-            (delete_from + mix.delete, delete_from + mix.delete + mix.cas);
-        match draw {
-            d if d < put_from => {
-                let command = words(&["GET", &key]);
-                (key, OpKind::Get, command, false)
-            }
-            d if d < delete_from => {
-                let command = words(&["SET", &key, &unique]);
-                (key, OpKind::Put(unique), command, false)
-            }
-            d if d < cas_from => {
-                let command = words(&["DEL", &key]);
-                (key, OpKind::Delete, command, false)
-            }
-            d if d < append_from => {
+        let weights = [
+            mix.get, mix.put, mix.delete, mix.cas, mix.append, mix.incr, mix.multi, mix.txn,
+        ];
+        let mut chosen = 0;
+        let mut below = draw;
+        while below >= weights[chosen] {
+            below -= weights[chosen];
+            chosen += 1;
+        }
+        match chosen {
+            0 => Drawn::single(key, OpKind::Get, &["GET"], &[]),
+            1 => Drawn::single(key, OpKind::Put(unique.clone()), &["SET"], &[&unique]),
+            2 => Drawn::single(key, OpKind::Delete, &["DEL"], &[]),
+            3 => {
                 // Expect either absence or a value some client may have written.
                 let expected = if self.rng.chance(300) {
                     None
@@ -441,22 +539,74 @@ impl Simulation {
                         .between(1, self.clients[writer as usize].written.max(1));
                     Some(format!("c{writer}.{n}"))
                 };
-                let command = match &expected {
-                    Some(expected) => words(&["CAS", &key, expected, &unique]),
-                    None => words(&["SET", &key, &unique, "NX"]),
-                };
-                let as_set_nx = expected.is_none();
                 let kind = OpKind::Cas {
-                    expected,
-                    new: Some(unique),
+                    expected: expected.clone(),
+                    new: Some(unique.clone()),
                 };
-                (key, kind, command, as_set_nx)
+                match &expected {
+                    Some(expected) => Drawn::single(key, kind, &["CAS"], &[expected, &unique]),
+                    None => Drawn {
+                        as_set_nx: true,
+                        ..Drawn::single(key, kind, &["SET"], &[&unique, "NX"])
+                    },
+                }
+            }
+            4 => Drawn::single(key, OpKind::Append(unique.clone()), &["APPEND"], &[&unique]),
+            5 => {
+                // Mostly on a counter, sometimes on a key that may hold a string.
+                let key = if self.rng.chance(600) {
+                    format!("n{number}")
+                } else {
+                    key
+                };
+                let by = self.rng.between(1, 3);
+                let kind = OpKind::Incr(i64::try_from(by).expect("small"));
+                Drawn::single(key, kind, &["INCRBY"], &[&by.to_string()])
+            }
+            6 => {
+                let keys = self.key_pair();
+                match self.rng.below(3) {
+                    0 => {
+                        let parts = keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, key)| (key, OpKind::Put(format!("{unique}.{i}"))))
+                            .collect();
+                        Drawn::multi("MSET", parts)
+                    }
+                    1 => Drawn::multi("MGET", keys.iter().map(|k| (k, OpKind::Get)).collect()),
+                    _ => Drawn::multi("DEL", keys.iter().map(|k| (k, OpKind::Delete)).collect()),
+                }
             }
             _ => {
-                let command = words(&["APPEND", &key, &unique]);
-                (key, OpKind::Append(unique), command, false)
+                let pair = self.key_pair();
+                let size = self.rng.between(2, 3);
+                let mut parts = Vec::new();
+                for i in 0..size {
+                    let key = &pair[usize::from(self.rng.chance(500))];
+                    let kind = match self.rng.below(4) {
+                        0 => OpKind::Get,
+                        1 => OpKind::Put(format!("{unique}.{i}")),
+                        2 => OpKind::Append(format!("{unique}.{i}")),
+                        _ => OpKind::Incr(1),
+                    };
+                    parts.push(Part {
+                        key: key.clone(),
+                        kind,
+                    });
+                }
+                Drawn::transaction(parts)
             }
         }
+    }
+
+    /// A pair of keys for a command over several keys: `m0`+`m1`, `m2`+`m3`, … (half as many
+    /// pairs as single keys, at least one). Only such commands touch them, so each pair is a
+    /// small group for the checker: a pair's operations are searched together, and the
+    /// search's work grows with the product of its keys' concurrent writes.
+    fn key_pair(&mut self) -> [String; 2] {
+        let pair = self.rng.below((self.options.keys / 2).max(1));
+        [format!("m{}", 2 * pair), format!("m{}", 2 * pair + 1)]
     }
 
     /// Bytes from the node arrive on connection `connection` of client `index`.
@@ -480,6 +630,14 @@ impl Simulation {
                 .pop_front()
                 .unwrap_or_else(|| unreachable!("a reply with no command waiting: {reply:?}"));
             match awaiting {
+                Awaiting::Op(mut op) if op.preamble_seen < op.preamble => {
+                    assert!(
+                        reply == Frame::ok() || reply == Frame::Simple("QUEUED".into()),
+                        "a transaction's MULTI or queued command answered {reply:?}"
+                    );
+                    op.preamble_seen += 1;
+                    self.clients[index].pending.push_front(Awaiting::Op(op));
+                }
                 Awaiting::Op(op) => {
                     let error = match &reply {
                         Frame::Error(error) => Some(error.clone()),
@@ -596,7 +754,7 @@ impl Simulation {
         let session_gone = error.as_deref().is_some_and(|error| {
             error.contains("its session is gone") || error.contains("cannot be resumed")
         });
-        let excused = (kind == OpKind::Get || session_gone) && outcome == OpOutcome::Info;
+        let excused = (kind.is_read_only() || session_gone) && outcome == OpOutcome::Info;
         if must_complete && outcome == OpOutcome::Info && !excused {
             self.fail(Failure::Liveness {
                 reason: format!(
@@ -619,7 +777,7 @@ impl Simulation {
             },
         });
         match outcome {
-            OpOutcome::Ok(_) => self.stats.ops_ok += 1,
+            OpOutcome::Ok(_) | OpOutcome::Each(_) => self.stats.ops_ok += 1,
             OpOutcome::Fail => self.stats.ops_fail += 1,
             OpOutcome::Info => self.stats.ops_info += 1,
         }
@@ -632,24 +790,53 @@ impl Simulation {
 
 /// What a reply says about an operation (see the module documentation).
 fn outcome(op: &InFlight, reply: Frame) -> OpOutcome {
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("the workload writes UTF-8");
     match (&op.kind, reply) {
-        (OpKind::Cas { .. }, Frame::Error(error)) if error.contains("not executed") => {
-            OpOutcome::Info
-        }
         (_, Frame::Error(error)) if error.contains("used by a different command") => {
             unreachable!("the client numbered p{} wrongly: {error}", op.process)
         }
+        // A `fail` of these would claim the comparison (or the parse) was made.
+        (OpKind::Cas { .. } | OpKind::Incr(_), Frame::Error(error))
+            if error.contains("not executed") =>
+        {
+            OpOutcome::Info
+        }
         (_, Frame::Error(error)) if error.contains("not executed") => OpOutcome::Fail,
+        (OpKind::Incr(_), Frame::Error(error)) if error.contains(NOT_AN_INTEGER) => OpOutcome::Fail,
         (_, Frame::Error(_)) => OpOutcome::Info,
+        (OpKind::Cas { .. }, Frame::Simple(_)) if op.as_set_nx => OpOutcome::Ok(None),
+        (OpKind::Cas { .. }, Frame::Null) if op.as_set_nx => OpOutcome::Fail,
+        (OpKind::Atomic(parts), Frame::Array(replies)) if replies.len() == parts.len() => {
+            OpOutcome::Each(
+                parts
+                    .iter()
+                    .zip(replies)
+                    .map(|(part, reply)| single_outcome(&part.kind, reply))
+                    .collect(),
+            )
+        }
+        (OpKind::Atomic(parts), Frame::Simple(_) | Frame::Integer(_)) => {
+            OpOutcome::Each(vec![OpOutcome::Ok(None); parts.len()])
+        }
+        (kind, reply) => single_outcome(kind, reply),
+    }
+}
+
+/// The error a node gives an increment of a value that is not an integer.
+const NOT_AN_INTEGER: &str = "not an integer";
+
+/// What one command's reply says of a single-key operation that ran (a whole command's reply,
+/// or one element of `EXEC`'s).
+fn single_outcome(kind: &OpKind, reply: Frame) -> OpOutcome {
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("the workload writes UTF-8");
+    match (kind, reply) {
         (OpKind::Get, Frame::Bulk(value)) => OpOutcome::Ok(Some(text(value))),
         (OpKind::Get, Frame::Null) => OpOutcome::Ok(None),
         (OpKind::Put(_), Frame::Simple(_))
         | (OpKind::Append(_) | OpKind::Delete, Frame::Integer(_)) => OpOutcome::Ok(None),
         (OpKind::Cas { .. }, Frame::Integer(1)) => OpOutcome::Ok(None),
         (OpKind::Cas { .. }, Frame::Integer(0)) => OpOutcome::Fail,
-        (OpKind::Cas { .. }, Frame::Simple(_)) if op.as_set_nx => OpOutcome::Ok(None),
-        (OpKind::Cas { .. }, Frame::Null) if op.as_set_nx => OpOutcome::Fail,
+        (OpKind::Incr(_), Frame::Integer(n)) => OpOutcome::Ok(Some(n.to_string())),
+        (OpKind::Incr(_), Frame::Error(error)) if error.contains(NOT_AN_INTEGER) => OpOutcome::Fail,
         (kind, reply) => unreachable!("reply {reply:?} does not answer {kind:?}"),
     }
 }

@@ -4,6 +4,7 @@
 use crate::checker::{Budget, Verdict, check, matters};
 use crate::history::{History, OpKind, OpOutcome, Operation};
 use crate::scenario::Scenario;
+use std::collections::BTreeMap;
 
 /// `scenario_parse`: any text through the scenario parser. Promise: an error value, never a
 /// panic, and an error always names a line and column inside the text.
@@ -41,22 +42,17 @@ pub fn history_check(data: &[u8]) {
 
 /// Whether some order of the operations explains every result: tries every permutation of the
 /// definite operations and of any subset of the info ones (an info operation left out took
-/// effect last, or never), keeping real-time order, on each key separately.
+/// effect last, or never), keeping real-time order, over the whole history at once (no
+/// per-key split, unlike the checker), with every key's value as the state.
 #[must_use]
 pub fn brute_force(ops: &[Operation]) -> bool {
-    let mut keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.into_iter().all(|key| {
-        let key_ops: Vec<&Operation> = ops
-            .iter()
-            .filter(|op| op.key == key && matters(op))
-            .collect();
-        search(&key_ops, &mut Vec::new(), None)
-    })
+    let ops: Vec<&Operation> = ops.iter().filter(|op| matters(op)).collect();
+    search(&ops, &mut Vec::new(), &BTreeMap::new())
 }
 
-fn search(ops: &[&Operation], placed: &mut Vec<usize>, state: Option<String>) -> bool {
+type State = BTreeMap<String, String>;
+
+fn search(ops: &[&Operation], placed: &mut Vec<usize>, state: &State) -> bool {
     let definite_left = ops
         .iter()
         .enumerate()
@@ -78,9 +74,10 @@ fn search(ops: &[&Operation], placed: &mut Vec<usize>, state: Option<String>) ->
         if blocked {
             continue;
         }
-        if let Some(next) = step(&state, ops[i]) {
+        let mut next = state.clone();
+        if step(&mut next, &ops[i].key, &ops[i].kind, &ops[i].outcome) {
             placed.push(i);
-            if search(ops, placed, next) {
+            if search(ops, placed, &next) {
                 return true;
             }
             placed.pop();
@@ -89,23 +86,71 @@ fn search(ops: &[&Operation], placed: &mut Vec<usize>, state: Option<String>) ->
     false
 }
 
-/// The key's state after `op`, or `None` if `op` could not have returned what it did.
-fn step(state: &Option<String>, op: &Operation) -> Option<Option<String>> {
-    match (&op.kind, &op.outcome) {
-        (OpKind::Get, OpOutcome::Ok(read)) => (read == state).then(|| state.clone()),
-        (OpKind::Get, _) => Some(state.clone()),
-        (OpKind::Put(value), _) => Some(Some(value.clone())),
-        (OpKind::Delete, _) => Some(None),
+/// Applies one operation to `state`; false if it could not have returned what it did.
+fn step(state: &mut State, key: &str, kind: &OpKind, outcome: &OpOutcome) -> bool {
+    let current = state.get(key).cloned();
+    let set = |state: &mut State, value: Option<String>| match value {
+        Some(value) => state.insert(key.to_string(), value),
+        None => state.remove(key),
+    };
+    match (kind, outcome) {
+        (OpKind::Get, OpOutcome::Ok(read)) => *read == current,
+        (OpKind::Get, _) => true,
+        (OpKind::Put(value), _) => {
+            set(state, Some(value.clone()));
+            true
+        }
+        (OpKind::Delete, _) => {
+            set(state, None);
+            true
+        }
         (OpKind::Append(suffix), _) => {
-            Some(Some(format!("{}{suffix}", state.as_deref().unwrap_or(""))))
+            set(
+                state,
+                Some(format!("{}{suffix}", current.unwrap_or_default())),
+            );
+            true
         }
         (OpKind::Cas { expected, new }, outcome) => {
-            let holds = state == expected;
+            let holds = current == *expected;
             match outcome {
-                OpOutcome::Ok(_) => holds.then(|| new.clone()),
-                OpOutcome::Fail => (!holds).then(|| state.clone()),
-                OpOutcome::Info => Some(if holds { new.clone() } else { state.clone() }),
+                OpOutcome::Fail => !holds,
+                OpOutcome::Info if !holds => true,
+                _ => {
+                    set(state, new.clone());
+                    holds
+                }
             }
         }
+        (OpKind::Incr(by), outcome) => {
+            let sum = match &current {
+                None => Some(*by),
+                Some(text) => text
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| n.to_string() == *text)
+                    .and_then(|n| n.checked_add(*by)),
+            };
+            match (sum, outcome) {
+                (None, OpOutcome::Fail | OpOutcome::Info) => true,
+                (Some(sum), OpOutcome::Ok(Some(result))) => {
+                    set(state, Some(sum.to_string()));
+                    sum.to_string() == *result
+                }
+                (Some(sum), OpOutcome::Info) => {
+                    set(state, Some(sum.to_string()));
+                    true
+                }
+                _ => false,
+            }
+        }
+        (OpKind::Atomic(_), OpOutcome::Fail) => true,
+        (OpKind::Atomic(parts), outcome) => parts.iter().enumerate().all(|(i, part)| {
+            let part_outcome = match outcome {
+                OpOutcome::Each(each) => each.get(i).cloned(),
+                _ => Some(OpOutcome::Info),
+            };
+            part_outcome.is_some_and(|o| step(state, &part.key, &part.kind, &o))
+        }),
     }
 }

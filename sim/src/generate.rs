@@ -5,11 +5,16 @@
 //! key-value map at a random moment between its invocation and its completion, and completes
 //! with the result it had then. Some operations end as `info` (they may or may not have taken
 //! effect), after which their process retires and a new process number takes its place.
+//!
+//! Besides the five single-key operations there are increments and two-key transactions; a
+//! transaction touches a key and its pair partner (`k0`+`k1`, `k2`+`k3`, …), so key groups stay
+//! small.
 
-use crate::history::{History, OpKind, OpOutcome, completion_event, invoke_event};
+use crate::history::{History, OpKind, OpOutcome, Part, completion_event, invoke_event};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use std::collections::BTreeMap;
+use verity_core::kv::cmd::parse_integer;
 
 /// Shape of a generated history.
 #[derive(Clone, Copy, Debug)]
@@ -50,9 +55,10 @@ pub fn linearizable_history(shape: Shape, seed: u64) -> History {
             None if invoked < shape.operations => {
                 invoked += 1;
                 unique += 1;
-                let key = format!("k{}", below(shape.keys));
+                let index = below(shape.keys);
+                let key = format!("k{index}");
                 let current = state.get(&key).cloned();
-                let kind = match below(10) {
+                let kind = match below(12) {
                     0..=3 => OpKind::Get,
                     4..=5 => OpKind::Put(format!("v{unique}")),
                     6 => OpKind::Delete,
@@ -64,7 +70,22 @@ pub fn linearizable_history(shape: Shape, seed: u64) -> History {
                         },
                         new: Some(format!("v{unique}")),
                     },
-                    _ => OpKind::Append(format!("a{unique}")),
+                    9 => OpKind::Append(format!("a{unique}")),
+                    10 => OpKind::Incr(1 + below(3) as i64),
+                    _ => OpKind::Atomic(vec![
+                        Part {
+                            key: key.clone(),
+                            kind: OpKind::Put(format!("v{unique}")),
+                        },
+                        Part {
+                            key: format!("k{}", (index ^ 1).min(shape.keys.max(1) - 1)),
+                            kind: if below(2) == 0 {
+                                OpKind::Get
+                            } else {
+                                OpKind::Incr(1)
+                            },
+                        },
+                    ]),
                 };
                 history
                     .events
@@ -105,6 +126,7 @@ pub fn linearizable_history(shape: Shape, seed: u64) -> History {
     history
 }
 
+/// Applies `kind` to `key` in `state`: its outcome.
 fn apply(state: &mut BTreeMap<String, String>, key: &str, kind: &OpKind) -> OpOutcome {
     match kind {
         OpKind::Get => OpOutcome::Ok(state.get(key).cloned()),
@@ -130,5 +152,23 @@ fn apply(state: &mut BTreeMap<String, String>, key: &str, kind: &OpKind) -> OpOu
             state.entry(key.to_string()).or_default().push_str(suffix);
             OpOutcome::Ok(None)
         }
+        OpKind::Incr(by) => {
+            let current = state
+                .get(key)
+                .map_or(Some(0), |v| parse_integer(v.as_bytes()));
+            match current.and_then(|n| n.checked_add(*by)) {
+                Some(sum) => {
+                    state.insert(key.to_string(), sum.to_string());
+                    OpOutcome::Ok(Some(sum.to_string()))
+                }
+                None => OpOutcome::Fail,
+            }
+        }
+        OpKind::Atomic(parts) => OpOutcome::Each(
+            parts
+                .iter()
+                .map(|part| apply(state, &part.key, &part.kind))
+                .collect(),
+        ),
     }
 }

@@ -2,6 +2,19 @@
 //!
 //! A history is a list of [`Event`]s in real-time order; [`History::operations`] pairs each
 //! invocation with its completion into [`Operation`]s, the unit the checker works on.
+//!
+//! Verity extends the shared format by two functions the spec does not have, for the commands
+//! its simulated clients send beyond the spec's five (a history without them is exactly the
+//! shared format):
+//!
+//! - `incr`: `value` on invoke is the integer added (`INCRBY`); on `ok` the integer result. A
+//!   key that is absent counts as 0. `fail`: the value was not an integer, nothing changed.
+//! - `txn`: several single-key operations that take effect at one instant, in order (`MSET`,
+//!   `MGET`, `DEL` of several keys, `MULTI`/`EXEC`). `key` is the first one's key; `value` on
+//!   invoke is a list of `[f, key, argument]` (argument as for that `f`: a string, an integer,
+//!   an `[expected, new]` pair or `null`); on `ok` each entry gains a fourth element, its own
+//!   result: the value read (`get`), the integer result (`incr`), `true` (it took effect) or
+//!   `false` (a `cas` that did not swap, an `incr` of a non-integer).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,16 +48,25 @@ pub enum Function {
     Cas,
     /// Append to the current value.
     Append,
+    /// Add to the integer value (an extension of the shared format).
+    Incr,
+    /// Several operations at one instant (an extension of the shared format).
+    Txn,
 }
 
-/// The `value` field: absent/`null`, a string, or a `[expected, new]` pair.
+/// The `value` field: absent/`null`, a string, an integer, a `[expected, new]` pair, or a
+/// transaction's list of operations.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     /// A string value.
     Str(String),
+    /// An integer (`incr`'s argument and result).
+    Int(i64),
     /// A compare-and-swap's `[expected, new]`.
     Pair(Option<String>, Option<String>),
+    /// A `txn`'s operations: `[f, key, argument]`, and on `ok` also `result`.
+    Txn(Vec<serde_json::Value>),
 }
 
 /// One line of a history.
@@ -96,17 +118,72 @@ pub enum OpKind {
     },
     /// Append a string.
     Append(String),
+    /// Add to the value read as a signed 64-bit integer (absent: 0).
+    Incr(i64),
+    /// Single-key operations (never `Atomic` themselves) that take effect at one instant, in
+    /// order.
+    Atomic(Vec<Part>),
+}
+
+/// One single-key operation of an [`OpKind::Atomic`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Part {
+    /// Its key.
+    pub key: String,
+    /// What it does.
+    pub kind: OpKind,
 }
 
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OpOutcome {
-    /// It took effect. For a get, the value read.
+    /// It took effect. For a get, the value read; for an incr, the result.
     Ok(Option<String>),
-    /// It did not take effect (for a cas: the comparison failed).
+    /// It did not take effect (for a cas: the comparison failed; for an incr: the value was
+    /// not an integer; for an atomic operation: none of it ran).
     Fail,
     /// Unknown; it may take effect at any later time.
     Info,
+    /// An atomic operation took effect: each part's own outcome (`Ok` or `Fail`), in order.
+    Each(Vec<OpOutcome>),
+}
+
+impl OpKind {
+    /// Whether its `ok` outcome carries a result the model must match (a get's value read, an
+    /// incr's result).
+    #[must_use]
+    pub fn returns_value(&self) -> bool {
+        matches!(self, OpKind::Get | OpKind::Incr(_))
+    }
+
+    /// Whether it only reads (a get, or an atomic operation of gets).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            OpKind::Get => true,
+            OpKind::Atomic(parts) => parts.iter().all(|part| part.kind == OpKind::Get),
+            _ => false,
+        }
+    }
+}
+
+impl Operation {
+    /// The keys it touches, each once, in order of first mention.
+    #[must_use]
+    pub fn keys(&self) -> Vec<&str> {
+        match &self.kind {
+            OpKind::Atomic(parts) => {
+                let mut keys: Vec<&str> = Vec::new();
+                for part in parts {
+                    if !keys.contains(&part.key.as_str()) {
+                        keys.push(&part.key);
+                    }
+                }
+                keys
+            }
+            _ => vec![&self.key],
+        }
+    }
 }
 
 /// An invocation paired with its completion.
@@ -134,28 +211,61 @@ pub struct Operation {
     pub connection: Option<u64>,
 }
 
+/// `null` or the string quoted.
+fn show(value: &Option<String>) -> String {
+    value
+        .as_deref()
+        .map_or("null".to_string(), |s| format!("{s:?}"))
+}
+
+/// A single-key operation as text: `put "k" "v"`.
+fn describe(key: &str, kind: &OpKind) -> String {
+    match kind {
+        OpKind::Get => format!("get {key:?}"),
+        OpKind::Put(v) => format!("put {key:?} {v:?}"),
+        OpKind::Delete => format!("delete {key:?}"),
+        OpKind::Cas { expected, new } => {
+            format!("cas {key:?} {} -> {}", show(expected), show(new))
+        }
+        OpKind::Append(v) => format!("append {key:?} {v:?}"),
+        OpKind::Incr(by) => format!("incr {key:?} {by}"),
+        OpKind::Atomic(parts) => {
+            let parts: Vec<String> = parts.iter().map(|p| describe(&p.key, &p.kind)).collect();
+            format!("txn [{}]", parts.join("; "))
+        }
+    }
+}
+
+/// An outcome as text, after the operation: ` = "v"`, ` ok`, ` fail`, ` info`.
+fn describe_outcome(kind: &OpKind, outcome: &OpOutcome) -> String {
+    match outcome {
+        OpOutcome::Ok(read) if kind.returns_value() => format!(" = {}", show(read)),
+        OpOutcome::Ok(_) => " ok".to_string(),
+        OpOutcome::Fail => " fail".to_string(),
+        OpOutcome::Info => " info".to_string(),
+        OpOutcome::Each(outcomes) => {
+            let OpKind::Atomic(parts) = kind else {
+                return " ok".to_string();
+            };
+            let each: Vec<String> = parts
+                .iter()
+                .zip(outcomes)
+                .map(|(part, outcome)| describe_outcome(&part.kind, outcome).trim().to_string())
+                .collect();
+            format!(" = [{}]", each.join("; "))
+        }
+    }
+}
+
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |v: &Option<String>| {
-            v.as_deref()
-                .map_or("null".to_string(), |s| format!("{s:?}"))
-        };
-        write!(f, "process {} ", self.process)?;
-        match &self.kind {
-            OpKind::Get => write!(f, "get {:?}", self.key)?,
-            OpKind::Put(v) => write!(f, "put {:?} {v:?}", self.key)?,
-            OpKind::Delete => write!(f, "delete {:?}", self.key)?,
-            OpKind::Cas { expected, new } => {
-                write!(f, "cas {:?} {} -> {}", self.key, show(expected), show(new))?
-            }
-            OpKind::Append(v) => write!(f, "append {:?} {v:?}", self.key)?,
-        }
-        match &self.outcome {
-            OpOutcome::Ok(read) if self.kind == OpKind::Get => write!(f, " = {}", show(read))?,
-            OpOutcome::Ok(_) => write!(f, " ok")?,
-            OpOutcome::Fail => write!(f, " fail")?,
-            OpOutcome::Info => write!(f, " info")?,
-        }
+        write!(
+            f,
+            "process {} {}{}",
+            self.process,
+            describe(&self.key, &self.kind),
+            describe_outcome(&self.kind, &self.outcome)
+        )?;
         let time =
             |t: Option<u64>| t.map_or("?".to_string(), |t| format!("{:.3}ms", t as f64 / 1e6));
         let end = if self.complete_position.is_some() {
@@ -263,16 +373,7 @@ impl History {
                 )));
             }
             op.outcome = match event.kind {
-                EventType::Ok => OpOutcome::Ok(match (&op.kind, &event.value) {
-                    (OpKind::Get, Some(Value::Str(read))) => Some(read.clone()),
-                    (OpKind::Get, None) => None,
-                    (OpKind::Get, Some(other)) => {
-                        return Err(error(format!(
-                            "a get reads a string or null, not {other:?}"
-                        )));
-                    }
-                    _ => None,
-                }),
+                EventType::Ok => ok_outcome(&op.kind, event.value.as_ref()).map_err(error)?,
                 EventType::Fail => OpOutcome::Fail,
                 EventType::Info => {
                     retired.insert(event.process, line);
@@ -296,43 +397,180 @@ fn function(kind: &OpKind) -> Function {
         OpKind::Delete => Function::Delete,
         OpKind::Cas { .. } => Function::Cas,
         OpKind::Append(_) => Function::Append,
+        OpKind::Incr(_) => Function::Incr,
+        OpKind::Atomic(_) => Function::Txn,
     }
 }
 
-fn invoke_kind(event: &Event) -> Result<OpKind, String> {
-    let string = |what: &str| match &event.value {
+/// The argument of a single-key operation `f`, from its `value`.
+fn single_kind(f: Function, value: Option<&Value>) -> Result<OpKind, String> {
+    let string = |what: &str| match value {
         Some(Value::Str(s)) => Ok(s.clone()),
         other => Err(format!("{what} takes a string value, not {other:?}")),
     };
-    Ok(match event.f {
+    Ok(match f {
         Function::Get => OpKind::Get,
         Function::Delete => OpKind::Delete,
         Function::Put => OpKind::Put(string("put")?),
         Function::Append => OpKind::Append(string("append")?),
-        Function::Cas => match &event.value {
+        Function::Cas => match value {
             Some(Value::Pair(expected, new)) => OpKind::Cas {
                 expected: expected.clone(),
                 new: new.clone(),
             },
             other => return Err(format!("cas takes an [expected, new] pair, not {other:?}")),
         },
+        Function::Incr => match value {
+            Some(Value::Int(by)) => OpKind::Incr(*by),
+            other => return Err(format!("incr takes an integer, not {other:?}")),
+        },
+        Function::Txn => return Err("a txn cannot hold a txn".to_string()),
     })
+}
+
+fn invoke_kind(event: &Event) -> Result<OpKind, String> {
+    if event.f != Function::Txn {
+        return single_kind(event.f, event.value.as_ref());
+    }
+    let Some(Value::Txn(entries)) = &event.value else {
+        return Err(format!(
+            "txn takes a list of [f, key, argument], not {:?}",
+            event.value
+        ));
+    };
+    let parts: Vec<Part> = entries
+        .iter()
+        .map(|entry| txn_entry(entry).map(|(part, _)| part))
+        .collect::<Result<_, _>>()?;
+    if parts.is_empty() {
+        return Err("a txn needs at least one operation".to_string());
+    }
+    if parts[0].key != event.key {
+        return Err(format!(
+            "a txn's key is its first operation's key {:?}, not {:?}",
+            parts[0].key, event.key
+        ));
+    }
+    Ok(OpKind::Atomic(parts))
+}
+
+/// One `[f, key, argument]` (or `[f, key, argument, result]`) entry of a `txn`.
+fn txn_entry(entry: &serde_json::Value) -> Result<(Part, Option<&serde_json::Value>), String> {
+    let bad =
+        || format!("a txn entry is [f, key, argument] or [f, key, argument, result], not {entry}");
+    let fields = entry.as_array().ok_or_else(bad)?;
+    let (f, key, argument, result) = match fields.as_slice() {
+        [f, key, argument] => (f, key, argument, None),
+        [f, key, argument, result] => (f, key, argument, Some(result)),
+        _ => return Err(bad()),
+    };
+    let f: Function = serde_json::from_value(f.clone()).map_err(|e| format!("{e} in {entry}"))?;
+    let key = key.as_str().ok_or_else(bad)?.to_string();
+    let argument: Option<Value> = if argument.is_null() {
+        None
+    } else {
+        Some(serde_json::from_value(argument.clone()).map_err(|e| format!("{e} in {entry}"))?)
+    };
+    let kind = single_kind(f, argument.as_ref())?;
+    Ok((Part { key, kind }, result))
+}
+
+/// The `ok` outcome of an operation invoked as `kind`, from the completion's `value`.
+fn ok_outcome(kind: &OpKind, value: Option<&Value>) -> Result<OpOutcome, String> {
+    Ok(match (kind, value) {
+        (OpKind::Get, Some(Value::Str(read))) => OpOutcome::Ok(Some(read.clone())),
+        (OpKind::Get, None) => OpOutcome::Ok(None),
+        (OpKind::Get, Some(other)) => {
+            return Err(format!("a get reads a string or null, not {other:?}"));
+        }
+        (OpKind::Incr(_), Some(Value::Int(result))) => OpOutcome::Ok(Some(result.to_string())),
+        (OpKind::Incr(_), other) => {
+            return Err(format!(
+                "an ok incr carries its integer result, not {other:?}"
+            ));
+        }
+        (OpKind::Atomic(parts), Some(Value::Txn(entries))) if entries.len() == parts.len() => {
+            let mut each = Vec::new();
+            for (part, entry) in parts.iter().zip(entries) {
+                let (completed, result) = txn_entry(entry)?;
+                if completed != *part {
+                    return Err(format!("txn entry {entry} does not match the invocation"));
+                }
+                each.push(part_outcome(&part.kind, result).ok_or_else(|| {
+                    format!("txn entry {entry} needs a result of its kind as a fourth element")
+                })?);
+            }
+            OpOutcome::Each(each)
+        }
+        (OpKind::Atomic(_), other) => {
+            return Err(format!(
+                "an ok txn repeats its operations, each with its result, not {other:?}"
+            ));
+        }
+        _ => OpOutcome::Ok(None),
+    })
+}
+
+/// A txn entry's result as an outcome: `None` if it does not fit the entry's kind.
+fn part_outcome(kind: &OpKind, result: Option<&serde_json::Value>) -> Option<OpOutcome> {
+    use serde_json::Value as Json;
+    Some(match (kind, result?) {
+        (OpKind::Get, Json::Null) => OpOutcome::Ok(None),
+        (OpKind::Get, Json::String(read)) => OpOutcome::Ok(Some(read.clone())),
+        (OpKind::Incr(_), Json::Number(n)) => OpOutcome::Ok(Some(n.as_i64()?.to_string())),
+        (OpKind::Incr(_) | OpKind::Cas { .. }, Json::Bool(false)) => OpOutcome::Fail,
+        (
+            OpKind::Put(_) | OpKind::Delete | OpKind::Cas { .. } | OpKind::Append(_),
+            Json::Bool(true),
+        ) => OpOutcome::Ok(None),
+        _ => return None,
+    })
+}
+
+/// The `value` of an operation's invocation.
+fn invoke_value(kind: &OpKind) -> Option<Value> {
+    match kind {
+        OpKind::Get | OpKind::Delete => None,
+        OpKind::Put(v) | OpKind::Append(v) => Some(Value::Str(v.clone())),
+        OpKind::Cas { expected, new } => Some(Value::Pair(expected.clone(), new.clone())),
+        OpKind::Incr(by) => Some(Value::Int(*by)),
+        OpKind::Atomic(parts) => Some(Value::Txn(
+            parts.iter().map(|part| txn_json(part, None)).collect(),
+        )),
+    }
+}
+
+/// A txn entry: `[f, key, argument]`, with `result` appended when given.
+fn txn_json(part: &Part, outcome: Option<&OpOutcome>) -> serde_json::Value {
+    use serde_json::Value as Json;
+    let mut entry = vec![
+        serde_json::to_value(function(&part.kind)).expect("functions serialize"),
+        Json::String(part.key.clone()),
+        serde_json::to_value(invoke_value(&part.kind)).expect("values serialize"),
+    ];
+    if let Some(outcome) = outcome {
+        entry.push(match outcome {
+            OpOutcome::Ok(Some(result)) => match (&part.kind, result.parse::<i64>()) {
+                (OpKind::Incr(_), Ok(n)) => Json::from(n),
+                _ => Json::String(result.clone()),
+            },
+            OpOutcome::Ok(None) if part.kind == OpKind::Get => Json::Null,
+            OpOutcome::Ok(None) => Json::Bool(true),
+            _ => Json::Bool(false),
+        });
+    }
+    Json::Array(entry)
 }
 
 /// Builds the two events of an operation for recording: the invoke, and its completion.
 #[must_use]
 pub fn invoke_event(process: u64, key: &str, kind: &OpKind, time: u64) -> Event {
-    let value = match kind {
-        OpKind::Get | OpKind::Delete => None,
-        OpKind::Put(v) | OpKind::Append(v) => Some(Value::Str(v.clone())),
-        OpKind::Cas { expected, new } => Some(Value::Pair(expected.clone(), new.clone())),
-    };
     Event {
         process,
         kind: EventType::Invoke,
         f: function(kind),
         key: key.to_string(),
-        value,
+        value: invoke_value(kind),
         time: Some(time),
     }
 }
@@ -346,13 +584,28 @@ pub fn completion_event(
     outcome: &OpOutcome,
     time: u64,
 ) -> Event {
-    let (event_type, value) = match outcome {
-        OpOutcome::Ok(read) if *kind == OpKind::Get => {
-            (EventType::Ok, read.clone().map(Value::Str))
-        }
-        OpOutcome::Ok(_) => (EventType::Ok, invoke_event(process, key, kind, time).value),
-        OpOutcome::Fail => (EventType::Fail, None),
-        OpOutcome::Info => (EventType::Info, None),
+    let (event_type, value) = match (kind, outcome) {
+        (OpKind::Get, OpOutcome::Ok(read)) => (EventType::Ok, read.clone().map(Value::Str)),
+        (OpKind::Incr(_), OpOutcome::Ok(result)) => (
+            EventType::Ok,
+            result
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .map(Value::Int),
+        ),
+        (OpKind::Atomic(parts), OpOutcome::Each(each)) => (
+            EventType::Ok,
+            Some(Value::Txn(
+                parts
+                    .iter()
+                    .zip(each)
+                    .map(|(part, outcome)| txn_json(part, Some(outcome)))
+                    .collect(),
+            )),
+        ),
+        (_, OpOutcome::Ok(_) | OpOutcome::Each(_)) => (EventType::Ok, invoke_value(kind)),
+        (_, OpOutcome::Fail) => (EventType::Fail, None),
+        (_, OpOutcome::Info) => (EventType::Info, None),
     };
     Event {
         process,

@@ -222,7 +222,7 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {} }}",
+        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {} }}",
         o.clients,
         o.keys,
         o.ops,
@@ -233,7 +233,10 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
         o.mix.put,
         o.mix.delete,
         o.mix.cas,
-        o.mix.append
+        o.mix.append,
+        o.mix.incr,
+        o.mix.multi,
+        o.mix.txn
     );
     let kinds: Vec<String> = p
         .enabled

@@ -69,20 +69,35 @@ impl FaultKind {
     ];
 }
 
-/// Relative weights of the operations clients invoke.
+/// Relative weights of the operations clients invoke. In a scenario file a weight left out of
+/// an explicit `mix` is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct OpMix {
-    /// Reads.
+    /// Reads (`GET`).
+    #[serde(default)]
     pub get: u64,
-    /// Overwrites.
+    /// Overwrites (`SET`).
+    #[serde(default)]
     pub put: u64,
-    /// Deletes.
+    /// Deletes (`DEL`).
+    #[serde(default)]
     pub delete: u64,
-    /// Compare-and-swaps.
+    /// Compare-and-swaps (`CAS`, or `SET NX` when expecting absence).
+    #[serde(default)]
     pub cas: u64,
-    /// Appends.
+    /// Appends (`APPEND`).
+    #[serde(default)]
     pub append: u64,
+    /// Increments (`INCRBY` by 1 to 3).
+    #[serde(default)]
+    pub incr: u64,
+    /// Commands over a key pair: `MSET`, `MGET` or `DEL` of both.
+    #[serde(default)]
+    pub multi: u64,
+    /// `MULTI` … `EXEC` transactions of 2 or 3 commands over a key pair.
+    #[serde(default)]
+    pub txn: u64,
 }
 
 impl Default for OpMix {
@@ -93,6 +108,9 @@ impl Default for OpMix {
             delete: 5,
             cas: 20,
             append: 20,
+            incr: 15,
+            multi: 10,
+            txn: 10,
         }
     }
 }
@@ -101,7 +119,14 @@ impl OpMix {
     /// Sum of the weights.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.get + self.put + self.delete + self.cas + self.append
+        self.get
+            + self.put
+            + self.delete
+            + self.cas
+            + self.append
+            + self.incr
+            + self.multi
+            + self.txn
     }
 }
 

@@ -7,7 +7,8 @@ use verity_sim::generate::{Shape, linearizable_history};
 use verity_sim::history::{Event, EventType, History, OpOutcome, Value};
 
 /// Builds a history from compact lines: `process type f key value`, where value is `-` for
-/// none, a string, or `a|b` for a cas pair (`_` = null inside the pair).
+/// none, a string, `a|b` for a cas pair (`_` = null inside the pair), `#n` for an integer,
+/// or a txn's JSON list (written without spaces).
 fn history(lines: &str) -> History {
     let events = lines
         .lines()
@@ -26,6 +27,8 @@ fn history(lines: &str) -> History {
             let opt = |s: &str| (s != "_").then(|| s.to_string());
             let value = match parts.get(4) {
                 None | Some(&"-") => None,
+                Some(v) if v.starts_with('[') => Some(serde_json::from_str(v).unwrap()),
+                Some(v) if v.starts_with('#') => Some(Value::Int(v[1..].parse().unwrap())),
                 Some(v) if v.contains('|') => {
                     let (a, b) = v.split_once('|').unwrap();
                     Some(Value::Pair(opt(a), opt(b)))
@@ -266,6 +269,155 @@ fn an_exhausted_budget_is_undecided_never_a_guess() {
     );
     let report = check(&h.operations().unwrap(), &mut Budget::steps(100));
     assert_eq!(report.verdict, Verdict::Undecided);
+}
+
+#[test]
+fn an_increment_adds_to_the_value_and_absent_counts_as_zero() {
+    let first = "0 invoke incr n #2\n0 ok incr n #2\n";
+    assert_eq!(
+        verdict(&format!("{first}1 invoke incr n #1\n1 ok incr n #3")),
+        LIN
+    );
+    assert_eq!(
+        verdict(&format!("{first}1 invoke incr n #1\n1 ok incr n #2")),
+        NOT
+    );
+    assert_eq!(
+        verdict("0 invoke incr n #1\n0 ok incr n #2"),
+        NOT,
+        "absent is 0"
+    );
+    assert_eq!(
+        verdict("0 invoke put n 41\n0 ok put n 41\n1 invoke incr n #1\n1 ok incr n #42"),
+        LIN
+    );
+}
+
+#[test]
+fn concurrent_increments_each_see_their_own_result() {
+    let both = |a: &str, b: &str| {
+        format!("0 invoke incr n #1\n1 invoke incr n #1\n0 ok incr n #{a}\n1 ok incr n #{b}")
+    };
+    assert_eq!(verdict(&both("1", "2")), LIN);
+    assert_eq!(verdict(&both("2", "1")), LIN);
+    assert_eq!(verdict(&both("1", "1")), NOT, "a lost update");
+}
+
+#[test]
+fn a_failed_increment_saw_a_value_that_is_not_an_integer() {
+    assert_eq!(
+        verdict("0 invoke incr n #1\n0 fail incr n"),
+        NOT,
+        "absent is 0"
+    );
+    let after = |value: &str| {
+        format!("0 invoke put n {value}\n0 ok put n {value}\n1 invoke incr n #1\n1 fail incr n")
+    };
+    assert_eq!(verdict(&after("abc")), LIN);
+    assert_eq!(
+        verdict(&after("007")),
+        LIN,
+        "leading zeros are not an integer"
+    );
+    assert_eq!(verdict(&after("7")), NOT);
+    assert_eq!(
+        verdict(
+            "0 invoke put n 9223372036854775807\n0 ok put n 9223372036854775807\n1 invoke incr n #1\n1 fail incr n"
+        ),
+        LIN,
+        "overflow"
+    );
+}
+
+/// `MSET a 1 b 1` (ok), then `MGET a b` that read `a` and `b` as given.
+fn mset_then_mget(a: &str, b: &str) -> String {
+    format!(
+        r#"0 invoke txn a [["put","a","1"],["put","b","1"]]
+0 ok txn a [["put","a","1",true],["put","b","1",true]]
+1 invoke txn a [["get","a",null],["get","b",null]]
+1 ok txn a [["get","a",null,{a}],["get","b",null,{b}]]"#
+    )
+}
+
+#[test]
+fn a_transaction_takes_effect_at_one_instant_on_all_its_keys() {
+    assert_eq!(verdict(&mset_then_mget("\"1\"", "\"1\"")), LIN);
+    assert_eq!(verdict(&mset_then_mget("\"1\"", "null")), NOT, "half");
+    let concurrent = |a: &str, b: &str| {
+        format!(
+            r#"0 invoke txn a [["put","a","1"],["put","b","1"]]
+1 invoke txn a [["get","a",null],["get","b",null]]
+1 ok txn a [["get","a",null,{a}],["get","b",null,{b}]]
+0 ok txn a [["put","a","1",true],["put","b","1",true]]"#
+        )
+    };
+    assert_eq!(verdict(&concurrent("null", "null")), LIN, "before");
+    assert_eq!(verdict(&concurrent("\"1\"", "\"1\"")), LIN, "after");
+    assert_eq!(verdict(&concurrent("null", "\"1\"")), NOT, "torn");
+}
+
+#[test]
+fn keys_a_transaction_joins_are_checked_and_reported_as_one_group() {
+    let torn = format!(
+        "{}\n2 invoke put c 1\n2 ok put c 1",
+        mset_then_mget("\"1\"", "null")
+    );
+    let report = check(
+        &history(&torn).operations().unwrap(),
+        &mut Budget::steps(1_000_000),
+    );
+    assert_eq!(report.verdict, NOT);
+    assert_eq!(report.keys, 3);
+    assert_eq!(report.violations.len(), 1);
+    assert_eq!(report.violations[0].key, "a+b");
+}
+
+#[test]
+fn a_transaction_part_that_failed_changed_nothing() {
+    let h = r#"0 invoke put a x
+0 ok put a x
+1 invoke txn a [["incr","a",1],["append","a","y"],["get","a",null]]
+1 ok txn a [["incr","a",1,false],["append","a","y",true],["get","a",null,"xy"]]"#;
+    assert_eq!(verdict(h), LIN);
+    assert_eq!(verdict(&h.replace("\"xy\"", "\"1y\"")), NOT);
+}
+
+#[test]
+fn txn_lines_that_do_not_fit_are_errors_naming_the_line() {
+    let cases = [
+        (
+            r#"0 invoke txn b [["put","a","1"]]"#,
+            "first operation's key",
+        ),
+        (r#"0 invoke txn a []"#, "at least one"),
+        (r#"0 invoke txn a [["txn","a",null]]"#, "cannot hold a txn"),
+        (
+            "0 invoke txn a [[\"get\",\"a\",null]]\n0 ok txn a [[\"get\",\"a\",null]]",
+            "fourth element",
+        ),
+        ("0 invoke incr a 1", "integer"),
+    ];
+    for (lines, needle) in cases {
+        let text = history(lines).to_json_lines();
+        let error = History::parse(&text).unwrap_err();
+        assert!(error.reason.contains(needle), "{lines}: {error}");
+    }
+}
+
+#[test]
+fn generated_histories_round_trip_through_json_lines() {
+    let h = linearizable_history(
+        Shape {
+            processes: 6,
+            keys: 4,
+            operations: 300,
+            info_per_mille: 100,
+        },
+        3,
+    );
+    assert!(h.to_json_lines().contains("\"txn\""));
+    assert!(h.to_json_lines().contains("\"incr\""));
+    assert_eq!(History::parse(&h.to_json_lines()).unwrap(), h);
 }
 
 fn shapes() -> impl Strategy<Value = (Shape, u64)> {

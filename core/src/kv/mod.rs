@@ -33,6 +33,10 @@ pub struct StateMachine {
     /// Requests up to this index execute without the session table (bug catalogue only).
     #[cfg(feature = "bug-catalogue")]
     sessionless_until: LogIndex,
+    /// Transactions' reads see the store as it was before the transaction (bug catalogue
+    /// only).
+    #[cfg(feature = "bug-catalogue")]
+    transaction_reads_before: bool,
 }
 
 impl StateMachine {
@@ -48,7 +52,16 @@ impl StateMachine {
             max_value_bytes,
             #[cfg(feature = "bug-catalogue")]
             sessionless_until: LogIndex(0),
+            #[cfg(feature = "bug-catalogue")]
+            transaction_reads_before: false,
         }
+    }
+
+    /// The `TransactionReadsBefore` bug: a transaction's reads see the store as it was when
+    /// the transaction began, not its own earlier writes.
+    #[cfg(feature = "bug-catalogue")]
+    pub fn read_transactions_before_their_writes(&mut self) {
+        self.transaction_reads_before = true;
     }
 
     /// The `ForgetSessions` bug: requests replayed up to `index` rebuild the store but not the
@@ -127,6 +140,23 @@ impl StateMachine {
     }
 
     fn execute(&mut self, index: LogIndex, command: &Command) -> Frame {
+        #[cfg(feature = "bug-catalogue")]
+        if let (true, Command::Exec(transaction)) = (self.transaction_reads_before, command) {
+            let before = self.store.clone();
+            let replies = transaction.commands.iter().map(|command| {
+                let mut snapshot = before.clone();
+                let store = match command.access() {
+                    Access::Read => &mut snapshot,
+                    Access::Write => &mut self.store,
+                };
+                command.apply(&mut cmd::Context {
+                    store,
+                    index,
+                    max_value_bytes: self.max_value_bytes,
+                })
+            });
+            return Frame::Array(replies.collect());
+        }
         command.apply(&mut cmd::Context {
             store: &mut self.store,
             index,

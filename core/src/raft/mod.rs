@@ -197,6 +197,10 @@ impl Node {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.forget_sessions_until(hard_state.commit);
         }
+        if crate::injected!(node.config, TransactionReadsBefore) {
+            #[cfg(feature = "bug-catalogue")]
+            node.state_machine.read_transactions_before_their_writes();
+        }
         node.reset_election_timer();
         tracing::info!(
             node = node.id().0,

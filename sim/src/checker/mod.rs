@@ -1,7 +1,9 @@
 //! The linearizability checker.
 //!
 //! Linearizability is compositional, so each key is checked on its own (a [`Search`]), which is
-//! what makes checking fast. A key that fails is reported with a reduced witness: the search
+//! what makes checking fast. Operations that touch several keys at once (transactions, `MSET`,
+//! `MGET`) join their keys into one group, checked as one object; a report then names the
+//! group's keys joined by `+`. A key that fails is reported with a reduced witness: the search
 //! drops read-only observations (gets and failed compare-and-swaps) for as long as the rest
 //! still cannot be ordered. Dropping an observation can only remove constraints, so whatever
 //! remains is a genuine sub-history that no order explains; writes are never dropped, since
@@ -41,7 +43,7 @@ pub enum Verdict {
 /// What was found for one failing key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
-    /// The key.
+    /// The key (a group of keys: joined by `+`).
     pub key: String,
     /// A reduced set of operations that cannot be ordered, in invocation order.
     pub operations: Vec<String>,
@@ -87,27 +89,27 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Checks `ops` for linearizability against the key-value model, key by key, within `budget`.
+/// Checks `ops` for linearizability against the key-value model, key by key (or group by
+/// group), within `budget`.
 pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
-    let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
-    for op in ops.iter().filter(|op| matters(op)) {
-        by_key.entry(op.key.as_str()).or_default().push(op);
-    }
     let mut report = Report {
         verdict: Verdict::Linearizable,
-        operations: by_key.values().map(Vec::len).sum(),
-        keys: by_key.len(),
+        operations: 0,
+        keys: 0,
         violations: Vec::new(),
         undecided_keys: Vec::new(),
     };
-    for (key, key_ops) in by_key {
+    let groups = groups(ops.iter().filter(|op| matters(op)));
+    report.keys = groups.keys().map(|name| name.split('+').count()).sum();
+    report.operations = groups.values().map(Vec::len).sum();
+    for (key, key_ops) in groups {
         match search::search(&key_ops, budget) {
             Search::Linearizable => {}
-            Search::Undecided => report.undecided_keys.push(key.to_string()),
+            Search::Undecided => report.undecided_keys.push(key),
             Search::NotLinearizable { longest } => {
                 let witness = reduce(key_ops.clone(), budget);
                 report.violations.push(Violation {
-                    key: key.to_string(),
+                    key,
                     operations: witness.iter().map(ToString::to_string).collect(),
                     longest_linearizable_prefix: longest
                         .iter()
@@ -127,23 +129,63 @@ pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
     report
 }
 
-/// Whether `op` can affect the verdict: failed operations other than compare-and-swap did
-/// nothing and observed nothing, and a get of unknown outcome observed nothing.
+/// Splits the operations into groups of keys that operations connect (union-find over the
+/// keys each touches), keyed by the group's sorted keys joined by `+`, each group's operations
+/// in their original order.
+fn groups<'a>(ops: impl Iterator<Item = &'a Operation>) -> BTreeMap<String, Vec<&'a Operation>> {
+    let ops: Vec<&Operation> = ops.collect();
+    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+    fn root<'k>(parent: &BTreeMap<&'k str, &'k str>, mut key: &'k str) -> &'k str {
+        while let Some(&up) = parent.get(key).filter(|&&up| up != key) {
+            key = up;
+        }
+        key
+    }
+    for op in &ops {
+        let keys = op.keys();
+        for key in &keys {
+            parent.entry(key).or_insert(key);
+        }
+        for pair in keys.windows(2) {
+            let (a, b) = (root(&parent, pair[0]), root(&parent, pair[1]));
+            if a != b {
+                parent.insert(a.max(b), a.min(b));
+            }
+        }
+    }
+    let mut names: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for &key in parent.keys() {
+        names.entry(root(&parent, key)).or_default().push(key);
+    }
+    let mut by_root: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in ops {
+        by_root.entry(root(&parent, &op.key)).or_default().push(op);
+    }
+    by_root
+        .into_iter()
+        .map(|(root, ops)| (names[root].join("+"), ops))
+        .collect()
+}
+
+/// Whether `op` can affect the verdict: failed operations other than compare-and-swap and
+/// increment (whose failure observed the value) did nothing and observed nothing, and a read
+/// of unknown outcome observed nothing.
 pub(crate) fn matters(op: &Operation) -> bool {
     match (&op.kind, &op.outcome) {
-        (OpKind::Cas { .. }, _) => true,
+        (OpKind::Cas { .. } | OpKind::Incr(_), _) => true,
         (_, OpOutcome::Fail) => false,
-        (OpKind::Get, OpOutcome::Info) => false,
+        (kind, OpOutcome::Info) => !kind.is_read_only(),
         _ => true,
     }
 }
 
 /// Whether `op` only observes the state (so dropping it only removes constraints).
 fn is_observation(op: &Operation) -> bool {
-    matches!(
-        (&op.kind, &op.outcome),
-        (OpKind::Get, _) | (OpKind::Cas { .. }, OpOutcome::Fail)
-    )
+    op.kind.is_read_only()
+        || matches!(
+            (&op.kind, &op.outcome),
+            (OpKind::Cas { .. } | OpKind::Incr(_), OpOutcome::Fail)
+        )
 }
 
 /// Drops observations from a non-linearizable key history while it stays non-linearizable,

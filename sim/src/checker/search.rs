@@ -1,4 +1,4 @@
-//! The Wing–Gong / Lowe search for a linearization of one key's operations, with Porcupine's
+//! The Wing–Gong / Lowe search for a linearization of one key's (or key group's) operations, with Porcupine's
 //! memoization of `(set of linearized operations, state)`.
 //!
 //! The history is a list of call and return entries in real-time order. The search walks it:
@@ -10,7 +10,7 @@
 //!
 //! Operations that carry the connection that sent them (the simulator's do) must also take
 //! effect in the order their connection sent them: a definite operation is placed only after
-//! its connection's previous definite operation on the key. The system promises that order,
+//! its connection's previous definite operation on the key (or group). The system promises that order,
 //! and using it keeps pipelined histories (dozens of operations in flight per key) tractable.
 //!
 //! Info operations are what make histories hard: each stays concurrent with everything after
@@ -149,7 +149,8 @@ struct Frame {
     placed: Option<(usize, StateId)>,
 }
 
-/// Searches for a linearization of `ops` (all on one key), starting from the absent state.
+/// Searches for a linearization of `ops` (on one group of keys, see [`super::model`]),
+/// starting from the state where every key is absent.
 pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
     let n = ops.len();
     // Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel before the first.
@@ -193,7 +194,14 @@ pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
         }
     }
     let mut placed = vec![false; n];
-    let (mut states, mut state) = States::new();
+    let mut keys: Vec<String> = ops
+        .iter()
+        .flat_map(|op| op.keys())
+        .map(str::to_string)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (mut states, mut state) = States::new(keys);
     let mut done = Done::new(definite, info);
     let mut cache: Cache = HashMap::default();
     let mut longest: Vec<usize> = Vec::new();
