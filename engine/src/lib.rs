@@ -12,6 +12,8 @@
 //! - [`router`]: where each operation goes (proposed here, or forwarded to the leader) and
 //!   how its answer comes back; [`envelope`]: what peers send each other.
 //! - [`introspection`]: `HELLO`, `CONFIG GET`, `COMMAND`.
+//! - [`persist`]: the `Ready` contract (write, then send and acknowledge; group commit),
+//!   carried out one way for the node's WAL writer and the simulator's disk.
 //!
 //! Determinism: no clock (time is an input), no threads, no randomness (session tokens are
 //! handed in), ordered maps only.
@@ -36,9 +38,11 @@ pub mod command;
 pub mod connection;
 pub mod envelope;
 pub mod introspection;
+pub mod persist;
 pub mod resp;
 pub mod router;
 
 pub use connection::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Submission};
 pub use envelope::{ForwardResult, PeerFrame};
+pub use persist::{Accepted, PersistQueue, Release};
 pub use router::{Routed, Router};

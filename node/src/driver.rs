@@ -2,14 +2,14 @@
 //!
 //! Inputs arrive on channels (peer frames from the transport, client submissions from the
 //! server, completed WAL batches from the writer) and as ticks of a timer. After each burst of
-//! inputs the driver takes the node's [`verity_core::Ready`] and follows its contract:
+//! inputs the driver takes the node's [`verity_core::Ready`] and carries out what the engine's
+//! [`PersistQueue`] (the `Ready` contract, the same code the simulator runs) makes of it:
 //!
 //! 1. `early_messages` go to the transport at once (a leader replicates while it syncs);
-//! 2. the hard state and entries become one WAL record, queued to the group-commit writer
-//!    together with the `messages` and `ack` that must wait for it;
+//! 2. the WAL records go to the group-commit writer;
 //! 3. `replies` are delivered to their waiting clients, local or forwarded, at once;
-//! 4. when the writer reports a batch durable, its messages are sent and its acks given to
-//!    [`Node::on_persisted`], in order.
+//! 4. when the writer reports the WAL durable up to a position, the work the queue frees is
+//!    carried out in order: messages sent, then the ack given to [`Node::on_persisted`].
 //!
 //! Where each client operation goes (proposed here, or forwarded to the leader) and how its
 //! answer returns is decided by the engine's [`Router`]; the driver carries out what it
@@ -17,13 +17,13 @@
 //! time, which decides expiry). The driver publishes a [`NodeStatus`] snapshot for `INFO` at
 //! every tick and change of role.
 
-use crate::storage::{PersistDone, PersistJob, WalFigures, WalStats, WalWriter};
+use crate::storage::{Durable, WalFigures, WalStats, WalWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use verity_core::{ClientOp, LogIndex, Message, Node, NodeId, Role, Term, wal};
-use verity_engine::{AttemptResult, PeerFrame, Routed, Router};
+use verity_core::{ClientOp, LogIndex, Message, Node, NodeId, Role, Term};
+use verity_engine::{AttemptResult, PeerFrame, PersistQueue, Release, Routed, Router};
 use verity_net::{Inbound, PeerState, Transport};
 
 /// How long a forwarded operation waits for the leader's answer before it is answered
@@ -150,6 +150,9 @@ pub struct Driver {
     router: Router<Answer>,
     /// What [`Driver::routed`] is to carry out (kept to reuse its allocation).
     routed: Vec<Routed<Answer>>,
+    /// The `Ready` contract over the WAL writer's stream of records (positions: bytes handed
+    /// to this writer since it started).
+    persist: PersistQueue,
     last_role: Role,
     last_leader: Option<NodeId>,
     published: watch::Sender<NodeStatus>,
@@ -160,7 +163,7 @@ pub struct DriverInputs {
     /// Peer frames from the transport.
     pub inbound: mpsc::Receiver<Inbound>,
     /// Durable batches (or the writer's fatal error).
-    pub persisted: mpsc::UnboundedReceiver<std::io::Result<Vec<PersistDone>>>,
+    pub persisted: mpsc::UnboundedReceiver<Durable>,
     /// Becomes `true` when the node should stop.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -170,7 +173,7 @@ enum Input {
     Tick,
     Peer(Inbound),
     Request(Request),
-    Persisted(std::io::Result<Vec<PersistDone>>),
+    Persisted(Durable),
     Shutdown,
 }
 
@@ -216,6 +219,7 @@ impl Driver {
             tick,
             router,
             routed: Vec::new(),
+            persist: PersistQueue::new(0, 0),
             last_role,
             last_leader,
             published,
@@ -338,14 +342,19 @@ impl Driver {
         }
     }
 
-    fn on_persisted(&mut self, batch: Vec<PersistDone>) {
-        for done in batch {
-            for message in done.messages {
-                self.send_raft(message);
-            }
-            if let Some(ack) = done.ack {
-                self.node.on_persisted(ack);
-            }
+    fn on_persisted(&mut self, durable: u64) {
+        for release in self.persist.on_durable(durable) {
+            self.release(release);
+        }
+    }
+
+    /// Carries out work the `Ready` contract freed: send, then acknowledge.
+    fn release(&mut self, release: Release) {
+        for message in release.messages {
+            self.send_raft(message);
+        }
+        if let Some(ack) = release.ack {
+            self.node.on_persisted(ack);
         }
     }
 
@@ -354,29 +363,24 @@ impl Driver {
         let Some(ready) = self.node.ready() else {
             return Ok(());
         };
-        for message in ready.early_messages {
+        let accepted = self.persist.accept(ready).map_err(|error| {
+            std::io::Error::other(format!(
+                "a single log entry cannot be written to the WAL: {error}"
+            ))
+        })?;
+        for message in accepted.early_messages {
             self.send_raft(message);
         }
-        self.router.on_replies(ready.replies, &mut self.routed);
+        self.router.on_replies(accepted.replies, &mut self.routed);
         self.carry_out_routed();
-        let mut records = Vec::new();
-        if ready.hard_state.is_some() || !ready.entries.is_empty() {
-            wal::encode_ready(ready.hard_state, ready.entries, &mut records).map_err(|error| {
-                std::io::Error::other(format!(
-                    "a single log entry cannot be written to the WAL: {error}"
-                ))
-            })?;
+        for release in accepted.released {
+            self.release(release);
         }
-        if records.is_empty() && ready.messages.is_empty() && ready.ack.is_none() {
+        if accepted.records.is_empty() {
             return Ok(());
         }
-        let job = PersistJob {
-            record: (!records.is_empty()).then_some(records),
-            messages: ready.messages,
-            ack: ready.ack,
-        };
         self.writer
-            .submit(job)
+            .submit(accepted.records)
             .await
             .map_err(|stopped| std::io::Error::other(stopped.to_string()))
     }

@@ -30,11 +30,13 @@ use std::fmt;
 use verity_core::testing::{SafetyChecker, SafetyViolation};
 use verity_core::wal;
 use verity_core::{
-    Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, PersistAck, Role, SessionToken,
-    Term, codec, quorum,
+    Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, Role, SessionToken, Term, codec,
+    quorum,
 };
 use verity_engine::resp::Limits;
-use verity_engine::{AttemptId, Connection, ConnectionConfig, Host, PeerFrame, Routed, Router};
+use verity_engine::{
+    AttemptId, Connection, ConnectionConfig, Host, PeerFrame, PersistQueue, Release, Routed, Router,
+};
 
 /// The simulated wall clocks start near this Unix time (2026-01-01), in milliseconds.
 const CLOCK_EPOCH_MS: u64 = 1_767_225_600_000;
@@ -312,15 +314,6 @@ impl Ord for Scheduled {
     }
 }
 
-/// What the messages of one `Ready` wait for before they may leave.
-struct Held {
-    required_bytes: usize,
-    messages: Vec<Message>,
-    ack: Option<PersistAck>,
-    first_index: Option<LogIndex>,
-    terms: Vec<Term>,
-}
-
 /// A node and its driver state.
 pub(crate) struct SimNode {
     pub(crate) config: Config,
@@ -333,7 +326,12 @@ pub(crate) struct SimNode {
     clock_origin_ms: u64,
     disk: SimDisk,
     sync_in_flight: bool,
-    held: VecDeque<Held>,
+    /// The `Ready` contract over the disk (the node's own, from `verity-engine`): positions
+    /// are the disk's byte offsets.
+    persist: PersistQueue,
+    /// Entries written but not yet durable, for the durability check: the disk position that
+    /// makes them durable, the first one's index and their terms.
+    unsynced_terms: VecDeque<(u64, LogIndex, Vec<Term>)>,
     /// The log as durably stored: the term of each entry, from index 1.
     durable_terms: Vec<Term>,
     pub(crate) deferred: Vec<Event>,
@@ -425,7 +423,8 @@ impl Simulation {
                     clock_origin_ms,
                     disk: SimDisk::default(),
                     sync_in_flight: false,
-                    held: VecDeque::new(),
+                    persist: PersistQueue::new(0, 0),
+                    unsynced_terms: VecDeque::new(),
                     durable_terms: Vec::new(),
                     deferred: Vec::new(),
                     router,
@@ -892,16 +891,20 @@ impl Simulation {
         }
         sim_node.sync_in_flight = false;
         sim_node.disk.sync(upto_bytes);
-        let mut released = Vec::new();
-        while sim_node
-            .held
+        let synced = sim_node.disk.synced_bytes() as u64;
+        while let Some((_, first, _)) = sim_node
+            .unsynced_terms
             .front()
-            .is_some_and(|h| h.required_bytes <= sim_node.disk.synced_bytes())
+            .filter(|(upto, _, _)| *upto <= synced)
         {
-            released.push(sim_node.held.pop_front().expect("front exists"));
+            let first = *first;
+            let (_, _, terms) = sim_node.unsynced_terms.pop_front().expect("checked");
+            sim_node.durable_terms.truncate(first.0 as usize - 1);
+            sim_node.durable_terms.extend(terms);
         }
-        for held in released {
-            self.release(id, held);
+        let released = sim_node.persist.on_durable(synced);
+        for release in released {
+            self.release(id, release);
         }
         self.start_sync_if_needed(id);
         self.process(id);
@@ -927,18 +930,14 @@ impl Simulation {
         );
     }
 
-    /// A `Ready`'s writes are durable: update the durable view, acknowledge, send.
-    fn release(&mut self, id: NodeId, held: Held) {
-        let sim_node = self.nodes.get_mut(&id).expect("known node");
-        if let Some(first) = held.first_index {
-            sim_node.durable_terms.truncate(first.0 as usize - 1);
-            sim_node.durable_terms.extend(held.terms);
-        }
-        if let (Some(ack), Some(node)) = (held.ack, sim_node.node.as_mut()) {
-            node.on_persisted(ack);
-        }
-        for message in held.messages {
+    /// Carries out work the `Ready` contract freed: send, then acknowledge.
+    fn release(&mut self, id: NodeId, release: Release) {
+        for message in release.messages {
             self.send(message);
+        }
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        if let (Some(ack), Some(node)) = (release.ack, sim_node.node.as_mut()) {
+            node.on_persisted(ack);
         }
     }
 
@@ -986,32 +985,33 @@ impl Simulation {
                 self.fail_safety(violation);
                 return;
             }
-            if ready.hard_state.is_some() || !ready.entries.is_empty() {
-                let mut records = Vec::new();
-                wal::encode_ready(ready.hard_state, ready.entries.clone(), &mut records)
-                    .expect("the simulator's entries fit in a frame");
-                sim_node.disk.write(&records);
+            let first_index = ready.entries.first().map(|e| e.index);
+            let terms: Vec<Term> = ready.entries.iter().map(|e| e.term).collect();
+            let accepted = sim_node
+                .persist
+                .accept(ready)
+                .expect("the simulator's entries fit in a frame");
+            if !accepted.records.is_empty() {
+                sim_node.disk.write(&accepted.records);
+                if let Some(first) = first_index {
+                    let upto = sim_node.persist.written();
+                    sim_node.unsynced_terms.push_back((upto, first, terms));
+                }
             }
-            let held = Held {
-                required_bytes: sim_node.disk.written_bytes(),
-                messages: ready.messages,
-                ack: ready.ack,
-                first_index: ready.entries.first().map(|e| e.index),
-                terms: ready.entries.iter().map(|e| e.term).collect(),
-            };
-            for message in ready.early_messages {
+            debug_assert_eq!(
+                sim_node.persist.written(),
+                sim_node.disk.written_bytes() as u64
+            );
+            for message in accepted.early_messages {
                 self.send(message);
             }
-            for reply in ready.replies {
+            for reply in accepted.replies {
                 self.deliver_reply(id, reply, &mut routed);
             }
-            let sim_node = self.nodes.get_mut(&id).expect("known node");
-            if sim_node.held.is_empty() && held.required_bytes <= sim_node.disk.synced_bytes() {
-                self.release(id, held);
-            } else {
-                sim_node.held.push_back(held);
-                self.start_sync_if_needed(id);
+            for release in accepted.released {
+                self.release(id, release);
             }
+            self.start_sync_if_needed(id);
         }
         let sim_node = &self.nodes[&id];
         let node = sim_node.node.as_ref().expect("checked above");
@@ -1128,7 +1128,7 @@ impl Simulation {
         sim_node.paused = false;
         sim_node.incarnation += 1;
         sim_node.sync_in_flight = false;
-        sim_node.held.clear();
+        sim_node.unsynced_terms.clear();
         sim_node.deferred.clear();
         let lost: Vec<(usize, u64)> = std::mem::take(&mut sim_node.connections)
             .into_iter()
@@ -1158,6 +1158,10 @@ impl Simulation {
             }
         };
         sim_node.disk.truncate(recovery.valid_bytes as usize);
+        sim_node.persist = PersistQueue::new(
+            sim_node.disk.written_bytes() as u64,
+            sim_node.disk.synced_bytes() as u64,
+        );
         sim_node.durable_terms = recovery.recovered.entries.iter().map(|e| e.term).collect();
         let mut config = sim_node.config.clone();
         config.seed = config

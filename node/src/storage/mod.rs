@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use data_dir::{DataDir, DataDirError, Metadata};
 pub use segments::{SegmentedWal, StorageError, WalOpened};
-pub use writer::{FsyncPolicy, PersistDone, PersistJob, WalFigures, WalStats, WalWriter};
+pub use writer::{Durable, FsyncPolicy, WalFigures, WalStats, WalWriter};
 
 /// A filesystem operation that failed, with what was being done to which path.
 #[derive(Debug, thiserror::Error)]

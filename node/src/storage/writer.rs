@@ -1,12 +1,12 @@
 //! The WAL writer: a dedicated thread that group-commits.
 //!
-//! The driver hands it one [`PersistJob`] per [`verity_core::Ready`] (the encoded record, if
-//! any, plus the messages that must wait for it and the ack to give the core). The thread
-//! takes every job that is queued, up to [`MAX_BATCH_JOBS`], writes their records with one
-//! `write`, makes them durable with one `fdatasync`, and only then returns the batch in order
-//! as [`PersistDone`]s. Under load many client writes therefore share one sync (group commit);
-//! when idle a single job is synced at once. Jobs without a record ride along, so their
-//! messages still leave only after everything queued before them is durable.
+//! The driver hands it the WAL records of each [`verity_core::Ready`] that has any, in order.
+//! The thread takes every job that is queued, up to [`MAX_BATCH_JOBS`], writes them with one
+//! `write`, makes them durable with one `fdatasync`, and only then reports how far the stream
+//! of records it was handed is durable (bytes since it started). Under load many client writes
+//! therefore share one sync (group commit); when idle a single job is synced at once. What
+//! waits for the sync (messages, acks) is the driver's [`verity_engine::PersistQueue`]'s
+//! business, the same code the simulator runs.
 //!
 //! A failed write or sync is fatal: the thread reports it and stops, and the node must stop
 //! too, because it can no longer promise anything.
@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use verity_core::{Message, PersistAck};
 
 /// Most jobs written by one sync.
 pub const MAX_BATCH_JOBS: usize = 4096;
@@ -49,25 +48,9 @@ impl FsyncPolicy {
     }
 }
 
-/// One `Ready`'s durable write and what waits on it.
-#[derive(Debug, Default)]
-pub struct PersistJob {
-    /// The encoded WAL record, if the `Ready` had state to persist.
-    pub record: Option<Vec<u8>>,
-    /// Messages to send once the record (and all before it) is durable.
-    pub messages: Vec<Message>,
-    /// What to pass to `Node::on_persisted` then.
-    pub ack: Option<PersistAck>,
-}
-
-/// A job whose record is durable.
-#[derive(Debug)]
-pub struct PersistDone {
-    /// The job's messages, now safe to send.
-    pub messages: Vec<Message>,
-    /// The job's ack, now true.
-    pub ack: Option<PersistAck>,
-}
+/// What the writer reports after each batch: the stream of records it was handed is durable
+/// up to this many bytes (or the error that stopped it).
+pub type Durable = std::io::Result<u64>;
 
 /// Counters of the writer, for `INFO` and benchmarks.
 #[derive(Debug, Default)]
@@ -112,18 +95,18 @@ impl WalStats {
 /// thread complete what is queued and exit.
 #[derive(Debug)]
 pub struct WalWriter {
-    jobs: mpsc::Sender<PersistJob>,
+    jobs: mpsc::Sender<Vec<u8>>,
     thread: JoinHandle<()>,
 }
 
 impl WalWriter {
-    /// Starts the thread. Completed batches (or the error that stopped the writer) arrive on
+    /// Starts the thread. Durable positions (or the error that stopped the writer) arrive on
     /// `done`; the queue of jobs holds at most `queue_jobs`.
     pub fn start(
         wal: SegmentedWal,
         policy: FsyncPolicy,
         queue_jobs: usize,
-        done: mpsc::UnboundedSender<std::io::Result<Vec<PersistDone>>>,
+        done: mpsc::UnboundedSender<Durable>,
     ) -> std::io::Result<(WalWriter, Arc<WalStats>)> {
         let (jobs, receiver) = mpsc::channel(queue_jobs.max(1));
         let stats = Arc::new(WalStats::default());
@@ -134,9 +117,11 @@ impl WalWriter {
         Ok((WalWriter { jobs, thread }, stats))
     }
 
-    /// Queues a job, waiting while the queue is full (the disk sets the pace).
-    pub async fn submit(&self, job: PersistJob) -> Result<(), WriterStopped> {
-        self.jobs.send(job).await.map_err(|_| WriterStopped)
+    /// Queues WAL records to append after those queued before, waiting while the queue is
+    /// full (the disk sets the pace).
+    pub async fn submit(&self, records: Vec<u8>) -> Result<(), WriterStopped> {
+        debug_assert!(!records.is_empty(), "only records are worth a job");
+        self.jobs.send(records).await.map_err(|_| WriterStopped)
     }
 
     /// Stops accepting jobs and waits until every queued one is durable.
@@ -154,41 +139,29 @@ pub struct WriterStopped;
 fn run(
     mut wal: SegmentedWal,
     policy: FsyncPolicy,
-    mut jobs: mpsc::Receiver<PersistJob>,
-    done: &mpsc::UnboundedSender<std::io::Result<Vec<PersistDone>>>,
+    mut jobs: mpsc::Receiver<Vec<u8>>,
+    done: &mpsc::UnboundedSender<Durable>,
     stats: &WalStats,
 ) {
     let mut buffer = Vec::new();
+    let mut durable: u64 = 0;
     while let Some(first) = jobs.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_JOBS {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
         buffer.clear();
-        let mut records = 0;
-        for job in &mut batch {
-            if let Some(record) = job.record.take() {
-                buffer.extend_from_slice(&record);
-                records += 1;
-            }
+        buffer.extend_from_slice(&first);
+        let mut records = 1;
+        while records < MAX_BATCH_JOBS {
+            let Ok(job) = jobs.try_recv() else { break };
+            buffer.extend_from_slice(&job);
+            records += 1;
         }
         if let Err(error) = write_batch(&mut wal, policy, &buffer, stats) {
             tracing::error!(%error, "[DISK] WAL write failed; the node must stop");
             let _ = done.send(Err(error));
             return;
         }
-        stats.records.fetch_add(records, Ordering::Relaxed);
-        let completed = batch
-            .into_iter()
-            .map(|job| PersistDone {
-                messages: job.messages,
-                ack: job.ack,
-            })
-            .collect();
-        if done.send(Ok(completed)).is_err() {
+        stats.records.fetch_add(records as u64, Ordering::Relaxed);
+        durable += buffer.len() as u64;
+        if done.send(Ok(durable)).is_err() {
             return;
         }
     }

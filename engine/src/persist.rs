@@ -1,0 +1,240 @@
+//! The `Ready` contract, carried out one way for the node and the simulator.
+//!
+//! A [`verity_core::Ready`] asks its driver to write state, then send messages, then
+//! acknowledge, and lets a leader's early messages and the replies go at once (the contract
+//! is in `core/src/raft/ready.rs`). A driver that writes in the background, batching many
+//! `Ready`s into one sync (group commit), must also hold each `Ready`'s messages until its own
+//! write **and every earlier one** is durable. [`PersistQueue`] makes those decisions, sans IO:
+//! it turns a `Ready` into WAL bytes to append (through [`wal::encode_ready`]) and what may go
+//! now, holds the rest, and releases it in order as the disk reports durable positions. The
+//! node's driver feeds it from its WAL writer thread; the simulator from its disk model.
+//!
+//! Positions are byte offsets in the caller's WAL stream: each `Ready`'s records go right after
+//! the previous ones, and the disk reports how far the stream is durable.
+
+use std::collections::VecDeque;
+use verity_core::codec::EncodeError;
+use verity_core::wal;
+use verity_core::{ClientReply, Message, PersistAck, Ready};
+
+/// What waits for the stream to be durable up to `upto`.
+#[derive(Debug)]
+struct Held {
+    upto: u64,
+    release: Release,
+}
+
+/// What a durable write frees: send `messages`, then give `ack` to
+/// [`verity_core::Node::on_persisted`], in this order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Release {
+    /// Messages that waited for the write.
+    pub messages: Vec<Message>,
+    /// The acknowledgement of the write, if the `Ready` had one.
+    pub ack: Option<PersistAck>,
+}
+
+/// What to do with a `Ready` at once.
+#[derive(Debug, Default)]
+#[must_use = "an accepted Ready holds bytes to write and messages to send"]
+pub struct Accepted {
+    /// WAL records to append at the end of the stream (empty: nothing to write).
+    pub records: Vec<u8>,
+    /// Messages that may leave before the write is durable (a leader's AppendEntries).
+    pub early_messages: Vec<Message>,
+    /// Answers to client proposals: they never wait for the write.
+    pub replies: Vec<ClientReply>,
+    /// Held work that is already free (everything before it, and its own write, durable), in
+    /// order.
+    pub released: Vec<Release>,
+}
+
+/// The queue of `Ready`s waiting for their writes. Invariant: held work is in stream order,
+/// and none of it is free (its position is past the durable one).
+#[derive(Debug)]
+pub struct PersistQueue {
+    written: u64,
+    durable: u64,
+    held: VecDeque<Held>,
+}
+
+impl PersistQueue {
+    /// A queue over a stream of which `written` bytes exist and `durable` of them are durable
+    /// (`durable <= written`; a restarted node may keep an unsynced tail it read back).
+    #[must_use]
+    pub fn new(written: u64, durable: u64) -> PersistQueue {
+        assert!(
+            durable <= written,
+            "durable {durable} past written {written}"
+        );
+        PersistQueue {
+            written,
+            durable,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// Takes a `Ready`: the records to append go in [`Accepted::records`], its messages and
+    /// ack wait until the stream is durable past those records (and past everything written
+    /// before, even when it writes nothing itself).
+    ///
+    /// # Errors
+    /// An entry too large for one WAL record: the node must stop, it cannot persist it.
+    pub fn accept(&mut self, ready: Ready) -> Result<Accepted, EncodeError> {
+        let mut records = Vec::new();
+        if ready.hard_state.is_some() || !ready.entries.is_empty() {
+            wal::encode_ready(ready.hard_state, ready.entries, &mut records)?;
+        }
+        self.written += records.len() as u64;
+        let release = Release {
+            messages: ready.messages,
+            ack: ready.ack,
+        };
+        let mut accepted = Accepted {
+            records,
+            early_messages: ready.early_messages,
+            replies: ready.replies,
+            released: Vec::new(),
+        };
+        if release != Release::default() {
+            self.held.push_back(Held {
+                upto: self.written,
+                release,
+            });
+            accepted.released = self.free();
+        }
+        Ok(accepted)
+    }
+
+    /// The disk reports the stream durable up to `upto` bytes: the held work that is now free,
+    /// in order. Reports may repeat or lag (a position at or before the known one frees
+    /// nothing).
+    pub fn on_durable(&mut self, upto: u64) -> Vec<Release> {
+        assert!(
+            upto <= self.written,
+            "durable up to {upto} but only {} written",
+            self.written
+        );
+        self.durable = self.durable.max(upto);
+        self.free()
+    }
+
+    /// Whether written bytes wait for a sync.
+    #[must_use]
+    pub fn needs_sync(&self) -> bool {
+        self.durable < self.written
+    }
+
+    /// The stream position after everything accepted so far.
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn free(&mut self) -> Vec<Release> {
+        let mut released = Vec::new();
+        while self.held.front().is_some_and(|h| h.upto <= self.durable) {
+            released.push(self.held.pop_front().expect("checked").release);
+        }
+        debug_assert!(self.held.iter().all(|h| h.upto > self.durable));
+        released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_core::{HardState, LogIndex, MessageBody, NodeId, Term};
+
+    fn message(to: u64) -> Message {
+        Message {
+            from: NodeId(1),
+            to: NodeId(to),
+            term: Term(1),
+            body: MessageBody::RequestVoteResponse { granted: true },
+        }
+    }
+
+    fn vote_ready(to: u64) -> Ready {
+        Ready {
+            hard_state: Some(HardState {
+                term: Term(1),
+                vote: Some(NodeId(to)),
+                commit: LogIndex(0),
+            }),
+            messages: vec![message(to)],
+            ..Ready::default()
+        }
+    }
+
+    #[test]
+    fn messages_wait_for_their_own_write() {
+        let mut queue = PersistQueue::new(0, 0);
+        let accepted = queue.accept(vote_ready(2)).unwrap();
+        assert!(!accepted.records.is_empty());
+        assert!(
+            accepted.released.is_empty(),
+            "a vote never leaves before its fsync"
+        );
+        assert!(queue.needs_sync());
+        assert!(
+            queue
+                .on_durable(accepted.records.len() as u64 - 1)
+                .is_empty()
+        );
+        let released = queue.on_durable(queue.written());
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].messages, vec![message(2)]);
+        assert!(!queue.needs_sync());
+    }
+
+    #[test]
+    fn a_ready_that_writes_nothing_still_waits_for_every_earlier_write() {
+        let mut queue = PersistQueue::new(0, 0);
+        let first = queue.accept(vote_ready(2)).unwrap();
+        let second = queue
+            .accept(Ready {
+                messages: vec![message(3)],
+                ..Ready::default()
+            })
+            .unwrap();
+        assert!(second.records.is_empty());
+        assert!(
+            second.released.is_empty(),
+            "it may rely on the vote being durable"
+        );
+        let released = queue.on_durable(first.records.len() as u64);
+        let sent: Vec<Message> = released.into_iter().flat_map(|r| r.messages).collect();
+        assert_eq!(sent, vec![message(2), message(3)], "in order");
+    }
+
+    #[test]
+    fn with_nothing_pending_work_is_free_at_once_and_early_messages_never_wait() {
+        let mut queue = PersistQueue::new(10, 10);
+        let accepted = queue
+            .accept(Ready {
+                early_messages: vec![message(2)],
+                messages: vec![message(3)],
+                ..Ready::default()
+            })
+            .unwrap();
+        assert_eq!(accepted.early_messages, vec![message(2)]);
+        assert_eq!(accepted.released.len(), 1);
+        assert_eq!(accepted.released[0].messages, vec![message(3)]);
+    }
+
+    #[test]
+    fn an_unsynced_tail_from_before_a_restart_holds_back_the_first_messages() {
+        let mut queue = PersistQueue::new(100, 60);
+        let accepted = queue
+            .accept(Ready {
+                messages: vec![message(2)],
+                ..Ready::default()
+            })
+            .unwrap();
+        assert!(accepted.released.is_empty());
+        assert!(queue.needs_sync());
+        assert!(queue.on_durable(99).is_empty());
+        assert_eq!(queue.on_durable(100).len(), 1);
+    }
+}
