@@ -25,6 +25,12 @@
 //! Operations whose session cannot be resumed become `info`. A refused connection (its node
 //! is down) reached nothing, so what was written on it is written again on another.
 //!
+//! A client is a state machine of its own: the simulation hands it the events that reach it
+//! (a reply's bytes, a lost, refused or stuck connection, time to start) with an [`Env`] (the
+//! run's random stream, its options, id allocators), and carries out the [`Action`]s it
+//! returns: connect, write, disconnect, wake later, record an operation. Latency and the order
+//! of a connection's bytes are the simulated network's business, not the client's.
+//!
 //! The workload is a small hot key set and a mix of GET, SET, DEL, CAS (or `SET NX` when
 //! expecting absence) and APPEND with values unique to the client on keys `k0`, `k1`, …;
 //! INCRBY, mostly on counters `n0`, `n1`, … and sometimes on those keys (which may hold a
@@ -35,9 +41,9 @@
 //! `EXEC` is the operation (and the one command of the transaction that gets a number in the
 //! session).
 
-use crate::history::{OpKind, OpOutcome, Part, completion_event, invoke_event};
-use crate::simulation::{Event, Failure, Phase, Simulation};
-use crate::trace::What;
+use crate::history::{OpKind, OpOutcome, Part};
+use crate::options::SimOptions;
+use crate::rng::SimRng;
 use std::collections::VecDeque;
 use verity_core::{Frame, NodeId};
 use verity_engine::resp::{self, Limits};
@@ -45,6 +51,90 @@ use verity_engine::resp::{self, Limits};
 /// How much longer than the connection's own retry budget a client waits for a reply before
 /// it gives up on the connection.
 const STUCK_MARGIN_US: u64 = 1_000_000;
+
+/// Reply limits of the simulated clients (the workload's values are small).
+const REPLY_LIMITS: Limits = Limits {
+    max_args: 1_024,
+    max_arg_bytes: 1 << 20,
+};
+
+/// What a client's step may use of the run.
+pub(crate) struct Env<'a> {
+    /// The run's random stream.
+    pub(crate) rng: &'a mut SimRng,
+    /// The run's options (cluster size, keys, mix, timeouts).
+    pub(crate) options: &'a SimOptions,
+    /// The most commands a pipeline holds (drawn per seed).
+    pub(crate) max_pipeline: u64,
+    /// The next history process number (unique in the run).
+    pub(crate) next_process: &'a mut u64,
+    /// The last connection id handed out (unique in the run).
+    pub(crate) last_connection: &'a mut u64,
+}
+
+/// What the run lets a client invoke when it is asked to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Allowance {
+    /// Nothing now.
+    Nothing,
+    /// Chaos phase: up to this many operations, which may end unknown.
+    Chaos(u64),
+    /// Liveness phase: the client's remaining operations, which must complete.
+    Liveness,
+}
+
+/// Whether an operation counted for the liveness phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Not a liveness operation, or one whose unknown outcome is excused.
+    NotCounted,
+    /// A liveness operation that completed.
+    Completed,
+    /// A liveness operation that ended unknown after the heal: the cluster failed to serve.
+    Missed,
+}
+
+/// What a client asks the simulation to do, in order.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Open connection `connection` to `node`; what is written on it follows the connect.
+    Connect { node: NodeId, connection: u64 },
+    /// Write `bytes` on `connection` to `node`, behind everything written on it before.
+    Write {
+        node: NodeId,
+        connection: u64,
+        bytes: Vec<u8>,
+    },
+    /// Close `connection` at `node`.
+    Disconnect { node: NodeId, connection: u64 },
+    /// Ask the client to start again after `delay_us`.
+    Wake { delay_us: u64 },
+    /// Tell the client after `delay_us` whether `connection` has answered more than `replies`
+    /// replies by then ([`Client::on_stuck`]).
+    WatchStuck {
+        delay_us: u64,
+        connection: u64,
+        replies: u64,
+    },
+    /// An operation was invoked on `connection`.
+    Invoke {
+        process: u64,
+        key: String,
+        kind: OpKind,
+        connection: u64,
+    },
+    /// An operation ended; `error` is what the node answered, if an error.
+    Complete {
+        process: u64,
+        key: String,
+        kind: OpKind,
+        outcome: OpOutcome,
+        error: Option<String>,
+        liveness: Liveness,
+    },
+    /// Something the trace should say.
+    Note(String),
+}
 
 /// One operation of a pipeline, waiting for its reply.
 #[derive(Clone, Debug)]
@@ -95,9 +185,6 @@ pub struct Client {
     index: usize,
     /// The node and the connection id it is connected through.
     connection: Option<(NodeId, u64)>,
-    /// When its connection's last bytes reach the node (a stream keeps its order, and the
-    /// first bytes follow the connect).
-    sent_at_us: u64,
     pending: VecDeque<Awaiting>,
     session: Session,
     /// Whether its connection was lost with operations it can resume.
@@ -120,7 +207,6 @@ impl Client {
         Client {
             index,
             connection: None,
-            sent_at_us: 0,
             pending: VecDeque::new(),
             session: Session::Unknown,
             resuming: false,
@@ -144,20 +230,200 @@ impl Client {
         self.liveness_left == 0 && self.pending.is_empty()
     }
 
-    /// The connection it uses, if any.
+    /// How many distinct values it has written (`c{index}.1` to `c{index}.{written}`).
     #[must_use]
-    pub fn connection(&self) -> Option<(NodeId, u64)> {
-        self.connection
+    pub fn written(&self) -> u64 {
+        self.written
     }
-}
 
-/// Reply limits of the simulated clients (the workload's values are small).
-const REPLY_LIMITS: Limits = Limits {
-    max_args: 1_024,
-    max_arg_bytes: 1 << 20,
-};
+    /// Time to send: resume a lost session, or invoke a pipeline of what `allowance` allows.
+    /// `written` is every client's [`Client::written`] (a CAS expects a value one wrote).
+    pub(crate) fn start(
+        &mut self,
+        env: &mut Env<'_>,
+        allowance: Allowance,
+        written: &[u64],
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.resuming {
+            self.resume_session(env, &mut actions);
+            return actions;
+        }
+        if !self.pending.is_empty() {
+            return actions;
+        }
+        let (must_complete, left) = match allowance {
+            Allowance::Chaos(left) => (false, left),
+            Allowance::Liveness if self.liveness_left > 0 => (true, self.liveness_left),
+            Allowance::Liveness | Allowance::Nothing => return actions,
+        };
+        let (node, connection) = match self.connection {
+            Some(connected) => connected,
+            None => self.connect(env, &mut actions),
+        };
+        if self.session == Session::Unknown {
+            // Learn the session first: commands sent before it is known could not be resumed.
+            self.pending.push_back(Awaiting::SessionShown);
+            self.session = Session::Asked;
+            self.write(env, &mut actions, command_bytes(&["SESSION"]));
+            return actions;
+        }
+        let size = env.rng.between(1, env.max_pipeline).min(left);
+        let mut bytes = Vec::new();
+        for _ in 0..size {
+            let Drawn {
+                key,
+                kind,
+                bytes: command,
+                as_set_nx,
+                preamble,
+            } = self.next_operation(env, written);
+            let process = *env.next_process;
+            *env.next_process += 1;
+            actions.push(Action::Invoke {
+                process,
+                key: key.clone(),
+                kind: kind.clone(),
+                connection,
+            });
+            bytes.extend_from_slice(&command);
+            let number = self.number_next();
+            self.pending.push_back(Awaiting::Op(InFlight {
+                process,
+                key,
+                kind,
+                bytes: command,
+                number,
+                as_set_nx,
+                preamble,
+                preamble_seen: 0,
+                must_complete,
+            }));
+        }
+        debug_assert_eq!(Some((node, connection)), self.connection);
+        self.write(env, &mut actions, bytes);
+        actions
+    }
 
-impl Client {
+    /// Bytes from the node arrive on `connection`.
+    pub(crate) fn on_bytes(
+        &mut self,
+        env: &mut Env<'_>,
+        connection: u64,
+        bytes: &[u8],
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.connection.map(|(_, c)| c) != Some(connection) {
+            return actions;
+        }
+        self.input.extend_from_slice(bytes);
+        loop {
+            let (reply, used) = match resp::parse_reply(&self.input, REPLY_LIMITS) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => break,
+                Err(error) => unreachable!("a node sent a malformed reply: {error}"),
+            };
+            self.input.drain(..used);
+            self.replies += 1;
+            self.unconfirmed = None;
+            let awaiting = self
+                .pending
+                .pop_front()
+                .unwrap_or_else(|| unreachable!("a reply with no command waiting: {reply:?}"));
+            match awaiting {
+                Awaiting::Op(mut op) if op.preamble_seen < op.preamble => {
+                    assert!(
+                        reply == Frame::ok() || reply == Frame::Simple("QUEUED".into()),
+                        "a transaction's MULTI or queued command answered {reply:?}"
+                    );
+                    op.preamble_seen += 1;
+                    self.pending.push_front(Awaiting::Op(op));
+                }
+                Awaiting::Op(op) => {
+                    let error = match &reply {
+                        Frame::Error(error) => Some(error.clone()),
+                        _ => None,
+                    };
+                    let outcome = outcome(&op, reply);
+                    self.finish_operation(op, outcome, error, &mut actions);
+                }
+                Awaiting::SessionShown => self.learn_session(reply),
+                Awaiting::Resumed => self.on_resumed(env, reply, &mut actions),
+            }
+        }
+        if self.pending.is_empty() && !self.resuming {
+            let delay_us = env.rng.between(0, 5_000);
+            actions.push(Action::Wake { delay_us });
+        }
+        actions
+    }
+
+    /// `connection` is gone (its node crashed, or the client gave up on it). The client
+    /// reconnects; it resumes its session there if it knows the numbers of everything
+    /// unanswered, and otherwise what was in flight has an unknown outcome.
+    pub(crate) fn on_connection_lost(&mut self, env: &mut Env<'_>, connection: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.connection.map(|(_, c)| c) == Some(connection) {
+            self.lose_connection(env, connection, &mut actions);
+        }
+        actions
+    }
+
+    /// `connection` was refused, so nothing written on it reached a node: the client writes
+    /// it all again on a connection to another node.
+    pub(crate) fn on_connection_refused(
+        &mut self,
+        env: &mut Env<'_>,
+        connection: u64,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.connection.map(|(_, c)| c) != Some(connection) {
+            return actions;
+        }
+        let unconfirmed = self
+            .unconfirmed
+            .take()
+            .expect("no reply comes before the connection is accepted");
+        actions.push(Action::Note(format!(
+            "client {}: connection {connection} refused",
+            self.index
+        )));
+        self.connect(env, &mut actions);
+        if !unconfirmed.is_empty() {
+            self.write(env, &mut actions, unconfirmed);
+        }
+        actions
+    }
+
+    /// The watch on `connection` set when `replies` replies had arrived is due: if none came
+    /// since and something waits, the connection is stuck (its node paused or cut off for
+    /// longer than its whole retry budget) and the client gives up on it.
+    pub(crate) fn on_stuck(
+        &mut self,
+        env: &mut Env<'_>,
+        connection: u64,
+        replies: u64,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some((node, current)) = self.connection else {
+            return actions;
+        };
+        if current != connection || self.pending.is_empty() {
+            return actions;
+        }
+        if self.replies != replies {
+            self.watch_for_stuck(env, &mut actions);
+            return actions;
+        }
+        actions.push(Action::Note(format!(
+            "client {} gives up on stuck connection {connection} to {node}",
+            self.index
+        )));
+        actions.push(Action::Disconnect { node, connection });
+        self.lose_connection(env, connection, &mut actions);
+        actions
+    }
+
     /// The number the next data command sent gets.
     fn number_next(&mut self) -> u64 {
         let Session::Known { next, .. } = &mut self.session else {
@@ -208,6 +474,273 @@ impl Client {
     fn can_resume(&mut self) -> bool {
         matches!(self.session, Session::Known { .. }) && self.operations().next().is_some()
     }
+
+    /// Opens a connection to a random node.
+    fn connect(&mut self, env: &mut Env<'_>, actions: &mut Vec<Action>) -> (NodeId, u64) {
+        let node = NodeId(1 + env.rng.below(env.options.nodes));
+        *env.last_connection += 1;
+        let connection = *env.last_connection;
+        self.connection = Some((node, connection));
+        self.input.clear();
+        self.unconfirmed = Some(Vec::new());
+        actions.push(Action::Connect { node, connection });
+        (node, connection)
+    }
+
+    /// Writes `bytes` on the connection, behind what it wrote before, and watches it.
+    fn write(&mut self, env: &Env<'_>, actions: &mut Vec<Action>, bytes: Vec<u8>) {
+        let (node, connection) = self.connection.expect("the client is connected");
+        if let Some(unconfirmed) = &mut self.unconfirmed {
+            unconfirmed.extend_from_slice(&bytes);
+        }
+        actions.push(Action::Write {
+            node,
+            connection,
+            bytes,
+        });
+        self.watch_for_stuck(env, actions);
+    }
+
+    /// Asks to be told, after the connection's retry budget (and a margin), whether it was
+    /// answered meanwhile.
+    fn watch_for_stuck(&self, env: &Env<'_>, actions: &mut Vec<Action>) {
+        let (_, connection) = self.connection.expect("the client is connected");
+        actions.push(Action::WatchStuck {
+            delay_us: env.options.connection_budget_us() + STUCK_MARGIN_US,
+            connection,
+            replies: self.replies,
+        });
+    }
+
+    /// Asks for the session on its connection (a new one if it has none), at the number of
+    /// its first unanswered operation.
+    fn resume_session(&mut self, env: &mut Env<'_>, actions: &mut Vec<Action>) {
+        self.resuming = false;
+        if self.connection.is_none() {
+            self.connect(env, actions);
+        }
+        let first = self
+            .operations()
+            .next()
+            .map(|op| op.number)
+            .expect("something to resume");
+        let Session::Known { id, token, .. } = &self.session else {
+            unreachable!("resuming an unknown session")
+        };
+        let bytes = command_bytes(&[
+            "SESSION".to_string(),
+            id.to_string(),
+            token.clone(),
+            first.to_string(),
+        ]);
+        self.pending.push_front(Awaiting::Resumed);
+        self.write(env, actions, bytes);
+    }
+
+    /// The answer to `SESSION id token n`: send the unanswered operations again, or give
+    /// them up.
+    fn on_resumed(&mut self, env: &mut Env<'_>, reply: Frame, actions: &mut Vec<Action>) {
+        match reply {
+            Frame::Simple(_) => {
+                let bytes: Vec<u8> = self
+                    .operations()
+                    .flat_map(|op| {
+                        op.preamble_seen = 0;
+                        op.bytes.clone()
+                    })
+                    .collect();
+                self.write(env, actions, bytes);
+            }
+            Frame::Error(error) if error.contains("cannot be resumed") => {
+                actions.push(Action::Note(format!("client {}: {error}", self.index)));
+                self.session = Session::Unknown;
+                self.give_up_pending(Some(error), actions);
+            }
+            Frame::Error(_) => {
+                // Not resumed, nothing changed (no leader yet): ask again after a while.
+                self.resuming = true;
+                let delay_us = env.rng.between(10_000, 50_000);
+                actions.push(Action::Wake { delay_us });
+            }
+            other => unreachable!("SESSION id token n answered {other:?}"),
+        }
+    }
+
+    /// The connection is gone: resume on a new one if possible, else give up what waits.
+    fn lose_connection(&mut self, env: &mut Env<'_>, connection: u64, actions: &mut Vec<Action>) {
+        self.connection = None;
+        self.pending.retain(|a| !matches!(a, Awaiting::Resumed));
+        let in_flight = self.operations().count();
+        let resume = self.can_resume();
+        actions.push(Action::Note(format!(
+            "client {} lost connection {connection} with {in_flight} operations in flight{}",
+            self.index,
+            if resume {
+                "; it resumes its session"
+            } else {
+                ""
+            }
+        )));
+        if resume {
+            self.resuming = true;
+        } else {
+            self.give_up_pending(None, actions);
+            self.session = Session::Unknown;
+        }
+        let delay_us = env.rng.between(10_000, 50_000);
+        actions.push(Action::Wake { delay_us });
+    }
+
+    /// Every unanswered operation gets an unknown outcome (`error` says why, if a node said).
+    fn give_up_pending(&mut self, error: Option<String>, actions: &mut Vec<Action>) {
+        while let Some(awaiting) = self.pending.pop_front() {
+            if let Awaiting::Op(op) = awaiting {
+                self.finish_operation(op, OpOutcome::Info, error.clone(), actions);
+            }
+        }
+    }
+
+    /// Ends `op` with `outcome`; `error` is the error the node answered, if any (it goes into
+    /// the trace, which then says why an operation failed or is unknown).
+    fn finish_operation(
+        &mut self,
+        op: InFlight,
+        outcome: OpOutcome,
+        error: Option<String>,
+        actions: &mut Vec<Action>,
+    ) {
+        let InFlight {
+            process,
+            key,
+            kind,
+            must_complete,
+            ..
+        } = op;
+        // A read that ran but whose reply was lost (reads' replies are not kept) changes
+        // nothing: after the heal it is simply not counted, and the client reads again. Nor is
+        // an operation whose session the node no longer holds (seeds with tight session limits
+        // evict sessions that are still in use): its unknown outcome is the truth, not a
+        // cluster that failed to serve.
+        let session_gone = error.as_deref().is_some_and(|error| {
+            error.contains("its session is gone") || error.contains("cannot be resumed")
+        });
+        let excused = (kind.is_read_only() || session_gone) && outcome == OpOutcome::Info;
+        let liveness = if !must_complete || excused {
+            Liveness::NotCounted
+        } else {
+            self.liveness_left -= 1;
+            if outcome == OpOutcome::Info {
+                Liveness::Missed
+            } else {
+                Liveness::Completed
+            }
+        };
+        actions.push(Action::Complete {
+            process,
+            key,
+            kind,
+            outcome,
+            error,
+            liveness,
+        });
+    }
+
+    /// Draws the next operation from the workload mix; `written` is every client's count of
+    /// values written.
+    fn next_operation(&mut self, env: &mut Env<'_>, written: &[u64]) -> Drawn {
+        let number = env.rng.below(env.options.keys);
+        let key = format!("k{number}");
+        self.written += 1;
+        let unique = format!("c{}.{}", self.index, self.written);
+        let mix = env.options.mix;
+        let draw = env.rng.below(mix.total());
+        let weights = [
+            mix.get, mix.put, mix.delete, mix.cas, mix.append, mix.incr, mix.multi, mix.txn,
+        ];
+        let mut chosen = 0;
+        let mut below = draw;
+        while below >= weights[chosen] {
+            below -= weights[chosen];
+            chosen += 1;
+        }
+        match chosen {
+            0 => Drawn::single(key, OpKind::Get, &["GET"], &[]),
+            1 => Drawn::single(key, OpKind::Put(unique.clone()), &["SET"], &[&unique]),
+            2 => Drawn::single(key, OpKind::Delete, &["DEL"], &[]),
+            3 => {
+                // Expect either absence or a value some client may have written.
+                let expected = if env.rng.chance(300) {
+                    None
+                } else {
+                    let writer = env.rng.below(env.options.clients);
+                    let writes = if writer as usize == self.index {
+                        self.written
+                    } else {
+                        written[writer as usize]
+                    };
+                    let n = env.rng.between(1, writes.max(1));
+                    Some(format!("c{writer}.{n}"))
+                };
+                let kind = OpKind::Cas {
+                    expected: expected.clone(),
+                    new: Some(unique.clone()),
+                };
+                match &expected {
+                    Some(expected) => Drawn::single(key, kind, &["CAS"], &[expected, &unique]),
+                    None => Drawn {
+                        as_set_nx: true,
+                        ..Drawn::single(key, kind, &["SET"], &[&unique, "NX"])
+                    },
+                }
+            }
+            4 => Drawn::single(key, OpKind::Append(unique.clone()), &["APPEND"], &[&unique]),
+            5 => {
+                // Mostly on a counter, sometimes on a key that may hold a string.
+                let key = if env.rng.chance(600) {
+                    format!("n{number}")
+                } else {
+                    key
+                };
+                let by = env.rng.between(1, 3);
+                let kind = OpKind::Incr(i64::try_from(by).expect("small"));
+                Drawn::single(key, kind, &["INCRBY"], &[&by.to_string()])
+            }
+            6 => {
+                let keys = key_pair(env);
+                match env.rng.below(3) {
+                    0 => {
+                        let parts = keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, key)| (key, OpKind::Put(format!("{unique}.{i}"))))
+                            .collect();
+                        Drawn::multi("MSET", parts)
+                    }
+                    1 => Drawn::multi("MGET", keys.iter().map(|k| (k, OpKind::Get)).collect()),
+                    _ => Drawn::multi("DEL", keys.iter().map(|k| (k, OpKind::Delete)).collect()),
+                }
+            }
+            _ => {
+                let pair = key_pair(env);
+                let size = env.rng.between(2, 3);
+                let mut parts = Vec::new();
+                for i in 0..size {
+                    let key = &pair[usize::from(env.rng.chance(500))];
+                    let kind = match env.rng.below(4) {
+                        0 => OpKind::Get,
+                        1 => OpKind::Put(format!("{unique}.{i}")),
+                        2 => OpKind::Append(format!("{unique}.{i}")),
+                        _ => OpKind::Incr(1),
+                    };
+                    parts.push(Part {
+                        key: key.clone(),
+                        kind,
+                    });
+                }
+                Drawn::transaction(parts)
+            }
+        }
+    }
 }
 
 /// RESP bytes of a command.
@@ -221,6 +754,15 @@ fn command_bytes<W: AsRef<[u8]>>(words: &[W]) -> Vec<u8> {
     )
     .encode(&mut bytes);
     bytes
+}
+
+/// A pair of keys for a command over several keys: `m0`+`m1`, `m2`+`m3`, … (half as many
+/// pairs as single keys, at least one). Only such commands touch them, so each pair is a
+/// small group for the checker: a pair's operations are searched together, and the
+/// search's work grows with the product of its keys' concurrent writes.
+fn key_pair(env: &mut Env<'_>) -> [String; 2] {
+    let pair = env.rng.below((env.options.keys / 2).max(1));
+    [format!("m{}", 2 * pair), format!("m{}", 2 * pair + 1)]
 }
 
 /// An operation drawn from the workload, ready to send.
@@ -299,491 +841,6 @@ impl Drawn {
             kind: OpKind::Atomic(parts),
             bytes,
             as_set_nx: false,
-        }
-    }
-}
-
-impl Simulation {
-    pub(crate) fn on_client_start(&mut self, index: usize) {
-        if self.failure.is_some() {
-            return;
-        }
-        if self.clients[index].resuming {
-            self.resume_session(index);
-            return;
-        }
-        if !self.clients[index].pending.is_empty() {
-            return;
-        }
-        let (must_complete, left) = match self.phase {
-            Phase::Chaos if self.ops_invoked < self.options.ops => {
-                (false, self.options.ops - self.ops_invoked)
-            }
-            Phase::Liveness if self.clients[index].liveness_left > 0 => {
-                (true, self.clients[index].liveness_left)
-            }
-            _ => return,
-        };
-        let connection = match self.clients[index].connection {
-            Some((_, connection)) => connection,
-            None => self.connect(index).1,
-        };
-        if self.clients[index].session == Session::Unknown {
-            // Learn the session first: commands sent before it is known could not be resumed.
-            let client = &mut self.clients[index];
-            client.pending.push_back(Awaiting::SessionShown);
-            client.session = Session::Asked;
-            self.write_to_connection(index, command_bytes(&["SESSION"]));
-            return;
-        }
-        let size = self.rng.between(1, self.plan.max_pipeline).min(left);
-        let mut bytes = Vec::new();
-        for _ in 0..size {
-            self.ops_invoked += 1;
-            let Drawn {
-                key,
-                kind,
-                bytes: command,
-                as_set_nx,
-                preamble,
-            } = self.next_operation(index);
-            let process = self.next_process;
-            self.next_process += 1;
-            self.process_connections.insert(process, connection);
-            self.history
-                .events
-                .push(invoke_event(process, &key, &kind, self.now_us * 1000));
-            self.record(What::Invoke {
-                process,
-                op: format!("{kind:?} {key}"),
-            });
-            bytes.extend_from_slice(&command);
-            let client = &mut self.clients[index];
-            let number = client.number_next();
-            client.pending.push_back(Awaiting::Op(InFlight {
-                process,
-                key,
-                kind,
-                bytes: command,
-                number,
-                as_set_nx,
-                preamble,
-                preamble_seen: 0,
-                must_complete,
-            }));
-        }
-        if self.phase == Phase::Chaos
-            && self.ops_invoked >= self.options.ops
-            && self.timeline_done()
-        {
-            self.end_chaos();
-        }
-        self.write_to_connection(index, bytes);
-    }
-
-    /// Writes `bytes` on client `index`'s connection, behind what it wrote before.
-    fn write_to_connection(&mut self, index: usize, bytes: Vec<u8>) {
-        let (node, connection) = self.clients[index]
-            .connection
-            .expect("the client is connected");
-        if let Some(unconfirmed) = &mut self.clients[index].unconfirmed {
-            unconfirmed.extend_from_slice(&bytes);
-        }
-        let latency = self.network.latency(&mut self.rng, node, node);
-        let arrival = (self.now_us + latency).max(self.clients[index].sent_at_us);
-        self.clients[index].sent_at_us = arrival;
-        self.schedule(
-            arrival - self.now_us,
-            Event::ToConnection {
-                node,
-                connection,
-                bytes,
-            },
-        );
-        self.watch_for_stuck(index, connection);
-    }
-
-    /// Asks for client `index`'s session on its connection (a new one if it has none), at
-    /// the number of its first unanswered operation.
-    fn resume_session(&mut self, index: usize) {
-        self.clients[index].resuming = false;
-        if self.clients[index].connection.is_none() {
-            self.connect(index);
-        }
-        let client = &mut self.clients[index];
-        let first = client
-            .operations()
-            .next()
-            .map(|op| op.number)
-            .expect("something to resume");
-        let Session::Known { id, token, .. } = &client.session else {
-            unreachable!("resuming an unknown session")
-        };
-        let bytes = command_bytes(&[
-            "SESSION".to_string(),
-            id.to_string(),
-            token.clone(),
-            first.to_string(),
-        ]);
-        client.pending.push_front(Awaiting::Resumed);
-        self.write_to_connection(index, bytes);
-    }
-
-    /// The answer to `SESSION id token n`: send the unanswered operations again, or give
-    /// them up.
-    fn on_resumed(&mut self, index: usize, reply: Frame) {
-        match reply {
-            Frame::Simple(_) => {
-                let bytes: Vec<u8> = self.clients[index]
-                    .operations()
-                    .flat_map(|op| {
-                        op.preamble_seen = 0;
-                        op.bytes.clone()
-                    })
-                    .collect();
-                self.write_to_connection(index, bytes);
-            }
-            Frame::Error(error) if error.contains("cannot be resumed") => {
-                self.record(What::Fault {
-                    description: format!("client {index}: {error}"),
-                });
-                self.clients[index].session = Session::Unknown;
-                self.give_up_pending(index, Some(error));
-            }
-            Frame::Error(_) => {
-                // Not resumed, nothing changed (no leader yet): ask again after a while.
-                self.clients[index].resuming = true;
-                let backoff = self.rng.between(10_000, 50_000);
-                self.schedule(backoff, Event::ClientStart { client: index });
-            }
-            other => unreachable!("SESSION id token n answered {other:?}"),
-        }
-    }
-
-    /// Every unanswered operation of client `index` gets an unknown outcome (`error` says why,
-    /// if a node said).
-    fn give_up_pending(&mut self, index: usize, error: Option<String>) {
-        while let Some(awaiting) = self.clients[index].pending.pop_front() {
-            if let Awaiting::Op(op) = awaiting {
-                self.finish_operation(index, op, OpOutcome::Info, error.clone());
-            }
-        }
-    }
-
-    /// Checks on connection `connection` of client `index` after the connection's retry
-    /// budget (and a margin): stuck unless a reply came meanwhile.
-    fn watch_for_stuck(&mut self, index: usize, connection: u64) {
-        let patience = self.connection_budget_us() + STUCK_MARGIN_US;
-        let replies = self.clients[index].replies;
-        self.schedule(
-            patience,
-            Event::ClientStuck {
-                client: index,
-                connection,
-                replies,
-            },
-        );
-    }
-
-    /// Opens a connection from client `index` to a random node.
-    fn connect(&mut self, index: usize) -> (NodeId, u64) {
-        let node = NodeId(1 + self.rng.below(self.options.nodes));
-        self.next_connection += 1;
-        let connection = self.next_connection;
-        self.clients[index].connection = Some((node, connection));
-        self.clients[index].input.clear();
-        self.clients[index].unconfirmed = Some(Vec::new());
-        let delay = self.network.latency(&mut self.rng, node, node);
-        self.clients[index].sent_at_us = self.now_us + delay;
-        self.schedule(
-            delay,
-            Event::Connect {
-                node,
-                client: index,
-                connection,
-            },
-        );
-        (node, connection)
-    }
-
-    /// Draws the next operation of client `index` from the workload mix.
-    fn next_operation(&mut self, index: usize) -> Drawn {
-        let number = self.rng.below(self.options.keys);
-        let key = format!("k{number}");
-        let client = &mut self.clients[index];
-        client.written += 1;
-        let unique = format!("c{}.{}", client.index, client.written);
-        let mix = self.options.mix;
-        let draw = self.rng.below(mix.total());
-        let weights = [
-            mix.get, mix.put, mix.delete, mix.cas, mix.append, mix.incr, mix.multi, mix.txn,
-        ];
-        let mut chosen = 0;
-        let mut below = draw;
-        while below >= weights[chosen] {
-            below -= weights[chosen];
-            chosen += 1;
-        }
-        match chosen {
-            0 => Drawn::single(key, OpKind::Get, &["GET"], &[]),
-            1 => Drawn::single(key, OpKind::Put(unique.clone()), &["SET"], &[&unique]),
-            2 => Drawn::single(key, OpKind::Delete, &["DEL"], &[]),
-            3 => {
-                // Expect either absence or a value some client may have written.
-                let expected = if self.rng.chance(300) {
-                    None
-                } else {
-                    let writer = self.rng.below(self.options.clients);
-                    let n = self
-                        .rng
-                        .between(1, self.clients[writer as usize].written.max(1));
-                    Some(format!("c{writer}.{n}"))
-                };
-                let kind = OpKind::Cas {
-                    expected: expected.clone(),
-                    new: Some(unique.clone()),
-                };
-                match &expected {
-                    Some(expected) => Drawn::single(key, kind, &["CAS"], &[expected, &unique]),
-                    None => Drawn {
-                        as_set_nx: true,
-                        ..Drawn::single(key, kind, &["SET"], &[&unique, "NX"])
-                    },
-                }
-            }
-            4 => Drawn::single(key, OpKind::Append(unique.clone()), &["APPEND"], &[&unique]),
-            5 => {
-                // Mostly on a counter, sometimes on a key that may hold a string.
-                let key = if self.rng.chance(600) {
-                    format!("n{number}")
-                } else {
-                    key
-                };
-                let by = self.rng.between(1, 3);
-                let kind = OpKind::Incr(i64::try_from(by).expect("small"));
-                Drawn::single(key, kind, &["INCRBY"], &[&by.to_string()])
-            }
-            6 => {
-                let keys = self.key_pair();
-                match self.rng.below(3) {
-                    0 => {
-                        let parts = keys
-                            .iter()
-                            .enumerate()
-                            .map(|(i, key)| (key, OpKind::Put(format!("{unique}.{i}"))))
-                            .collect();
-                        Drawn::multi("MSET", parts)
-                    }
-                    1 => Drawn::multi("MGET", keys.iter().map(|k| (k, OpKind::Get)).collect()),
-                    _ => Drawn::multi("DEL", keys.iter().map(|k| (k, OpKind::Delete)).collect()),
-                }
-            }
-            _ => {
-                let pair = self.key_pair();
-                let size = self.rng.between(2, 3);
-                let mut parts = Vec::new();
-                for i in 0..size {
-                    let key = &pair[usize::from(self.rng.chance(500))];
-                    let kind = match self.rng.below(4) {
-                        0 => OpKind::Get,
-                        1 => OpKind::Put(format!("{unique}.{i}")),
-                        2 => OpKind::Append(format!("{unique}.{i}")),
-                        _ => OpKind::Incr(1),
-                    };
-                    parts.push(Part {
-                        key: key.clone(),
-                        kind,
-                    });
-                }
-                Drawn::transaction(parts)
-            }
-        }
-    }
-
-    /// A pair of keys for a command over several keys: `m0`+`m1`, `m2`+`m3`, … (half as many
-    /// pairs as single keys, at least one). Only such commands touch them, so each pair is a
-    /// small group for the checker: a pair's operations are searched together, and the
-    /// search's work grows with the product of its keys' concurrent writes.
-    fn key_pair(&mut self) -> [String; 2] {
-        let pair = self.rng.below((self.options.keys / 2).max(1));
-        [format!("m{}", 2 * pair), format!("m{}", 2 * pair + 1)]
-    }
-
-    /// Bytes from the node arrive on connection `connection` of client `index`.
-    pub(crate) fn on_client_bytes(&mut self, index: usize, connection: u64, bytes: &[u8]) {
-        if self.clients[index].connection.map(|(_, c)| c) != Some(connection) {
-            return;
-        }
-        self.clients[index].input.extend_from_slice(bytes);
-        loop {
-            let parsed = resp::parse_reply(&self.clients[index].input, REPLY_LIMITS);
-            let (reply, used) = match parsed {
-                Ok(Some(parsed)) => parsed,
-                Ok(None) => break,
-                Err(error) => unreachable!("a node sent a malformed reply: {error}"),
-            };
-            self.clients[index].input.drain(..used);
-            self.clients[index].replies += 1;
-            self.clients[index].unconfirmed = None;
-            let awaiting = self.clients[index]
-                .pending
-                .pop_front()
-                .unwrap_or_else(|| unreachable!("a reply with no command waiting: {reply:?}"));
-            match awaiting {
-                Awaiting::Op(mut op) if op.preamble_seen < op.preamble => {
-                    assert!(
-                        reply == Frame::ok() || reply == Frame::Simple("QUEUED".into()),
-                        "a transaction's MULTI or queued command answered {reply:?}"
-                    );
-                    op.preamble_seen += 1;
-                    self.clients[index].pending.push_front(Awaiting::Op(op));
-                }
-                Awaiting::Op(op) => {
-                    let error = match &reply {
-                        Frame::Error(error) => Some(error.clone()),
-                        _ => None,
-                    };
-                    let outcome = outcome(&op, reply);
-                    self.finish_operation(index, op, outcome, error);
-                }
-                Awaiting::SessionShown => self.clients[index].learn_session(reply),
-                Awaiting::Resumed => self.on_resumed(index, reply),
-            }
-        }
-        if self.clients[index].pending.is_empty() && !self.clients[index].resuming {
-            let think = self.rng.between(0, 5_000);
-            self.schedule(think, Event::ClientStart { client: index });
-        }
-    }
-
-    /// The connection is gone (its node crashed, or the client gave up on it). The client
-    /// reconnects; it resumes its session there if it knows the numbers of everything
-    /// unanswered, and otherwise what was in flight has an unknown outcome.
-    pub(crate) fn on_connection_lost(&mut self, index: usize, connection: u64) {
-        if self.clients[index].connection.map(|(_, c)| c) != Some(connection) {
-            return;
-        }
-        let client = &mut self.clients[index];
-        client.connection = None;
-        client.pending.retain(|a| !matches!(a, Awaiting::Resumed));
-        let in_flight = client.operations().count();
-        let resume = client.can_resume();
-        self.record(What::Fault {
-            description: format!(
-                "client {index} lost connection {connection} with {in_flight} operations in flight{}",
-                if resume { "; it resumes its session" } else { "" }
-            ),
-        });
-        if resume {
-            self.clients[index].resuming = true;
-        } else {
-            self.give_up_pending(index, None);
-            self.clients[index].session = Session::Unknown;
-        }
-        let backoff = self.rng.between(10_000, 50_000);
-        self.schedule(backoff, Event::ClientStart { client: index });
-    }
-
-    /// The connection was refused, so nothing written on it reached a node: the client writes
-    /// it all again on a connection to another node.
-    pub(crate) fn on_connection_refused(&mut self, index: usize, connection: u64) {
-        if self.clients[index].connection.map(|(_, c)| c) != Some(connection) {
-            return;
-        }
-        let unconfirmed = self.clients[index]
-            .unconfirmed
-            .take()
-            .expect("no reply comes before the connection is accepted");
-        self.record(What::Fault {
-            description: format!("client {index}: connection {connection} refused"),
-        });
-        self.connect(index);
-        if !unconfirmed.is_empty() {
-            self.write_to_connection(index, unconfirmed);
-        }
-    }
-
-    /// No reply came for longer than the connection's whole retry budget: its node is paused
-    /// or cut off from the client. Give up on the connection.
-    pub(crate) fn on_client_stuck(&mut self, index: usize, connection: u64, replies: u64) {
-        let client = &self.clients[index];
-        if client.connection.map(|(_, c)| c) != Some(connection) || client.pending.is_empty() {
-            return;
-        }
-        if client.replies != replies {
-            self.watch_for_stuck(index, connection);
-            return;
-        }
-        if let Some((node, _)) = client.connection {
-            self.record(What::Fault {
-                description: format!(
-                    "client {index} gives up on stuck connection {connection} to {node}"
-                ),
-            });
-            self.schedule(0, Event::Disconnect { node, connection });
-        }
-        self.on_connection_lost(index, connection);
-    }
-
-    /// How long a node's connection keeps retrying one command, microseconds.
-    pub(crate) fn connection_budget_us(&self) -> u64 {
-        self.options.request_timeout_us * u64::from(self.options.max_attempts)
-    }
-
-    /// Records `op`'s outcome; `error` is the error the node answered, if any (it goes into
-    /// the trace, which then says why an operation failed or is unknown).
-    fn finish_operation(
-        &mut self,
-        index: usize,
-        op: InFlight,
-        outcome: OpOutcome,
-        error: Option<String>,
-    ) {
-        let InFlight {
-            process,
-            key,
-            kind,
-            must_complete,
-            ..
-        } = op;
-        // A read that ran but whose reply was lost (reads' replies are not kept) changes
-        // nothing: after the heal it is simply not counted, and the client reads again. Nor is
-        // an operation whose session the node no longer holds (seeds with tight session limits
-        // evict sessions that are still in use): its unknown outcome is the truth, not a
-        // cluster that failed to serve.
-        let session_gone = error.as_deref().is_some_and(|error| {
-            error.contains("its session is gone") || error.contains("cannot be resumed")
-        });
-        let excused = (kind.is_read_only() || session_gone) && outcome == OpOutcome::Info;
-        if must_complete && outcome == OpOutcome::Info && !excused {
-            self.fail(Failure::Liveness {
-                reason: format!(
-                    "client {index}'s {kind:?} {key} ended with an unknown outcome after the heal"
-                ),
-            });
-        }
-        self.history.events.push(completion_event(
-            process,
-            &key,
-            &kind,
-            &outcome,
-            self.now_us * 1000,
-        ));
-        self.record(What::Complete {
-            process,
-            outcome: match error {
-                Some(error) => format!("{outcome:?} ({error})"),
-                None => format!("{outcome:?}"),
-            },
-        });
-        match outcome {
-            OpOutcome::Ok(_) | OpOutcome::Each(_) => self.stats.ops_ok += 1,
-            OpOutcome::Fail => self.stats.ops_fail += 1,
-            OpOutcome::Info => self.stats.ops_info += 1,
-        }
-        if must_complete && !excused {
-            self.clients[index].liveness_left -= 1;
-            self.maybe_finish();
         }
     }
 }

@@ -231,6 +231,13 @@ impl SimOptions {
         (self.request_timeout_us / 1000).max(1)
     }
 
+    /// How long a node's client connection keeps retrying one command, microseconds: every
+    /// attempt's patience, times the attempts.
+    #[must_use]
+    pub fn connection_budget_us(&self) -> u64 {
+        self.request_timeout_us * u64::from(self.max_attempts)
+    }
+
     /// One election timeout, in microseconds.
     #[must_use]
     pub fn election_timeout_us(&self) -> u64 {

@@ -16,9 +16,9 @@
 //! linearizability.
 
 use crate::checker::{self, Budget, Report, Verdict};
-use crate::client::Client;
+use crate::client::{Action, Allowance, Client, Env, Liveness};
 use crate::disk::SimDisk;
-use crate::history::History;
+use crate::history::{History, OpOutcome, completion_event, invoke_event};
 use crate::network::Network;
 use crate::options::{FaultKind, FaultPlan, SimOptions};
 use crate::rng::SimRng;
@@ -369,7 +369,10 @@ pub struct Simulation {
     pub(crate) ops_invoked: u64,
     pub(crate) next_process: u64,
     /// The last connection id handed out.
-    pub(crate) next_connection: u64,
+    pub(crate) last_connection: u64,
+    /// Per client: when the last bytes it wrote on its connection reach the node (a stream
+    /// keeps its order, and the first bytes follow the connect).
+    client_stream_at_us: Vec<u64>,
     /// The connection each history process's operation was sent on.
     pub(crate) process_connections: BTreeMap<u64, u64>,
     pub(crate) stats: Stats,
@@ -439,7 +442,8 @@ impl Simulation {
         let network = Network::new(options.nodes, plan.network);
         Simulation {
             next_process: 0,
-            next_connection: 0,
+            last_connection: 0,
+            client_stream_at_us: vec![0; options.clients as usize],
             process_connections: BTreeMap::new(),
             trace: Trace::new(options.keep_trace),
             options,
@@ -770,6 +774,180 @@ impl Simulation {
         }
     }
 
+    /// Time for client `index` to send (see [`Client::start`]).
+    fn on_client_start(&mut self, index: usize) {
+        if self.failure.is_some() {
+            return;
+        }
+        let allowance = match self.phase {
+            Phase::Chaos if self.ops_invoked < self.options.ops => {
+                Allowance::Chaos(self.options.ops - self.ops_invoked)
+            }
+            Phase::Liveness => Allowance::Liveness,
+            _ => Allowance::Nothing,
+        };
+        let written: Vec<u64> = self.clients.iter().map(Client::written).collect();
+        let (mut env, client) = self.client_env(index);
+        let actions = client.start(&mut env, allowance, &written);
+        self.carry_out(index, actions);
+    }
+
+    fn on_client_bytes(&mut self, index: usize, connection: u64, bytes: &[u8]) {
+        let (mut env, client) = self.client_env(index);
+        let actions = client.on_bytes(&mut env, connection, bytes);
+        self.carry_out(index, actions);
+    }
+
+    fn on_connection_lost(&mut self, index: usize, connection: u64) {
+        let (mut env, client) = self.client_env(index);
+        let actions = client.on_connection_lost(&mut env, connection);
+        self.carry_out(index, actions);
+    }
+
+    fn on_connection_refused(&mut self, index: usize, connection: u64) {
+        let (mut env, client) = self.client_env(index);
+        let actions = client.on_connection_refused(&mut env, connection);
+        self.carry_out(index, actions);
+    }
+
+    fn on_client_stuck(&mut self, index: usize, connection: u64, replies: u64) {
+        let (mut env, client) = self.client_env(index);
+        let actions = client.on_stuck(&mut env, connection, replies);
+        self.carry_out(index, actions);
+    }
+
+    /// Client `index` and what its step may use of the run.
+    fn client_env(&mut self, index: usize) -> (Env<'_>, &mut Client) {
+        let env = Env {
+            rng: &mut self.rng,
+            options: &self.options,
+            max_pipeline: self.plan.max_pipeline,
+            next_process: &mut self.next_process,
+            last_connection: &mut self.last_connection,
+        };
+        (env, &mut self.clients[index])
+    }
+
+    /// Carries out what client `index` asked, in order: the network decides latencies and
+    /// keeps each connection's bytes in order; the history and trace record operations.
+    fn carry_out(&mut self, index: usize, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect { node, connection } => {
+                    let delay = self.network.latency(&mut self.rng, node, node);
+                    self.client_stream_at_us[index] = self.now_us + delay;
+                    self.schedule(
+                        delay,
+                        Event::Connect {
+                            node,
+                            client: index,
+                            connection,
+                        },
+                    );
+                }
+                Action::Write {
+                    node,
+                    connection,
+                    bytes,
+                } => {
+                    let latency = self.network.latency(&mut self.rng, node, node);
+                    let arrival = (self.now_us + latency).max(self.client_stream_at_us[index]);
+                    self.client_stream_at_us[index] = arrival;
+                    self.schedule(
+                        arrival - self.now_us,
+                        Event::ToConnection {
+                            node,
+                            connection,
+                            bytes,
+                        },
+                    );
+                }
+                Action::Disconnect { node, connection } => {
+                    self.schedule(0, Event::Disconnect { node, connection });
+                }
+                Action::Wake { delay_us } => {
+                    self.schedule(delay_us, Event::ClientStart { client: index });
+                }
+                Action::WatchStuck {
+                    delay_us,
+                    connection,
+                    replies,
+                } => self.schedule(
+                    delay_us,
+                    Event::ClientStuck {
+                        client: index,
+                        connection,
+                        replies,
+                    },
+                ),
+                Action::Invoke {
+                    process,
+                    key,
+                    kind,
+                    connection,
+                } => {
+                    self.ops_invoked += 1;
+                    self.process_connections.insert(process, connection);
+                    self.history.events.push(invoke_event(
+                        process,
+                        &key,
+                        &kind,
+                        self.now_us * 1000,
+                    ));
+                    self.record(What::Invoke {
+                        process,
+                        op: format!("{kind:?} {key}"),
+                    });
+                    if self.phase == Phase::Chaos
+                        && self.ops_invoked >= self.options.ops
+                        && self.timeline_done()
+                    {
+                        self.end_chaos();
+                    }
+                }
+                Action::Complete {
+                    process,
+                    key,
+                    kind,
+                    outcome,
+                    error,
+                    liveness,
+                } => {
+                    if liveness == Liveness::Missed {
+                        self.fail(Failure::Liveness {
+                            reason: format!(
+                                "client {index}'s {kind:?} {key} ended with an unknown outcome after the heal"
+                            ),
+                        });
+                    }
+                    self.history.events.push(completion_event(
+                        process,
+                        &key,
+                        &kind,
+                        &outcome,
+                        self.now_us * 1000,
+                    ));
+                    self.record(What::Complete {
+                        process,
+                        outcome: match error {
+                            Some(error) => format!("{outcome:?} ({error})"),
+                            None => format!("{outcome:?}"),
+                        },
+                    });
+                    match outcome {
+                        OpOutcome::Ok(_) | OpOutcome::Each(_) => self.stats.ops_ok += 1,
+                        OpOutcome::Fail => self.stats.ops_fail += 1,
+                        OpOutcome::Info => self.stats.ops_info += 1,
+                    }
+                    if liveness != Liveness::NotCounted {
+                        self.maybe_finish();
+                    }
+                }
+                Action::Note(description) => self.record(What::Fault { description }),
+            }
+        }
+    }
+
     /// A client connects to node `id`: the node serves it with a real engine connection.
     fn on_connect(&mut self, id: NodeId, client: usize, connection: u64) {
         let token = SessionToken(
@@ -781,7 +959,7 @@ impl Simulation {
                 max_arg_bytes: 1 << 20,
             },
             pipeline_depth: MAX_PIPELINE as usize,
-            request_timeout_ms: self.connection_budget_us() / 1000,
+            request_timeout_ms: self.options.connection_budget_us() / 1000,
             max_transaction_bytes: 1 << 20,
         };
         let sim_node = self.nodes.get_mut(&id).expect("known node");
