@@ -20,6 +20,7 @@ pub mod options;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+pub mod script;
 pub mod simulation;
 pub mod timeline;
 pub mod trace;

@@ -2,7 +2,7 @@
 
 use crate::network::NetworkOptions;
 use crate::rng::SimRng;
-use crate::scenario::{Expectations, Step};
+use crate::script::{Expectations, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! Runs a scenario's timeline inside a simulation: waits for each step's trigger, resolves its
 //! targets against the cluster as it is at that moment, and applies it.
 
-use crate::scenario::{Action, Target, Trigger};
+use crate::script::{Action, Target, Trigger};
 use crate::simulation::{Event, Phase, Simulation};
 use crate::trace::What;
 use verity_core::{NodeId, Role, Term};
