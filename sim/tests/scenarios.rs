@@ -127,3 +127,32 @@ fn a_missing_file_is_an_error_not_a_panic() {
     let error = Scenario::load(Path::new("no/such/scenario.toml")).unwrap_err();
     assert!(error.to_string().contains("cannot read the file"));
 }
+
+#[test]
+fn a_timeline_step_whose_trigger_comes_after_the_heal_never_fires() {
+    // Regression (found by a sweep): a step waiting for its trigger fired after the heal, so
+    // a crash struck in the liveness phase. The chaos phase completes at most 20 operations
+    // and the liveness phase 16 more (8 clients x 2), so this step's trigger can only happen
+    // in the liveness phase.
+    let text = "# test\n[cluster]\nnodes = 3\n[workload]\nclients = 8\nops = 20\n\
+                [[timeline]]\nafter_ops_completed = 30\naction = \"crash\"\ntarget = \"leader\"\n";
+    let scenario = Scenario::parse("late.toml", text).unwrap();
+    let mut options = scenario.options(0);
+    options.keep_trace = true;
+    let outcome = Simulation::new(options).run();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert!(
+        outcome.stats.ops_ok + outcome.stats.ops_fail + outcome.stats.ops_info >= 30,
+        "the liveness phase completed enough operations to reach the trigger"
+    );
+    let events = outcome.trace.events().expect("kept");
+    let lines: Vec<String> = events.iter().map(ToString::to_string).collect();
+    let heal = lines
+        .iter()
+        .position(|line| line.contains("heal all"))
+        .expect("the chaos phase ends with a heal");
+    assert!(
+        !lines[heal..].iter().any(|line| line.contains("timeline")),
+        "a timeline step fired after the heal"
+    );
+}
