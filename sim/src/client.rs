@@ -33,8 +33,9 @@
 //!
 //! The workload is a small hot key set and a mix of GET, SET, DEL, CAS (or `SET NX` when
 //! expecting absence) and APPEND with values unique to the client on keys `k0`, `k1`, …;
-//! INCRBY, mostly on counters `n0`, `n1`, … and sometimes on those keys (which may hold a
-//! string: "not an integer"); and commands over a pair of keys `m0`+`m1`, `m2`+`m3`, … (MSET,
+//! INCRBY or DECRBY, mostly on counters `n0`, `n1`, … and sometimes on those keys (which may
+//! hold a string: "not an integer"); GETSET, GETDEL (a read and a write of one key at one
+//! instant) and SETNX on those keys; and commands over a pair of keys `m0`+`m1`, `m2`+`m3`, … (MSET,
 //! MGET, DEL of both) and `MULTI` … `EXEC` transactions of two or three commands over such a
 //! pair. A command over several keys is one history operation (`txn`), so the checker checks
 //! the pair as one object. A transaction's `MULTI` and `QUEUED` replies are the client's own business; its
@@ -656,6 +657,7 @@ impl Client {
         let draw = env.rng.below(mix.total());
         let weights = [
             mix.get, mix.put, mix.delete, mix.cas, mix.append, mix.incr, mix.multi, mix.txn,
+            mix.swap,
         ];
         let mut chosen = 0;
         let mut below = draw;
@@ -701,9 +703,12 @@ impl Client {
                 } else {
                     key
                 };
-                let by = env.rng.between(1, 3);
-                let kind = OpKind::Incr(i64::try_from(by).expect("small"));
-                Drawn::single(key, kind, &["INCRBY"], &[&by.to_string()])
+                let by = i64::try_from(env.rng.between(1, 3)).expect("small");
+                if env.rng.chance(300) {
+                    Drawn::single(key, OpKind::Incr(-by), &["DECRBY"], &[&by.to_string()])
+                } else {
+                    Drawn::single(key, OpKind::Incr(by), &["INCRBY"], &[&by.to_string()])
+                }
             }
             6 => {
                 let keys = key_pair(env);
@@ -720,7 +725,7 @@ impl Client {
                     _ => Drawn::multi("DEL", keys.iter().map(|k| (k, OpKind::Delete)).collect()),
                 }
             }
-            _ => {
+            7 => {
                 let pair = key_pair(env);
                 let size = env.rng.between(2, 3);
                 let mut parts = Vec::new();
@@ -738,6 +743,37 @@ impl Client {
                     });
                 }
                 Drawn::transaction(parts)
+            }
+            _ => {
+                let read_then = |kind| {
+                    OpKind::Atomic(vec![
+                        Part {
+                            key: key.clone(),
+                            kind: OpKind::Get,
+                        },
+                        Part {
+                            key: key.clone(),
+                            kind,
+                        },
+                    ])
+                };
+                match env.rng.below(3) {
+                    0 => {
+                        let kind = read_then(OpKind::Put(unique.clone()));
+                        Drawn::single(key, kind, &["GETSET"], &[&unique])
+                    }
+                    1 => {
+                        let kind = read_then(OpKind::Delete);
+                        Drawn::single(key, kind, &["GETDEL"], &[])
+                    }
+                    _ => {
+                        let kind = OpKind::Cas {
+                            expected: None,
+                            new: Some(unique.clone()),
+                        };
+                        Drawn::single(key, kind, &["SETNX"], &[&unique])
+                    }
+                }
             }
         }
     }
@@ -873,6 +909,14 @@ fn outcome(op: &InFlight, reply: Frame) -> OpOutcome {
         }
         (OpKind::Atomic(parts), Frame::Simple(_) | Frame::Integer(_)) => {
             OpOutcome::Each(vec![OpOutcome::Ok(None); parts.len()])
+        }
+        // GETSET and GETDEL answer the value they read first.
+        (OpKind::Atomic(parts), reply @ (Frame::Bulk(_) | Frame::Null))
+            if parts[0].kind == OpKind::Get =>
+        {
+            let mut each = vec![single_outcome(&OpKind::Get, reply)];
+            each.resize(parts.len(), OpOutcome::Ok(None));
+            OpOutcome::Each(each)
         }
         (kind, reply) => single_outcome(kind, reply),
     }

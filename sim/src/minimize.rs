@@ -222,7 +222,7 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {} }}",
+        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {}, swap = {} }}",
         o.clients,
         o.keys,
         o.ops,
@@ -236,7 +236,8 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
         o.mix.append,
         o.mix.incr,
         o.mix.multi,
-        o.mix.txn
+        o.mix.txn,
+        o.mix.swap
     );
     let kinds: Vec<String> = p
         .enabled

@@ -98,6 +98,9 @@ pub struct OpMix {
     /// `MULTI` … `EXEC` transactions of 2 or 3 commands over a key pair.
     #[serde(default)]
     pub txn: u64,
+    /// `GETSET`, `GETDEL` or `SETNX`.
+    #[serde(default)]
+    pub swap: u64,
 }
 
 impl Default for OpMix {
@@ -111,6 +114,7 @@ impl Default for OpMix {
             incr: 15,
             multi: 10,
             txn: 10,
+            swap: 10,
         }
     }
 }
@@ -127,6 +131,7 @@ impl OpMix {
             + self.incr
             + self.multi
             + self.txn
+            + self.swap
     }
 }
 
