@@ -26,8 +26,8 @@
 //! is down) reached nothing, so what was written on it is written again on another.
 //!
 //! A client is a state machine of its own: the simulation hands it the events that reach it
-//! (a reply's bytes, a lost, refused or stuck connection, time to start) with an [`Env`] (the
-//! run's random stream, its options, id allocators), and carries out the [`Action`]s it
+//! (a reply's bytes, a lost, refused or stuck connection, time to start) with an `Env` (the
+//! run's random stream, its options, id allocators), and carries out the `Action`s it
 //! returns: connect, write, disconnect, wake later, record an operation. Latency and the order
 //! of a connection's bytes are the simulated network's business, not the client's.
 //!
