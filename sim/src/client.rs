@@ -345,6 +345,9 @@ impl Client {
                         Frame::Error(error) => Some(error.clone()),
                         _ => None,
                     };
+                    if error.as_deref().is_some_and(|e| e.contains(NEVER_NUMBERED)) {
+                        self.took_no_number(op.number);
+                    }
                     let outcome = outcome(&op, reply);
                     self.finish_operation(op, outcome, error, &mut actions);
                 }
@@ -432,6 +435,23 @@ impl Client {
         };
         *next += 1;
         *next - 1
+    }
+
+    /// The command the client counted as `number` failed before the node numbered it, so
+    /// it took no number: the node numbers the commands behind it (none of which it has
+    /// numbered yet, as it numbers in arrival order) from `number` on.
+    fn took_no_number(&mut self, number: u64) {
+        for op in self.operations() {
+            assert!(
+                op.number > number,
+                "commands behind an unnumbered one are unnumbered"
+            );
+            op.number -= 1;
+        }
+        let Session::Known { next, .. } = &mut self.session else {
+            unreachable!("commands are sent only in a known session")
+        };
+        *next -= 1;
     }
 
     fn operations(&mut self) -> impl Iterator<Item = &mut InFlight> {
@@ -921,6 +941,10 @@ fn outcome(op: &InFlight, reply: Frame) -> OpOutcome {
         (kind, reply) => single_outcome(kind, reply),
     }
 }
+
+/// What a node's error says of a command it failed before giving it a number in the session
+/// (a command behind a transaction's `EXEC`, which waits for every earlier command).
+const NEVER_NUMBERED: &str = "(not yet numbered in a session)";
 
 /// The error a node gives an increment of a value that is not an integer.
 const NOT_AN_INTEGER: &str = "not an integer";
