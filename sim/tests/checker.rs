@@ -460,3 +460,14 @@ proptest! {
         prop_assert_eq!(report.verdict, Verdict::NotLinearizable);
     }
 }
+
+#[test]
+fn a_key_with_a_plus_in_its_name_counts_as_one_key() {
+    let report = check(
+        &history("0 invoke put a+b 1\n0 ok put a+b 1")
+            .operations()
+            .unwrap(),
+        &mut Budget::steps(1_000),
+    );
+    assert_eq!(report.keys, 1);
+}

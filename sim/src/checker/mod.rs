@@ -92,17 +92,18 @@ impl fmt::Display for Violation {
 /// Checks `ops` for linearizability against the key-value model, key by key (or group by
 /// group), within `budget`.
 pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
+    let ops: Vec<&Operation> = ops.iter().filter(|op| matters(op)).collect();
+    let mut keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
+    keys.sort_unstable();
+    keys.dedup();
     let mut report = Report {
         verdict: Verdict::Linearizable,
-        operations: 0,
-        keys: 0,
+        operations: ops.len(),
+        keys: keys.len(),
         violations: Vec::new(),
         undecided_keys: Vec::new(),
     };
-    let groups = groups(ops.iter().filter(|op| matters(op)));
-    report.keys = groups.keys().map(|name| name.split('+').count()).sum();
-    report.operations = groups.values().map(Vec::len).sum();
-    for (key, key_ops) in groups {
+    for (key, key_ops) in groups(ops) {
         match search::search(&key_ops, budget) {
             Search::Linearizable => {}
             Search::Undecided => report.undecided_keys.push(key),
@@ -132,8 +133,7 @@ pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
 /// Splits the operations into groups of keys that operations connect (union-find over the
 /// keys each touches), keyed by the group's sorted keys joined by `+`, each group's operations
 /// in their original order.
-fn groups<'a>(ops: impl Iterator<Item = &'a Operation>) -> BTreeMap<String, Vec<&'a Operation>> {
-    let ops: Vec<&Operation> = ops.collect();
+fn groups(ops: Vec<&Operation>) -> BTreeMap<String, Vec<&Operation>> {
     let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
     fn root<'k>(parent: &BTreeMap<&'k str, &'k str>, mut key: &'k str) -> &'k str {
         while let Some(&up) = parent.get(key).filter(|&&up| up != key) {
