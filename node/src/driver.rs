@@ -162,7 +162,7 @@ pub struct Driver {
 pub struct DriverInputs {
     /// Peer frames from the transport.
     pub inbound: mpsc::Receiver<Inbound>,
-    /// Durable batches (or the writer's fatal error).
+    /// How far the WAL is durable after each batch (or the writer's fatal error).
     pub persisted: mpsc::UnboundedReceiver<Durable>,
     /// Becomes `true` when the node should stop.
     pub shutdown: watch::Receiver<bool>,

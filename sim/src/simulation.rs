@@ -638,18 +638,18 @@ impl Simulation {
                 client,
                 connection,
                 bytes,
-            } => self.on_client_bytes(client, connection, &bytes),
+            } => self.client_step(client, |c, env| c.on_bytes(env, connection, &bytes)),
             Event::ConnectionLost { client, connection } => {
-                self.on_connection_lost(client, connection);
+                self.client_step(client, |c, env| c.on_connection_lost(env, connection));
             }
             Event::ConnectionRefused { client, connection } => {
-                self.on_connection_refused(client, connection);
+                self.client_step(client, |c, env| c.on_connection_refused(env, connection));
             }
             Event::ClientStuck {
                 client,
                 connection,
                 replies,
-            } => self.on_client_stuck(client, connection, replies),
+            } => self.client_step(client, |c, env| c.on_stuck(env, connection, replies)),
             Event::ClientStart { client } => self.on_client_start(client),
             Event::Nemesis => self.on_nemesis(),
             Event::HealFault { id } => self.heal_fault(id),
@@ -787,45 +787,25 @@ impl Simulation {
             _ => Allowance::Nothing,
         };
         let written: Vec<u64> = self.clients.iter().map(Client::written).collect();
-        let (mut env, client) = self.client_env(index);
-        let actions = client.start(&mut env, allowance, &written);
-        self.carry_out(index, actions);
+        self.client_step(index, |client, env| client.start(env, allowance, &written));
     }
 
-    fn on_client_bytes(&mut self, index: usize, connection: u64, bytes: &[u8]) {
-        let (mut env, client) = self.client_env(index);
-        let actions = client.on_bytes(&mut env, connection, bytes);
-        self.carry_out(index, actions);
-    }
-
-    fn on_connection_lost(&mut self, index: usize, connection: u64) {
-        let (mut env, client) = self.client_env(index);
-        let actions = client.on_connection_lost(&mut env, connection);
-        self.carry_out(index, actions);
-    }
-
-    fn on_connection_refused(&mut self, index: usize, connection: u64) {
-        let (mut env, client) = self.client_env(index);
-        let actions = client.on_connection_refused(&mut env, connection);
-        self.carry_out(index, actions);
-    }
-
-    fn on_client_stuck(&mut self, index: usize, connection: u64, replies: u64) {
-        let (mut env, client) = self.client_env(index);
-        let actions = client.on_stuck(&mut env, connection, replies);
-        self.carry_out(index, actions);
-    }
-
-    /// Client `index` and what its step may use of the run.
-    fn client_env(&mut self, index: usize) -> (Env<'_>, &mut Client) {
-        let env = Env {
+    /// Runs one step of client `index` with what it may use of the run, and carries out the
+    /// actions it returns.
+    fn client_step(
+        &mut self,
+        index: usize,
+        step: impl FnOnce(&mut Client, &mut Env<'_>) -> Vec<Action>,
+    ) {
+        let mut env = Env {
             rng: &mut self.rng,
             options: &self.options,
             max_pipeline: self.plan.max_pipeline,
             next_process: &mut self.next_process,
             last_connection: &mut self.last_connection,
         };
-        (env, &mut self.clients[index])
+        let actions = step(&mut self.clients[index], &mut env);
+        self.carry_out(index, actions);
     }
 
     /// Carries out what client `index` asked, in order: the network decides latencies and
@@ -898,12 +878,7 @@ impl Simulation {
                         process,
                         op: format!("{kind:?} {key}"),
                     });
-                    if self.phase == Phase::Chaos
-                        && self.ops_invoked >= self.options.ops
-                        && self.timeline_done()
-                    {
-                        self.end_chaos();
-                    }
+                    self.end_chaos_when_done();
                 }
                 Action::Complete {
                     process,
@@ -1368,6 +1343,14 @@ impl Simulation {
         });
         self.schedule_tick(id);
         self.process(id);
+    }
+
+    /// Ends the chaos phase once every chaos operation is invoked and every timeline step
+    /// has fired.
+    pub(crate) fn end_chaos_when_done(&mut self) {
+        if self.ops_invoked >= self.options.ops && self.timeline_done() {
+            self.end_chaos();
+        }
     }
 
     /// Ends the chaos phase: heal everything and let the cluster settle.

@@ -86,9 +86,7 @@ impl Simulation {
         });
         self.apply_action(&step.action);
         self.arm_timeline();
-        if self.timeline_done() && self.ops_invoked >= self.options.ops {
-            self.end_chaos();
-        }
+        self.end_chaos_when_done();
     }
 
     fn live_leader(&self) -> Option<NodeId> {

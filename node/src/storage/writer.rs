@@ -173,9 +173,6 @@ fn write_batch(
     buffer: &[u8],
     stats: &WalStats,
 ) -> std::io::Result<()> {
-    if buffer.is_empty() {
-        return Ok(());
-    }
     wal.append(buffer)?;
     stats
         .bytes
