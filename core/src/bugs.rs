@@ -46,11 +46,22 @@ pub enum Bug {
     /// A transaction's reads see the store as it was before the transaction, not its own
     /// earlier writes.
     TransactionReadsBefore,
+    /// Send a vote grant among the messages that leave before the persist, so the vote may
+    /// not be durable when the candidate counts it.
+    VoteBeforeFsync,
+    /// A leader does not step down on a response carrying a higher term.
+    LeaderIgnoresHigherTerm,
+    /// The leader's quorum check never clears a peer's "recently active" flag, so it fires
+    /// only once per peer.
+    CheckQuorumOnce,
+    /// A follower advances its commit index to the leader's, bounded by its own last index
+    /// instead of the index the append matched.
+    CommitPastMatch,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 19] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -66,6 +77,10 @@ impl Bug {
         Bug::ForwardBeforeCommit,
         Bug::ExpireOnOwnClock,
         Bug::TransactionReadsBefore,
+        Bug::VoteBeforeFsync,
+        Bug::LeaderIgnoresHigherTerm,
+        Bug::CheckQuorumOnce,
+        Bug::CommitPastMatch,
     ];
 
     /// The bug's command-line name.
@@ -87,6 +102,10 @@ impl Bug {
             Bug::ForwardBeforeCommit => "forward-before-commit",
             Bug::ExpireOnOwnClock => "expire-on-own-clock",
             Bug::TransactionReadsBefore => "transaction-reads-before",
+            Bug::VoteBeforeFsync => "vote-before-fsync",
+            Bug::LeaderIgnoresHigherTerm => "leader-ignores-higher-term",
+            Bug::CheckQuorumOnce => "check-quorum-once",
+            Bug::CommitPastMatch => "commit-past-match",
         }
     }
 
@@ -124,6 +143,16 @@ impl Bug {
             Bug::ExpireOnOwnClock => "replicas expire keys at different times and diverge",
             Bug::TransactionReadsBefore => {
                 "a transaction's GET misses the SET queued before it in the same MULTI"
+            }
+            Bug::VoteBeforeFsync => {
+                "a voter that crashes before its fsync forgets its vote and votes twice"
+            }
+            Bug::LeaderIgnoresHigherTerm => {
+                "a deposed leader keeps leading in an old term beside the new leader"
+            }
+            Bug::CheckQuorumOnce => "a leader cut off from its majority never steps down",
+            Bug::CommitPastMatch => {
+                "a follower commits (and applies) entries of its own that the leader never sent"
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod fuzzing;
 pub mod generate;
 pub mod history;
+pub mod invariants;
 pub mod minimize;
 pub mod nemesis;
 pub mod network;
@@ -26,4 +27,4 @@ pub mod timeline;
 pub mod trace;
 
 pub use options::{FaultKind, FaultPlan, SimOptions};
-pub use simulation::{Failure, RunOutcome, Simulation, Stats};
+pub use simulation::{Failure, InvariantBroken, RunOutcome, Simulation, Stats};

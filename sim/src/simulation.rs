@@ -10,15 +10,19 @@
 //! 3. **Liveness**: every client must complete `liveness_ops_per_client` more operations
 //!    before a deadline. A cluster that stays leaderless or stuck fails here.
 //!
-//! Safety is checked continuously: the core's [`SafetyChecker`] after every `Ready`; every
-//! committed entry must be durable (synced) on a majority of disks; every reply must answer such
-//! an entry; every restart must recover its WAL. Afterwards the client history is checked for
-//! linearizability.
+//! Safety is checked continuously: the core's [`SafetyChecker`] after every `Ready`; the
+//! protocol invariants of [`crate::invariants`] on every message sent, step and tick; every
+//! committed entry must be durable (synced) on a majority of disks when it commits and again
+//! after every restart; every reply must answer such an entry; every restart must recover its
+//! WAL; replicas at the same applied index must agree on the running trail after every step
+//! and on the whole state before every crash and at the end. Afterwards the client history is
+//! checked for linearizability.
 
 use crate::checker::{self, Budget, Report, Verdict};
 use crate::client::{Action, Allowance, Client, Env, Liveness};
 use crate::disk::SimDisk;
 use crate::history::{History, OpOutcome, completion_event, invoke_event};
+use crate::invariants::{self, Durable, Watch};
 use crate::network::Network;
 use crate::options::{FaultKind, FaultPlan, SimOptions};
 use crate::rng::SimRng;
@@ -59,6 +63,8 @@ pub enum Failure {
         /// The violation.
         violation: String,
     },
+    /// A protocol invariant broke (see [`crate::invariants`]).
+    Invariant(InvariantBroken),
     /// A committed entry was not durable on a majority of disks.
     Durability {
         /// The entry's index.
@@ -110,6 +116,7 @@ impl Failure {
     pub fn check(&self) -> &'static str {
         match self {
             Failure::Safety { .. } => "safety",
+            Failure::Invariant(_) => "invariant",
             Failure::Durability { .. } => "durability",
             Failure::ReplyNotCommitted { .. } => "reply-not-committed",
             Failure::Recovery { .. } => "recovery",
@@ -125,6 +132,9 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Safety { violation } => write!(f, "safety: {violation}"),
+            Failure::Invariant(broken) => {
+                write!(f, "invariant {}: {}", broken.invariant, broken.violation)
+            }
             Failure::Durability { index, durable_on } => write!(
                 f,
                 "durability: index {index} was committed but is durable on only {durable_on} disks"
@@ -145,6 +155,50 @@ impl fmt::Display for Failure {
             }
             Failure::Liveness { reason } => write!(f, "liveness: {reason}"),
             Failure::Expectation { reason } => write!(f, "expectation: {reason}"),
+        }
+    }
+}
+
+/// A broken protocol invariant, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvariantBroken {
+    /// The invariant's name.
+    pub invariant: &'static str,
+    /// What broke, with the evidence.
+    pub violation: String,
+}
+
+impl From<invariants::Broken> for InvariantBroken {
+    fn from(broken: invariants::Broken) -> InvariantBroken {
+        InvariantBroken {
+            invariant: broken.name(),
+            violation: broken.to_string(),
+        }
+    }
+}
+
+/// A write handed to the disk and not yet durable.
+#[derive(Debug)]
+struct UnsyncedWrite {
+    /// The disk position that makes it durable.
+    upto: u64,
+    /// The hard state it carries, if any.
+    hard_state: Option<verity_core::HardState>,
+    /// The index of its first entry, if any.
+    first_index: Option<LogIndex>,
+    /// The terms of its entries.
+    terms: Vec<Term>,
+}
+
+impl UnsyncedWrite {
+    /// Applies the write to what the disk durably holds, as recovery will read it.
+    fn land_on(self, durable: &mut Durable) {
+        if let Some(hard_state) = self.hard_state {
+            durable.hard_state = hard_state;
+        }
+        if let Some(first) = self.first_index {
+            durable.terms.truncate(first.0 as usize - 1);
+            durable.terms.extend(self.terms);
         }
     }
 }
@@ -329,11 +383,12 @@ pub(crate) struct SimNode {
     /// The `Ready` contract over the disk (the node's own, from `verity-engine`): positions
     /// are the disk's byte offsets.
     persist: PersistQueue,
-    /// Entries written but not yet durable, for the durability check: the disk position that
-    /// makes them durable, the first one's index and their terms.
-    unsynced_terms: VecDeque<(u64, LogIndex, Vec<Term>)>,
-    /// The log as durably stored: the term of each entry, from index 1.
-    durable_terms: Vec<Term>,
+    /// Writes not yet durable, oldest first, for the durability checks.
+    unsynced: VecDeque<UnsyncedWrite>,
+    /// What the disk durably holds: the hard state and the log's terms.
+    durable: Durable,
+    /// The protocol invariants' memory of the live node.
+    watch: Watch,
     pub(crate) deferred: Vec<Event>,
     /// Where the node sends its clients' operations (volatile: rebuilt at restart).
     router: Router<Origin>,
@@ -383,6 +438,9 @@ pub struct Simulation {
     /// The state machine's trail (running digest) at each applied index, and the first node
     /// seen there.
     applied_digests: BTreeMap<LogIndex, (NodeId, u64)>,
+    /// The whole state machine's digest at each applied index where one was taken, and the
+    /// first node seen there.
+    state_digests: BTreeMap<LogIndex, (NodeId, u64)>,
     pub(crate) timeline: crate::timeline::Progress,
 }
 
@@ -414,6 +472,7 @@ impl Simulation {
             let clock_origin_ms = CLOCK_EPOCH_MS + rng.between(0, 4_000);
             let node = Node::new(config.clone()).expect("simulator configurations are valid");
             let last_state = (node.role(), node.term(), node.commit_index());
+            let watch = Watch::new(&node);
             let router = Router::new(&node, options.forward_timeout_ms(), rng.next_u64());
             nodes.insert(
                 id,
@@ -427,8 +486,9 @@ impl Simulation {
                     disk: SimDisk::default(),
                     sync_in_flight: false,
                     persist: PersistQueue::new(0, 0),
-                    unsynced_terms: VecDeque::new(),
-                    durable_terms: Vec::new(),
+                    unsynced: VecDeque::new(),
+                    durable: Durable::default(),
+                    watch,
                     deferred: Vec::new(),
                     router,
                     connections: BTreeMap::new(),
@@ -466,6 +526,7 @@ impl Simulation {
             next_fault_id: 0,
             leader_terms: BTreeMap::new(),
             applied_digests: BTreeMap::new(),
+            state_digests: BTreeMap::new(),
             timeline: crate::timeline::Progress::default(),
         }
     }
@@ -545,8 +606,9 @@ impl Simulation {
                 ),
             });
         }
-        if self.failure.is_none() {
-            self.compare_replicas();
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.compare_state(id);
         }
         if self.failure.is_none() {
             let mut ops = self
@@ -686,6 +748,10 @@ impl Simulation {
             let node = sim_node.node.as_mut().expect("live");
             node.set_clock_ms(clock_ms);
             node.tick();
+            if let Err(broken) = sim_node.watch.after_tick(node) {
+                self.fail(Failure::Invariant(broken.into()));
+                return;
+            }
         }
         self.schedule_tick(id);
         self.process(id);
@@ -740,7 +806,16 @@ impl Simulation {
         let kind = kind_of(&frame_value);
         let mut routed = Vec::new();
         match frame_value {
-            PeerFrame::Raft(message) => node.step(message),
+            PeerFrame::Raft(message) => {
+                let commit_before = node.commit_index();
+                node.step(message.clone());
+                let sim_node = self.nodes.get_mut(&to).expect("known node");
+                let node = sim_node.node.as_ref().expect("checked live");
+                if let Err(broken) = sim_node.watch.after_step(&message, commit_before, node) {
+                    self.fail(Failure::Invariant(broken.into()));
+                    return;
+                }
+            }
             other => {
                 let clock_ms = self.clock_ms(to);
                 let sim_node = self.nodes.get_mut(&to).expect("known node");
@@ -761,15 +836,16 @@ impl Simulation {
     }
 
     /// Replicas that applied the same prefix must hold the same state: compares the whole
-    /// state machines of the live nodes (by digest) among those at the same applied index.
-    /// Run once at the end; after every step only the cheap running trail is compared.
-    fn compare_replicas(&mut self) {
-        let mut seen = BTreeMap::new();
-        let diverged = self.nodes.iter().find_map(|(&id, sim_node)| {
-            let machine = sim_node.node.as_ref()?.state_machine();
-            agree(&mut seen, id, machine.applied_index(), machine.digest())
-        });
-        if let Some(failure) = diverged {
+    /// state machine of node `id` (by digest) with the first one seen at the same applied
+    /// index. Run on every node just before it crashes and on every live node at the end;
+    /// after every step only the cheap running trail is compared.
+    fn compare_state(&mut self, id: NodeId) {
+        let Some(node) = self.nodes[&id].node.as_ref() else {
+            return;
+        };
+        let machine = node.state_machine();
+        let (applied, digest) = (machine.applied_index(), machine.digest());
+        if let Some(failure) = agree(&mut self.state_digests, id, applied, digest) {
             self.fail(failure);
         }
     }
@@ -1045,15 +1121,13 @@ impl Simulation {
         sim_node.sync_in_flight = false;
         sim_node.disk.sync(upto_bytes);
         let synced = sim_node.disk.synced_bytes() as u64;
-        while let Some((_, first, _)) = sim_node
-            .unsynced_terms
+        while sim_node
+            .unsynced
             .front()
-            .filter(|(upto, _, _)| *upto <= synced)
+            .is_some_and(|write| write.upto <= synced)
         {
-            let first = *first;
-            let (_, _, terms) = sim_node.unsynced_terms.pop_front().expect("checked");
-            sim_node.durable_terms.truncate(first.0 as usize - 1);
-            sim_node.durable_terms.extend(terms);
+            let write = sim_node.unsynced.pop_front().expect("checked");
+            write.land_on(&mut sim_node.durable);
         }
         let released = sim_node.persist.on_durable(synced);
         for release in released {
@@ -1094,8 +1168,15 @@ impl Simulation {
         }
     }
 
+    /// Sends a Raft message, once its promises are checked durable.
     fn send(&mut self, message: Message) {
         let (from, to) = (message.from, message.to);
+        let sim_node = &self.nodes[&from];
+        let node = sim_node.node.as_ref().expect("only live nodes send");
+        if let Err(broken) = invariants::check_promises(&message, &sim_node.durable, node) {
+            self.fail(Failure::Invariant(broken.into()));
+            return;
+        }
         self.send_frame(from, to, &PeerFrame::Raft(message));
     }
 
@@ -1138,18 +1219,20 @@ impl Simulation {
                 self.fail_safety(violation);
                 return;
             }
-            let first_index = ready.entries.first().map(|e| e.index);
-            let terms: Vec<Term> = ready.entries.iter().map(|e| e.term).collect();
+            let mut write = UnsyncedWrite {
+                upto: 0,
+                hard_state: ready.hard_state,
+                first_index: ready.entries.first().map(|e| e.index),
+                terms: ready.entries.iter().map(|e| e.term).collect(),
+            };
             let accepted = sim_node
                 .persist
                 .accept(ready)
                 .expect("the simulator's entries fit in a frame");
             if !accepted.records.is_empty() {
                 sim_node.disk.write(&accepted.records);
-                if let Some(first) = first_index {
-                    let upto = sim_node.persist.written();
-                    sim_node.unsynced_terms.push_back((upto, first, terms));
-                }
+                write.upto = sim_node.persist.written();
+                sim_node.unsynced.push_back(write);
             }
             debug_assert_eq!(
                 sim_node.persist.written(),
@@ -1166,8 +1249,12 @@ impl Simulation {
             }
             self.start_sync_if_needed(id);
         }
-        let sim_node = &self.nodes[&id];
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
         let node = sim_node.node.as_ref().expect("checked above");
+        if let Err(broken) = sim_node.watch.after_ready(node) {
+            self.fail(Failure::Invariant(broken.into()));
+            return;
+        }
         if let Err(violation) = self.checker.observe(node, &[]) {
             self.fail_safety(violation);
             return;
@@ -1211,7 +1298,7 @@ impl Simulation {
         }
         self.nodes
             .values()
-            .filter(|n| n.durable_terms.get(index.0 as usize - 1) == Some(&term))
+            .filter(|n| n.durable.terms.get(index.0 as usize - 1) == Some(&term))
             .count() as u64
     }
 
@@ -1224,21 +1311,38 @@ impl Simulation {
         let committed = self.checker.max_committed();
         while self.durability_checked < committed {
             let index = self.durability_checked.next();
-            let term = self
-                .checker
-                .committed(index)
-                .expect("committed prefix is contiguous")
-                .term;
-            let durable_on = self.durable_copies(index, term);
-            if durable_on < self.majority() {
-                self.fail(Failure::Durability {
-                    index: index.0,
-                    durable_on,
-                });
+            if !self.durable_on_majority(index) {
                 return;
             }
             self.durability_checked = index;
         }
+    }
+
+    /// Every committed entry must still be durable on a majority after a restart replaced
+    /// what the simulator believed a disk held with what recovery actually read from it.
+    fn recheck_durability(&mut self) {
+        let mut index = LogIndex(1);
+        while index <= self.durability_checked && self.durable_on_majority(index) {
+            index = index.next();
+        }
+    }
+
+    /// Whether committed `index` is durable on a majority; fails the run if not.
+    fn durable_on_majority(&mut self, index: LogIndex) -> bool {
+        let term = self
+            .checker
+            .committed(index)
+            .expect("committed prefix is contiguous")
+            .term;
+        let durable_on = self.durable_copies(index, term);
+        if durable_on < self.majority() {
+            self.fail(Failure::Durability {
+                index: index.0,
+                durable_on,
+            });
+            return false;
+        }
+        true
     }
 
     /// Checks that a reply answers an entry durable on a majority, then hands it to the
@@ -1273,6 +1377,7 @@ impl Simulation {
 
     /// Crashes node `id`: volatile state lost, unsynced writes to their seeded fate.
     pub(crate) fn crash(&mut self, id: NodeId) {
+        self.compare_state(id);
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         if sim_node.node.is_none() {
             return;
@@ -1281,7 +1386,7 @@ impl Simulation {
         sim_node.paused = false;
         sim_node.incarnation += 1;
         sim_node.sync_in_flight = false;
-        sim_node.unsynced_terms.clear();
+        sim_node.unsynced.clear();
         sim_node.deferred.clear();
         let lost: Vec<(usize, u64)> = std::mem::take(&mut sim_node.connections)
             .into_iter()
@@ -1315,13 +1420,17 @@ impl Simulation {
             sim_node.disk.written_bytes() as u64,
             sim_node.disk.synced_bytes() as u64,
         );
-        sim_node.durable_terms = recovery.recovered.entries.iter().map(|e| e.term).collect();
+        sim_node.durable = Durable {
+            hard_state: recovery.recovered.hard_state,
+            terms: recovery.recovered.entries.iter().map(|e| e.term).collect(),
+        };
         let mut config = sim_node.config.clone();
         config.seed = config
             .seed
             .wrapping_add(sim_node.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         match Node::restore(config, recovery.recovered) {
             Ok(node) => {
+                sim_node.watch = Watch::new(&node);
                 sim_node.router = Router::new(
                     &node,
                     self.options.forward_timeout_ms(),
@@ -1341,6 +1450,7 @@ impl Simulation {
                 id.0, recovery.records, recovery.tail
             ),
         });
+        self.recheck_durability();
         self.schedule_tick(id);
         self.process(id);
     }

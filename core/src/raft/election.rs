@@ -148,6 +148,15 @@ impl Node {
             reason,
             "vote"
         );
+        if granted && crate::injected!(self.config, VoteBeforeFsync) {
+            self.early_outbox.push(Message {
+                from: self.id(),
+                to: candidate,
+                term: self.term,
+                body: MessageBody::RequestVoteResponse { granted },
+            });
+            return;
+        }
         self.send(candidate, MessageBody::RequestVoteResponse { granted });
     }
 
@@ -226,7 +235,7 @@ impl Node {
         *ticks_since_quorum_check = 0;
         let active = 1 + progress.values().filter(|p| p.recently_active).count();
         for p in progress.values_mut() {
-            p.recently_active = false;
+            p.recently_active = crate::injected!(self.config, CheckQuorumOnce) && p.recently_active;
         }
         if active < quorum::majority(voters) {
             tracing::warn!(

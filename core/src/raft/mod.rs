@@ -249,7 +249,13 @@ impl Node {
             );
             return;
         }
-        if message.term > self.term {
+        let ignored = matches!(self.role, RoleState::Leader { .. })
+            && matches!(
+                message.body,
+                MessageBody::RequestVoteResponse { .. } | MessageBody::AppendEntriesResponse(_)
+            )
+            && crate::injected!(self.config, LeaderIgnoresHigherTerm);
+        if message.term > self.term && !ignored {
             let leader =
                 matches!(message.body, MessageBody::AppendEntries { .. }).then_some(message.from);
             self.become_follower(message.term, leader, "message with higher term");

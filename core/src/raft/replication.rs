@@ -188,7 +188,12 @@ impl Node {
             }
             self.mark_unpersisted(from);
         }
-        self.advance_commit(leader_commit.min(match_index));
+        let matched = if crate::injected!(self.config, CommitPastMatch) {
+            self.log.last_index()
+        } else {
+            match_index
+        };
+        self.advance_commit(leader_commit.min(matched));
         self.send(
             leader,
             MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index }),

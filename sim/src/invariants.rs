@@ -1,0 +1,552 @@
+//! Raft's protocol invariants, checked where they can be seen rather than through their
+//! consequences.
+//!
+//! The core's [`verity_core::testing::SafetyChecker`] and the client history catch a bug once it
+//! has done damage: two leaders, a lost write. Most protocol bugs need a rare schedule to do
+//! damage (a vote sent before its fsync needs a crash in the window between the two), but they
+//! break a promise on every run that reaches the code. The simulator knows every node's synced
+//! disk state and sees every message, so it checks the promises themselves, TigerBeetle style:
+//!
+//! - **Durable promises** ([`check_promises`]): a message leaves only once everything it
+//!   promises is on the sender's disk: its term; the sender's vote (a vote request or a grant);
+//!   the entries an acknowledgement covers.
+//! - **Terms** ([`Watch::after_step`]): a node never holds a lower term than a message it has
+//!   processed.
+//! - **Commitment** ([`Watch::after_step`]): a follower's commit index never passes the last
+//!   index it has matched with the leader of its current term (or the commit it entered the term
+//!   with): entries beyond it may differ from the leader's.
+//! - **Leader commitment** ([`Watch::after_ready`]): a leader's commit index only ever advances
+//!   onto an entry of its own term (Raft §5.4.2; counting replicas of an older term's entry is
+//!   Figure 8's lost commit, which needs a rare schedule to show as a lost write).
+//! - **Check-quorum** ([`Watch::after_tick`]): a leader that has not heard from a majority for
+//!   two election timeouts of its own ticks has stepped down. Its quorum check runs every
+//!   election timeout and counts peers heard since the previous check, so a peer last heard
+//!   just after a check counts once more and is forgotten at the check after: two timeouts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use verity_core::{
+    AppendOutcome, HardState, LogIndex, Message, MessageBody, Node, NodeId, Role, Term, quorum,
+};
+
+/// What a node has made durable: its synced hard state and the terms of its synced log, from
+/// index 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Durable {
+    pub(crate) hard_state: HardState,
+    pub(crate) terms: Vec<Term>,
+}
+
+/// A broken protocol invariant, with the evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// A message left before something it promises was durable.
+    UndurablePromise {
+        /// The message, as sent.
+        message: String,
+        /// What was not durable.
+        missing: String,
+    },
+    /// A node holds a lower term than a message it processed.
+    TermBehindMessage {
+        /// The node.
+        node: NodeId,
+        /// Its term after the step.
+        term: Term,
+        /// The message's term.
+        message_term: Term,
+    },
+    /// A follower committed past what it matched with its leader.
+    CommitPastMatch {
+        /// The node.
+        node: NodeId,
+        /// Its term.
+        term: Term,
+        /// Its commit index.
+        commit: LogIndex,
+        /// The commit index it entered the term with.
+        floor: LogIndex,
+        /// The last index it matched with the term's leader.
+        matched: LogIndex,
+    },
+    /// A leader advanced its commit index onto an entry of an older term.
+    CommitOlderTerm {
+        /// The leader.
+        node: NodeId,
+        /// Its term.
+        term: Term,
+        /// The new commit index.
+        commit: LogIndex,
+        /// The term of the entry there.
+        entry_term: Term,
+    },
+    /// A leader kept leading without hearing from a majority.
+    LeaderWithoutQuorum {
+        /// The leader.
+        node: NodeId,
+        /// Its term.
+        term: Term,
+        /// Ticks since a majority (itself included) was last heard from.
+        ticks: u64,
+        /// Ticks within which it must step down.
+        bound: u64,
+    },
+}
+
+impl Broken {
+    /// The invariant's short name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Broken::UndurablePromise { .. } => "durable-promise",
+            Broken::TermBehindMessage { .. } => "term-behind-message",
+            Broken::CommitPastMatch { .. } => "commit-past-match",
+            Broken::CommitOlderTerm { .. } => "commit-older-term",
+            Broken::LeaderWithoutQuorum { .. } => "leader-without-quorum",
+        }
+    }
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Broken::UndurablePromise { message, missing } => {
+                write!(f, "{message} left before {missing} was durable")
+            }
+            Broken::TermBehindMessage {
+                node,
+                term,
+                message_term,
+            } => write!(
+                f,
+                "{node} stayed in term {term} after processing a message of term {message_term}"
+            ),
+            Broken::CommitPastMatch {
+                node,
+                term,
+                commit,
+                floor,
+                matched,
+            } => write!(
+                f,
+                "{node} committed up to {commit} in term {term}, past the index {matched} it \
+                 matched with the leader (it entered the term with commit {floor})"
+            ),
+            Broken::CommitOlderTerm {
+                node,
+                term,
+                commit,
+                entry_term,
+            } => write!(
+                f,
+                "{node}, leader of term {term}, advanced its commit index to {commit}, an entry \
+                 of the older term {entry_term}"
+            ),
+            Broken::LeaderWithoutQuorum {
+                node,
+                term,
+                ticks,
+                bound,
+            } => write!(
+                f,
+                "{node} still leads term {term} {ticks} ticks after it last heard from a \
+                 majority (it must step down within {bound})"
+            ),
+        }
+    }
+}
+
+/// Checks that everything `message` promises is already in its sender's `durable` state.
+/// `node` is the sender as it is now, at the moment the message leaves.
+pub(crate) fn check_promises(
+    message: &Message,
+    durable: &Durable,
+    node: &Node,
+) -> Result<(), Broken> {
+    let broken = |missing: String| Broken::UndurablePromise {
+        message: describe(message),
+        missing,
+    };
+    let stored = durable.hard_state;
+    if message.term > stored.term {
+        return Err(broken(format!(
+            "its term (the disk holds term {})",
+            stored.term
+        )));
+    }
+    let vote_for = match message.body {
+        MessageBody::RequestVote { .. } => Some(message.from),
+        MessageBody::RequestVoteResponse { granted: true } => Some(message.to),
+        _ => None,
+    };
+    // A later durable term also keeps the promise: the sender can never vote in the
+    // message's term again.
+    if let Some(candidate) = vote_for
+        && stored.term == message.term
+        && stored.vote != Some(candidate)
+    {
+        return Err(broken(format!(
+            "the vote for {candidate} (the disk holds term {}, vote {:?})",
+            stored.term, stored.vote
+        )));
+    }
+    if let MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index }) =
+        message.body
+        && node.term() == message.term
+        && match_index > LogIndex(0)
+    {
+        // In the message's term the sender's log up to `match_index` has not changed since it
+        // answered, so the disk must hold exactly that prefix's last entry.
+        let on_disk = durable.terms.get(match_index.0 as usize - 1).copied();
+        if on_disk.is_none() || on_disk != node.log().term_at(match_index) {
+            return Err(broken(format!(
+                "the entries up to index {match_index} (the disk holds {} entries)",
+                durable.terms.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn describe(message: &Message) -> String {
+    let kind = match &message.body {
+        MessageBody::RequestVote { .. } => "RequestVote".to_string(),
+        MessageBody::RequestVoteResponse { granted } => {
+            format!("vote response (granted {granted})")
+        }
+        MessageBody::AppendEntries { entries, .. } => {
+            format!("AppendEntries ({} entries)", entries.len())
+        }
+        MessageBody::AppendEntriesResponse(outcome) => format!("append response {outcome:?}"),
+    };
+    format!(
+        "{kind} of term {} from {} to {}",
+        message.term, message.from, message.to
+    )
+}
+
+/// What the invariants remember of one live node. Rebuilt at every restart.
+#[derive(Clone, Debug)]
+pub(crate) struct Watch {
+    /// Ticks the node has taken in this incarnation.
+    ticks: u64,
+    /// The term the fields below belong to.
+    term: Term,
+    /// The commit index the node entered `term` with (or held as leader).
+    commit_floor: LogIndex,
+    /// The last index the node matched with the leader of `term`.
+    matched: LogIndex,
+    /// While the node leads: the tick at which each peer last answered in its term.
+    leading: Option<(Term, BTreeMap<NodeId, u64>)>,
+    /// The commit index at the last [`Watch::after_ready`].
+    commit_seen: LogIndex,
+}
+
+impl Watch {
+    /// Starts watching `node`, freshly started or restarted.
+    pub(crate) fn new(node: &Node) -> Watch {
+        Watch {
+            ticks: 0,
+            term: node.term(),
+            commit_floor: node.commit_index(),
+            matched: LogIndex(0),
+            leading: None,
+            commit_seen: node.commit_index(),
+        }
+    }
+
+    /// Checks `node` after it processed `message`; `commit_before` is its commit index
+    /// before.
+    pub(crate) fn after_step(
+        &mut self,
+        message: &Message,
+        commit_before: LogIndex,
+        node: &Node,
+    ) -> Result<(), Broken> {
+        let for_this_node = message.to == node.id() && node.config().voters.contains(&message.from);
+        if for_this_node && node.term() < message.term {
+            return Err(Broken::TermBehindMessage {
+                node: node.id(),
+                term: node.term(),
+                message_term: message.term,
+            });
+        }
+        if node.term() != self.term {
+            self.enter_term(node.term(), commit_before);
+        }
+        self.follow_role(node);
+        match &message.body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                ..
+            } if message.term == node.term()
+                && node.log().matches(*prev_log_index, *prev_log_term)
+                && entries.iter().all(|e| node.log().matches(e.index, e.term)) =>
+            {
+                let matched = LogIndex(prev_log_index.0 + entries.len() as u64);
+                self.matched = self.matched.max(matched);
+            }
+            MessageBody::AppendEntriesResponse(_) if message.term == node.term() => {
+                if let Some((_, heard)) = &mut self.leading {
+                    heard.insert(message.from, self.ticks);
+                }
+            }
+            _ => {}
+        }
+        let bound = self.commit_floor.max(self.matched);
+        if node.role() != Role::Leader && node.commit_index() > bound {
+            return Err(Broken::CommitPastMatch {
+                node: node.id(),
+                term: node.term(),
+                commit: node.commit_index(),
+                floor: self.commit_floor,
+                matched: self.matched,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks `node` after it took a tick.
+    pub(crate) fn after_tick(&mut self, node: &Node) -> Result<(), Broken> {
+        self.ticks += 1;
+        if node.term() != self.term {
+            self.enter_term(node.term(), node.commit_index());
+        }
+        self.follow_role(node);
+        let Some((term, heard)) = &self.leading else {
+            return Ok(());
+        };
+        let mut last_heard: Vec<u64> = heard.values().copied().collect();
+        last_heard.push(self.ticks);
+        last_heard.sort_unstable_by(|a, b| b.cmp(a));
+        let majority_heard = last_heard[quorum::majority(last_heard.len()) - 1];
+        let silent = self.ticks - majority_heard;
+        let bound = 2 * node.config().election_timeout_ticks;
+        if silent >= bound {
+            return Err(Broken::LeaderWithoutQuorum {
+                node: node.id(),
+                term: *term,
+                ticks: silent,
+                bound,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks `node` after it drained its `Ready`s (whatever the input was).
+    pub(crate) fn after_ready(&mut self, node: &Node) -> Result<(), Broken> {
+        let commit = node.commit_index();
+        if node.role() == Role::Leader && commit > self.commit_seen {
+            let entry_term = node
+                .log()
+                .term_at(commit)
+                .expect("commit is within the log");
+            if entry_term != node.term() {
+                return Err(Broken::CommitOlderTerm {
+                    node: node.id(),
+                    term: node.term(),
+                    commit,
+                    entry_term,
+                });
+            }
+        }
+        self.commit_seen = commit;
+        Ok(())
+    }
+
+    fn enter_term(&mut self, term: Term, commit: LogIndex) {
+        self.term = term;
+        self.commit_floor = commit;
+        self.matched = LogIndex(0);
+        self.leading = None;
+    }
+
+    /// Starts or ends the leader's bookkeeping as the node's role changes. A leader's commit
+    /// index is its own to decide, so it is the floor the node steps down with.
+    fn follow_role(&mut self, node: &Node) {
+        if node.role() == Role::Leader || self.leading.is_some() {
+            self.commit_floor = self.commit_floor.max(node.commit_index());
+        }
+        if node.role() != Role::Leader {
+            self.leading = None;
+            return;
+        }
+        if self
+            .leading
+            .as_ref()
+            .is_none_or(|(term, _)| *term != node.term())
+        {
+            let peers = node.config().voters.iter().filter(|&&v| v != node.id());
+            let heard = peers.map(|&peer| (peer, self.ticks)).collect();
+            self.leading = Some((node.term(), heard));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_core::Config;
+
+    fn node(id: u64) -> Node {
+        Node::new(Config::new(
+            NodeId(id),
+            [NodeId(1), NodeId(2), NodeId(3)],
+            7,
+        ))
+        .expect("valid")
+    }
+
+    fn message(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+        Message {
+            from: NodeId(from),
+            to: NodeId(to),
+            term: Term(term),
+            body,
+        }
+    }
+
+    fn durable(term: u64, vote: Option<u64>, terms: &[u64]) -> Durable {
+        Durable {
+            hard_state: HardState {
+                term: Term(term),
+                vote: vote.map(NodeId),
+                commit: LogIndex(0),
+            },
+            terms: terms.iter().copied().map(Term).collect(),
+        }
+    }
+
+    #[test]
+    fn a_vote_grant_needs_the_vote_on_disk_or_a_later_term() {
+        let grant = message(2, 1, 3, MessageBody::RequestVoteResponse { granted: true });
+        let sender = node(2);
+        let missing = check_promises(&grant, &durable(3, None, &[]), &sender);
+        assert!(
+            matches!(missing, Err(Broken::UndurablePromise { .. })),
+            "{missing:?}"
+        );
+        let other = check_promises(&grant, &durable(3, Some(3), &[]), &sender);
+        assert!(other.is_err(), "a vote for another candidate on disk");
+        assert!(check_promises(&grant, &durable(2, None, &[]), &sender).is_err());
+        assert_eq!(
+            check_promises(&grant, &durable(3, Some(1), &[]), &sender),
+            Ok(())
+        );
+        assert_eq!(
+            check_promises(&grant, &durable(4, None, &[]), &sender),
+            Ok(())
+        );
+        let refusal = message(2, 1, 3, MessageBody::RequestVoteResponse { granted: false });
+        assert_eq!(
+            check_promises(&refusal, &durable(3, None, &[]), &sender),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_needs_its_entries_on_disk() {
+        let sender = node(2);
+        let ack = |index| {
+            message(
+                2,
+                1,
+                0,
+                MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
+                    match_index: LogIndex(index),
+                }),
+            )
+        };
+        assert_eq!(
+            check_promises(&ack(0), &durable(0, None, &[]), &sender),
+            Ok(())
+        );
+        let missing = check_promises(&ack(1), &durable(0, None, &[]), &sender);
+        assert!(
+            matches!(missing, Err(Broken::UndurablePromise { .. })),
+            "{missing:?}"
+        );
+    }
+
+    fn append(prev: u64, entries: u64, commit: u64) -> Message {
+        let entries = (prev + 1..=prev + entries)
+            .map(|index| verity_core::Entry {
+                index: LogIndex(index),
+                term: Term(1),
+                payload: verity_core::EntryPayload::Noop,
+            })
+            .collect();
+        message(
+            1,
+            2,
+            1,
+            MessageBody::AppendEntries {
+                prev_log_index: LogIndex(prev),
+                prev_log_term: Term(u64::from(prev > 0)),
+                entries,
+                leader_commit: LogIndex(commit),
+            },
+        )
+    }
+
+    #[test]
+    fn a_follower_may_commit_only_what_it_matched() {
+        let mut follower = node(2);
+        let mut watch = Watch::new(&follower);
+        let two = append(0, 2, 2);
+        follower.step(two.clone());
+        assert_eq!(watch.after_step(&two, LogIndex(0), &follower), Ok(()));
+        assert_eq!(
+            (watch.matched, follower.commit_index()),
+            (LogIndex(2), LogIndex(2))
+        );
+
+        // Told only of a heartbeat that matched index 1, the watch sees commit 2 as unearned.
+        let mut fresh = Watch::new(&node(2));
+        let broken = fresh.after_step(&append(1, 0, 2), LogIndex(0), &follower);
+        assert!(
+            matches!(broken, Err(Broken::CommitPastMatch { .. })),
+            "{broken:?}"
+        );
+    }
+
+    #[test]
+    fn a_cut_off_leader_steps_down_within_two_election_timeouts() {
+        let mut leader = node(1);
+        let mut watch = Watch::new(&leader);
+        while leader.role() != Role::Candidate {
+            leader.tick();
+            assert_eq!(watch.after_tick(&leader), Ok(()));
+        }
+        let vote = message(
+            2,
+            1,
+            leader.term().0,
+            MessageBody::RequestVoteResponse { granted: true },
+        );
+        leader.step(vote.clone());
+        assert_eq!(watch.after_step(&vote, LogIndex(0), &leader), Ok(()));
+        assert_eq!(leader.role(), Role::Leader);
+        let timeout = leader.config().election_timeout_ticks;
+        let mut ticks = 0;
+        while leader.role() == Role::Leader {
+            leader.tick();
+            ticks += 1;
+            assert_eq!(watch.after_tick(&leader), Ok(()));
+        }
+        assert!(ticks <= 2 * timeout, "stepped down after {ticks} ticks");
+    }
+
+    #[test]
+    fn a_single_node_leader_is_its_own_majority() {
+        let mut single = Node::new(Config::new(NodeId(1), [NodeId(1)], 7)).expect("valid");
+        let mut watch = Watch::new(&single);
+        for _ in 0..1_000 {
+            single.tick();
+            assert_eq!(watch.after_tick(&single), Ok(()));
+        }
+        assert_eq!(single.role(), Role::Leader);
+    }
+}
