@@ -57,11 +57,14 @@ pub enum Bug {
     /// A follower advances its commit index to the leader's, bounded by its own last index
     /// instead of the index the append matched.
     CommitPastMatch,
+    /// The session table answers a request whose number did not execute with the kept reply
+    /// of a later number of the same command.
+    SessionWindowNewerReply,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -81,6 +84,7 @@ impl Bug {
         Bug::LeaderIgnoresHigherTerm,
         Bug::CheckQuorumOnce,
         Bug::CommitPastMatch,
+        Bug::SessionWindowNewerReply,
     ];
 
     /// The bug's command-line name.
@@ -106,6 +110,7 @@ impl Bug {
             Bug::LeaderIgnoresHigherTerm => "leader-ignores-higher-term",
             Bug::CheckQuorumOnce => "check-quorum-once",
             Bug::CommitPastMatch => "commit-past-match",
+            Bug::SessionWindowNewerReply => "session-window-newer-reply",
         }
     }
 
@@ -153,6 +158,9 @@ impl Bug {
             Bug::CheckQuorumOnce => "a leader cut off from its majority never steps down",
             Bug::CommitPastMatch => {
                 "a follower commits (and applies) entries of its own that the leader never sent"
+            }
+            Bug::SessionWindowNewerReply => {
+                "a retried command that never ran is answered with a later command's reply"
             }
         }
     }

@@ -6,6 +6,9 @@ use crate::script::{Expectations, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// Mixed into the seed for the second stream of plan draws (see [`FaultPlan::draw`]).
+const LATER_DRAWS_SALT: u64 = 0x9e6c_63d0_676a_9a99;
+
 /// A kind of fault the nemesis can inject.
 #[derive(
     Clone,
@@ -276,6 +279,9 @@ pub struct FaultPlan {
     /// Nodes' session limits (`max_sessions`, `idle_expiry_entries`): tight in some seeds, so
     /// sessions are evicted and expire while their clients still use them.
     pub sessions: (usize, u64),
+    /// Nodes' `reply_window` (`None`: their default): in some seeds narrower than the
+    /// deepest pipeline, so retries fall out of the window and are refused.
+    pub reply_window: Option<u64>,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -327,8 +333,14 @@ impl FaultPlan {
         } else {
             (4_096, 1_000_000)
         };
+        // Draws added since the first seeds were published come from a second stream, so that
+        // every earlier draw (and with it every earlier seed's run, where the new settings
+        // keep their old values) stays as it was.
+        let mut later = SimRng::new(options.seed ^ LATER_DRAWS_SALT);
+        let reply_window = later.chance(250).then(|| *later.pick(&[1, 2, 4]));
         let pinned = &options.overrides;
         FaultPlan {
+            reply_window,
             fsync_us: pinned.fsync_us.unwrap_or(fsync_us),
             max_entries_per_append: pinned
                 .max_entries_per_append

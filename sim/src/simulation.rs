@@ -463,6 +463,9 @@ impl Simulation {
                 config.sessions.max_sessions,
                 config.sessions.idle_expiry_entries,
             ) = plan.sessions;
+            if let Some(window) = plan.reply_window {
+                config.sessions.reply_window = window;
+            }
             #[cfg(feature = "bug-catalogue")]
             {
                 config.bug = options.bug;

@@ -64,6 +64,12 @@ impl StateMachine {
         self.transaction_reads_before = true;
     }
 
+    /// The `SessionWindowNewerReply` bug (see [`SessionTable::answer_retries_with_newer_replies`]).
+    #[cfg(feature = "bug-catalogue")]
+    pub fn answer_retries_with_newer_replies(&mut self) {
+        self.sessions.answer_retries_with_newer_replies();
+    }
+
     /// The `ForgetSessions` bug: requests replayed up to `index` rebuild the store but not the
     /// session table, so their retries execute again.
     #[cfg(feature = "bug-catalogue")]

@@ -93,9 +93,20 @@ pub struct SessionTable {
     by_token: BTreeMap<SessionToken, ClientId>,
     /// Bytes of replies kept over all sessions.
     reply_bytes: u64,
+    /// A retry is answered with the reply of the first kept number at or after its own
+    /// (bug catalogue only).
+    #[cfg(feature = "bug-catalogue")]
+    answer_newer_replies: bool,
 }
 
 impl SessionTable {
+    /// The `SessionWindowNewerReply` bug: a request whose number did not execute is answered
+    /// with the kept reply of a later number of the same command.
+    #[cfg(feature = "bug-catalogue")]
+    pub fn answer_retries_with_newer_replies(&mut self) {
+        self.answer_newer_replies = true;
+    }
+
     /// Folds every session into `digest`: id, token, activity, highest number, and each
     /// remembered number with its fingerprint and kept reply.
     pub(crate) fn digest_into(&self, digest: &mut super::digest::Digest) {
@@ -124,6 +135,8 @@ impl SessionTable {
             by_activity: BTreeSet::new(),
             by_token: BTreeMap::new(),
             reply_bytes: 0,
+            #[cfg(feature = "bug-catalogue")]
+            answer_newer_replies: false,
         }
     }
 
@@ -216,7 +229,15 @@ impl SessionTable {
         self.by_activity.remove(&(session.last_active, client));
         session.last_active = index;
         self.by_activity.insert((index, client));
-        if let Some(executed) = session.executed.get(&sequence) {
+        #[cfg(feature = "bug-catalogue")]
+        let found = if self.answer_newer_replies {
+            session.executed.range(sequence..).next().map(|(_, e)| e)
+        } else {
+            session.executed.get(&sequence)
+        };
+        #[cfg(not(feature = "bug-catalogue"))]
+        let found = session.executed.get(&sequence);
+        if let Some(executed) = found {
             return match &executed.reply {
                 _ if executed.fingerprint != fingerprint => {
                     Admission::Refused(SessionError::DifferentCommand)

@@ -197,6 +197,10 @@ impl Node {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.forget_sessions_until(hard_state.commit);
         }
+        if crate::injected!(node.config, SessionWindowNewerReply) {
+            #[cfg(feature = "bug-catalogue")]
+            node.state_machine.answer_retries_with_newer_replies();
+        }
         if crate::injected!(node.config, TransactionReadsBefore) {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.read_transactions_before_their_writes();
