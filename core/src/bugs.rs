@@ -60,11 +60,13 @@ pub enum Bug {
     /// The session table answers a request whose number did not execute with the kept reply
     /// of a later number of the same command.
     SessionWindowNewerReply,
+    /// WAL recovery takes any checksum mismatch for a torn tail and truncates there.
+    ChecksumMismatchIsTorn,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 21] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -85,6 +87,7 @@ impl Bug {
         Bug::CheckQuorumOnce,
         Bug::CommitPastMatch,
         Bug::SessionWindowNewerReply,
+        Bug::ChecksumMismatchIsTorn,
     ];
 
     /// The bug's command-line name.
@@ -111,6 +114,7 @@ impl Bug {
             Bug::CheckQuorumOnce => "check-quorum-once",
             Bug::CommitPastMatch => "commit-past-match",
             Bug::SessionWindowNewerReply => "session-window-newer-reply",
+            Bug::ChecksumMismatchIsTorn => "checksum-mismatch-is-torn",
         }
     }
 
@@ -161,6 +165,9 @@ impl Bug {
             }
             Bug::SessionWindowNewerReply => {
                 "a retried command that never ran is answered with a later command's reply"
+            }
+            Bug::ChecksumMismatchIsTorn => {
+                "a damaged record in the middle of the WAL silently drops every record after it"
             }
         }
     }

@@ -128,6 +128,25 @@ pub fn recover(bytes: &[u8]) -> Result<WalRecovery, WalError> {
 /// before it (a log split over several files). Offsets in results and errors are relative to
 /// `bytes`. Never panics, whatever the bytes.
 pub fn recover_continuing(start: Recovered, bytes: &[u8]) -> Result<WalRecovery, WalError> {
+    replay_segment(start, bytes, false)
+}
+
+/// [`recover`] with catalogued bug `bug` switched on, if it is a recovery bug.
+#[cfg(feature = "bug-catalogue")]
+pub fn recover_with_bug(
+    bytes: &[u8],
+    bug: Option<crate::bugs::Bug>,
+) -> Result<WalRecovery, WalError> {
+    let checksum_is_torn = bug == Some(crate::bugs::Bug::ChecksumMismatchIsTorn);
+    replay_segment(Recovered::default(), bytes, checksum_is_torn)
+}
+
+/// Replays `bytes` on top of `start`; `checksum_is_torn` is the `ChecksumMismatchIsTorn` bug.
+fn replay_segment(
+    start: Recovered,
+    bytes: &[u8],
+    checksum_is_torn: bool,
+) -> Result<WalRecovery, WalError> {
     let mut recovered = start;
     let mut offset = 0usize;
     let mut records = 0u64;
@@ -136,7 +155,9 @@ pub fn recover_continuing(start: Recovered, bytes: &[u8]) -> Result<WalRecovery,
         let record = match codec::decode::<WalRecord>(rest) {
             Ok(decoded) => decoded,
             Err(error) => {
-                if !is_torn_tail(rest, &error) {
+                let torn = is_torn_tail(rest, &error)
+                    || checksum_is_torn && matches!(error, DecodeError::Checksum { .. });
+                if !torn {
                     return Err(WalError::Corrupt {
                         offset: offset as u64,
                         reason: error.to_string(),

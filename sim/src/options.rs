@@ -282,6 +282,10 @@ pub struct FaultPlan {
     /// Nodes' `reply_window` (`None`: their default): in some seeds narrower than the
     /// deepest pipeline, so retries fall out of the window and are refused.
     pub reply_window: Option<u64>,
+    /// Out of 1000 crashes, how many also flip a bit in the crashed node's synced WAL (see
+    /// [`crate::disk::SimDisk::flip_bit`]); never on more than a minority of nodes in one run,
+    /// since a damaged node stays down.
+    pub damage_per_mille: u64,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -338,9 +342,15 @@ impl FaultPlan {
         // keep their old values) stays as it was.
         let mut later = SimRng::new(options.seed ^ LATER_DRAWS_SALT);
         let reply_window = later.chance(250).then(|| *later.pick(&[1, 2, 4]));
+        let damage_per_mille = if later.chance(250) {
+            later.between(100, 500)
+        } else {
+            0
+        };
         let pinned = &options.overrides;
         FaultPlan {
             reply_window,
+            damage_per_mille,
             fsync_us: pinned.fsync_us.unwrap_or(fsync_us),
             max_entries_per_append: pinned
                 .max_entries_per_append

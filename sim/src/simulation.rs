@@ -389,6 +389,11 @@ pub(crate) struct SimNode {
     durable: Durable,
     /// The protocol invariants' memory of the live node.
     watch: Watch,
+    /// Where a bit of the synced WAL was flipped, if it was: the node may then refuse to
+    /// start.
+    damaged_at: Option<usize>,
+    /// Why the node refused to start from its damaged disk; it stays down for good.
+    refused: Option<String>,
     pub(crate) deferred: Vec<Event>,
     /// Where the node sends its clients' operations (volatile: rebuilt at restart).
     router: Router<Origin>,
@@ -492,6 +497,8 @@ impl Simulation {
                     unsynced: VecDeque::new(),
                     durable: Durable::default(),
                     watch,
+                    damaged_at: None,
+                    refused: None,
                     deferred: Vec::new(),
                     router,
                     connections: BTreeMap::new(),
@@ -1389,44 +1396,106 @@ impl Simulation {
         sim_node.paused = false;
         sim_node.incarnation += 1;
         sim_node.sync_in_flight = false;
-        sim_node.unsynced.clear();
         sim_node.deferred.clear();
         let lost: Vec<(usize, u64)> = std::mem::take(&mut sim_node.connections)
             .into_iter()
             .map(|(connection, served)| (served.client, connection))
             .collect();
-        let fate = sim_node.disk.crash(&mut self.rng);
+        let (fate, intact) = sim_node.disk.crash(&mut self.rng);
+        // What the next process must find: every write that survived whole.
+        for write in std::mem::take(&mut sim_node.unsynced) {
+            if write.upto <= intact as u64 {
+                write.land_on(&mut sim_node.durable);
+            }
+        }
         for (client, connection) in lost {
             self.schedule(0, Event::ConnectionLost { client, connection });
         }
         self.record(What::Fault {
             description: format!("crash n{} (unsynced tail {fate:?})", id.0),
         });
+        self.maybe_damage(id, intact);
+    }
+
+    /// Flips a bit in the crashed node's synced WAL, as often as the plan says, while fewer
+    /// than a minority of nodes are damaged.
+    fn maybe_damage(&mut self, id: NodeId, intact: usize) {
+        let damaged = self
+            .nodes
+            .values()
+            .filter(|n| n.damaged_at.is_some())
+            .count() as u64;
+        if self.plan.damage_per_mille == 0
+            || damaged + 1 > (self.options.nodes - 1) / 2
+            || !self.rng.chance(self.plan.damage_per_mille)
+        {
+            return;
+        }
+        let sim_node = self.nodes.get_mut(&id).expect("known node");
+        let Some(offset) = sim_node.disk.flip_bit(&mut self.rng, intact) else {
+            return;
+        };
+        sim_node.damaged_at = Some(offset);
+        *self
+            .stats
+            .faults
+            .entry("disk-damage".to_string())
+            .or_default() += 1;
+        self.record(What::Fault {
+            description: format!("flip a bit of n{}'s synced WAL at byte {offset}", id.0),
+        });
     }
 
     /// Restarts a crashed node through the real WAL recovery.
     pub(crate) fn restart(&mut self, id: NodeId) {
         let sim_node = self.nodes.get_mut(&id).expect("known node");
-        if sim_node.node.is_some() {
+        if sim_node.node.is_some() || sim_node.refused.is_some() {
             return;
         }
-        let recovery = match wal::recover(sim_node.disk.contents()) {
+        #[cfg(feature = "bug-catalogue")]
+        let recovery = wal::recover_with_bug(sim_node.disk.contents(), self.options.bug);
+        #[cfg(not(feature = "bug-catalogue"))]
+        let recovery = wal::recover(sim_node.disk.contents());
+        let recovery = match recovery {
             Ok(recovery) => recovery,
+            Err(error) if sim_node.damaged_at.is_some() => {
+                let error = error.to_string();
+                sim_node.refused = Some(error.clone());
+                self.record(What::Fault {
+                    description: format!(
+                        "n{} refuses to start from its damaged WAL: {error}",
+                        id.0
+                    ),
+                });
+                return;
+            }
             Err(error) => {
                 let error = error.to_string();
                 self.fail(Failure::Recovery { node: id.0, error });
                 return;
             }
         };
+        let recovered = Durable {
+            hard_state: recovery.recovered.hard_state,
+            terms: recovery.recovered.entries.iter().map(|e| e.term).collect(),
+        };
+        if recovered != sim_node.durable {
+            let error = format!(
+                "recovery read {} entries and {:?}, but the disk durably held {} entries and {:?}: \
+                 durable records were lost without an error",
+                recovered.terms.len(),
+                recovered.hard_state,
+                sim_node.durable.terms.len(),
+                sim_node.durable.hard_state
+            );
+            self.fail(Failure::Recovery { node: id.0, error });
+            return;
+        }
         sim_node.disk.truncate(recovery.valid_bytes as usize);
         sim_node.persist = PersistQueue::new(
             sim_node.disk.written_bytes() as u64,
             sim_node.disk.synced_bytes() as u64,
         );
-        sim_node.durable = Durable {
-            hard_state: recovery.recovered.hard_state,
-            terms: recovery.recovered.entries.iter().map(|e| e.term).collect(),
-        };
         let mut config = sim_node.config.clone();
         config.seed = config
             .seed
