@@ -62,11 +62,13 @@ pub enum Bug {
     SessionWindowNewerReply,
     /// WAL recovery takes any checksum mismatch for a torn tail and truncates there.
     ChecksumMismatchIsTorn,
+    /// `CASVER` swaps when the expected version is at least the key's (`>=` for `==`).
+    CasVersionAtLeast,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -88,6 +90,7 @@ impl Bug {
         Bug::CommitPastMatch,
         Bug::SessionWindowNewerReply,
         Bug::ChecksumMismatchIsTorn,
+        Bug::CasVersionAtLeast,
     ];
 
     /// The bug's command-line name.
@@ -115,6 +118,7 @@ impl Bug {
             Bug::CommitPastMatch => "commit-past-match",
             Bug::SessionWindowNewerReply => "session-window-newer-reply",
             Bug::ChecksumMismatchIsTorn => "checksum-mismatch-is-torn",
+            Bug::CasVersionAtLeast => "cas-version-at-least",
         }
     }
 
@@ -169,6 +173,7 @@ impl Bug {
             Bug::ChecksumMismatchIsTorn => {
                 "a damaged record in the middle of the WAL silently drops every record after it"
             }
+            Bug::CasVersionAtLeast => "a CASVER with a version the key never had overwrites it",
         }
     }
 

@@ -685,3 +685,46 @@ fn opening_again_with_the_same_token_returns_the_same_session_and_evicts_nothing
         );
     }
 }
+
+#[test]
+fn casver_swaps_only_on_the_exact_version_and_cad_deletes_only_the_expected_value() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.run("CASVER k 1 x"), Frame::Integer(0), "absent key");
+    assert_eq!(h.run("SET k v"), Frame::ok());
+    let Frame::Array(read) = h.run("GETVER k") else {
+        panic!("GETVER answers an array")
+    };
+    let Frame::Integer(version) = read[1] else {
+        panic!("the version is an integer")
+    };
+    for wrong in [version - 1, version + 1, version + 1_000_000] {
+        assert_eq!(
+            h.run(&format!("CASVER k {wrong} x")),
+            Frame::Integer(0),
+            "{wrong}"
+        );
+    }
+    assert_eq!(h.run("GET k"), Frame::Bulk(b"v".to_vec()));
+    assert_eq!(h.run(&format!("CASVER k {version} w")), Frame::Integer(1));
+    assert_eq!(
+        h.run(&format!("CASVER k {version} y")),
+        Frame::Integer(0),
+        "version moved"
+    );
+    assert_eq!(h.run("GET k"), Frame::Bulk(b"w".to_vec()));
+    let negative = Command::parse(
+        ["CASVER", "k", "-1", "x"]
+            .map(|w| w.as_bytes().to_vec())
+            .into(),
+    );
+    assert_eq!(
+        negative.unwrap_err().to_string(),
+        "ERR value is not an integer or out of range"
+    );
+
+    assert_eq!(h.run("CAD k v"), Frame::Integer(0), "not the value");
+    assert_eq!(h.run("GET k"), Frame::Bulk(b"w".to_vec()));
+    assert_eq!(h.run("CAD k w"), Frame::Integer(1));
+    assert_eq!(h.run("GET k"), Frame::Null);
+    assert_eq!(h.run("CAD k w"), Frame::Integer(0), "already gone");
+}

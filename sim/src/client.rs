@@ -45,7 +45,8 @@
 use crate::history::{OpKind, OpOutcome, Part};
 use crate::options::SimOptions;
 use crate::rng::SimRng;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use verity_core::kv::cmd::parse_integer;
 use verity_core::{Frame, NodeId};
 use verity_engine::resp::{self, Limits};
 
@@ -148,8 +149,8 @@ struct InFlight {
     bytes: Vec<u8>,
     /// Its number in the client's session.
     number: u64,
-    /// `CAS` expecting absence is sent as `SET key new NX`, which answers `OK` or nil.
-    as_set_nx: bool,
+    /// How its reply reads.
+    form: Form,
     /// Replies that come before the operation's own: a transaction's `MULTI` and `QUEUED`s.
     preamble: usize,
     /// How many of those have arrived on the current connection.
@@ -199,12 +200,18 @@ pub struct Client {
     /// What it wrote on its connection before the first reply: written again on a new
     /// connection if this one is refused.
     unconfirmed: Option<Vec<u8>>,
+    /// The value and version it last read of each key with `GETVER`.
+    versions: BTreeMap<String, (String, u64)>,
+    /// Its stream for draws added since the first seeds were published, so that adding them
+    /// left every earlier draw of the run's stream as it was.
+    later: SimRng,
 }
 
 impl Client {
-    /// Client `index`; it must complete `liveness_ops` operations after the heal.
+    /// Client `index` of the run of `seed`; it must complete `liveness_ops` operations after
+    /// the heal.
     #[must_use]
-    pub fn new(index: usize, liveness_ops: u64) -> Client {
+    pub fn new(index: usize, liveness_ops: u64, seed: u64) -> Client {
         Client {
             index,
             connection: None,
@@ -216,6 +223,8 @@ impl Client {
             written: 0,
             replies: 0,
             unconfirmed: None,
+            versions: BTreeMap::new(),
+            later: SimRng::new(seed ^ CLIENT_DRAWS_SALT ^ index as u64),
         }
     }
 
@@ -276,7 +285,7 @@ impl Client {
                 key,
                 kind,
                 bytes: command,
-                as_set_nx,
+                form,
                 preamble,
             } = self.next_operation(env, written);
             let process = *env.next_process;
@@ -295,7 +304,7 @@ impl Client {
                 kind,
                 bytes: command,
                 number,
-                as_set_nx,
+                form,
                 preamble,
                 preamble_seen: 0,
                 must_complete,
@@ -347,6 +356,13 @@ impl Client {
                     };
                     if error.as_deref().is_some_and(|e| e.contains(NEVER_NUMBERED)) {
                         self.took_no_number(op.number);
+                    }
+                    if let (Form::GetVer, Frame::Array(read)) = (op.form, &reply)
+                        && let [Frame::Bulk(value), Frame::Integer(version)] = &read[..]
+                    {
+                        let value = String::from_utf8_lossy(value).into_owned();
+                        let version = u64::try_from(*version).expect("versions are positive");
+                        self.versions.insert(op.key.clone(), (value, version));
                     }
                     let outcome = outcome(&op, reply);
                     self.finish_operation(op, outcome, error, &mut actions);
@@ -666,6 +682,49 @@ impl Client {
         });
     }
 
+    /// A compare-and-set of `key` from `expected` to `unique`, in one of Verity's three forms
+    /// (drawn from the client's second stream): `CAS` on the value; `CAD`, which deletes;
+    /// or `CASVER` on a version. `CASVER` uses the version the client last read of the key
+    /// with `GETVER` when the value it read is a string: such values are unique to one write
+    /// (an integer may be written again by increments), so the version matches exactly when
+    /// the value does, and the history records the value. Otherwise it sends a version
+    /// beyond any log index, which can never match, and records an expected value no client
+    /// ever writes.
+    fn compare_and_set(&mut self, key: String, expected: String, unique: String) -> Drawn {
+        match self.later.below(10) {
+            0 => {
+                let kind = OpKind::Cas {
+                    expected: Some(expected.clone()),
+                    new: None,
+                };
+                Drawn::single(key, kind, &["CAD"], &[&expected])
+            }
+            1 | 2 => {
+                let (expected, version) = match self.versions.get(&key) {
+                    Some((value, version)) if parse_integer(value.as_bytes()).is_none() => {
+                        (value.clone(), *version)
+                    }
+                    _ => (
+                        format!("never.{unique}"),
+                        FUTURE_VERSION + self.later.below(1 << 20),
+                    ),
+                };
+                let kind = OpKind::Cas {
+                    expected: Some(expected),
+                    new: Some(unique.clone()),
+                };
+                Drawn::single(key, kind, &["CASVER"], &[&version.to_string(), &unique])
+            }
+            _ => {
+                let kind = OpKind::Cas {
+                    expected: Some(expected.clone()),
+                    new: Some(unique.clone()),
+                };
+                Drawn::single(key, kind, &["CAS"], &[&expected, &unique])
+            }
+        }
+    }
+
     /// Draws the next operation from the workload mix; `written` is every client's count of
     /// values written.
     fn next_operation(&mut self, env: &mut Env<'_>, written: &[u64]) -> Drawn {
@@ -686,6 +745,10 @@ impl Client {
             chosen += 1;
         }
         match chosen {
+            0 if self.later.chance(250) => Drawn {
+                form: Form::GetVer,
+                ..Drawn::single(key, OpKind::Get, &["GETVER"], &[])
+            },
             0 => Drawn::single(key, OpKind::Get, &["GET"], &[]),
             1 => Drawn::single(key, OpKind::Put(unique.clone()), &["SET"], &[&unique]),
             2 => Drawn::single(key, OpKind::Delete, &["DEL"], &[]),
@@ -703,15 +766,19 @@ impl Client {
                     let n = env.rng.between(1, writes.max(1));
                     Some(format!("c{writer}.{n}"))
                 };
-                let kind = OpKind::Cas {
-                    expected: expected.clone(),
-                    new: Some(unique.clone()),
-                };
-                match &expected {
-                    Some(expected) => Drawn::single(key, kind, &["CAS"], &[expected, &unique]),
+                match expected {
+                    Some(expected) => self.compare_and_set(key, expected, unique),
                     None => Drawn {
-                        as_set_nx: true,
-                        ..Drawn::single(key, kind, &["SET"], &[&unique, "NX"])
+                        form: Form::SetNx,
+                        ..Drawn::single(
+                            key,
+                            OpKind::Cas {
+                                expected: None,
+                                new: Some(unique.clone()),
+                            },
+                            &["SET"],
+                            &[&unique, "NX"],
+                        )
                     },
                 }
             }
@@ -828,9 +895,20 @@ struct Drawn {
     kind: OpKind,
     /// Its RESP bytes.
     bytes: Vec<u8>,
-    as_set_nx: bool,
+    form: Form,
     /// Replies before its own (a transaction's `MULTI` and `QUEUED`s).
     preamble: usize,
+}
+
+/// How an operation's reply reads, where the command is not the obvious one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// As its operation kind says.
+    Plain,
+    /// `CAS` expecting absence, sent as `SET key new NX`: `OK` or nil.
+    SetNx,
+    /// A read sent as `GETVER key`: `[value, version]` or nil.
+    GetVer,
 }
 
 impl Drawn {
@@ -846,7 +924,7 @@ impl Drawn {
             bytes: command_bytes(&words),
             key,
             kind,
-            as_set_nx: false,
+            form: Form::Plain,
             preamble: 0,
         }
     }
@@ -871,7 +949,7 @@ impl Drawn {
             key: parts[0].key.clone(),
             bytes: command_bytes(&words),
             kind: OpKind::Atomic(parts),
-            as_set_nx: false,
+            form: Form::Plain,
             preamble: 0,
         }
     }
@@ -896,7 +974,7 @@ impl Drawn {
             preamble: 1 + parts.len(),
             kind: OpKind::Atomic(parts),
             bytes,
-            as_set_nx: false,
+            form: Form::Plain,
         }
     }
 }
@@ -916,8 +994,11 @@ fn outcome(op: &InFlight, reply: Frame) -> OpOutcome {
         (_, Frame::Error(error)) if error.contains("not executed") => OpOutcome::Fail,
         (OpKind::Incr(_), Frame::Error(error)) if error.contains(NOT_AN_INTEGER) => OpOutcome::Fail,
         (_, Frame::Error(_)) => OpOutcome::Info,
-        (OpKind::Cas { .. }, Frame::Simple(_)) if op.as_set_nx => OpOutcome::Ok(None),
-        (OpKind::Cas { .. }, Frame::Null) if op.as_set_nx => OpOutcome::Fail,
+        (OpKind::Cas { .. }, Frame::Simple(_)) if op.form == Form::SetNx => OpOutcome::Ok(None),
+        (OpKind::Cas { .. }, Frame::Null) if op.form == Form::SetNx => OpOutcome::Fail,
+        (OpKind::Get, Frame::Array(mut read)) if op.form == Form::GetVer && read.len() == 2 => {
+            single_outcome(&OpKind::Get, read.swap_remove(0))
+        }
         (OpKind::Atomic(parts), Frame::Array(replies)) if replies.len() == parts.len() => {
             OpOutcome::Each(
                 parts
@@ -941,6 +1022,12 @@ fn outcome(op: &InFlight, reply: Frame) -> OpOutcome {
         (kind, reply) => single_outcome(kind, reply),
     }
 }
+
+/// A `CASVER` version beyond any log index a run reaches: it can never match.
+const FUTURE_VERSION: u64 = 1 << 62;
+
+/// Mixed into the seed (and the client's index) for each client's second stream.
+const CLIENT_DRAWS_SALT: u64 = 0x51d3_c1e7_0b5e_ed02;
 
 /// What a node's error says of a command it failed before giving it a number in the session
 /// (a command behind a transaction's `EXEC`, which waits for every earlier command).

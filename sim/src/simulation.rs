@@ -507,7 +507,7 @@ impl Simulation {
             );
         }
         let clients = (0..options.clients as usize)
-            .map(|index| Client::new(index, options.liveness_ops_per_client))
+            .map(|index| Client::new(index, options.liveness_ops_per_client, options.seed))
             .collect();
         let network = Network::new(options.nodes, plan.network);
         Simulation {

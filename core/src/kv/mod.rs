@@ -37,6 +37,10 @@ pub struct StateMachine {
     /// only).
     #[cfg(feature = "bug-catalogue")]
     transaction_reads_before: bool,
+    /// A version compare-and-swap also holds when the expected version is newer than the
+    /// key's (bug catalogue only).
+    #[cfg(feature = "bug-catalogue")]
+    cas_version_at_least: bool,
 }
 
 impl StateMachine {
@@ -54,6 +58,8 @@ impl StateMachine {
             sessionless_until: LogIndex(0),
             #[cfg(feature = "bug-catalogue")]
             transaction_reads_before: false,
+            #[cfg(feature = "bug-catalogue")]
+            cas_version_at_least: false,
         }
     }
 
@@ -68,6 +74,13 @@ impl StateMachine {
     #[cfg(feature = "bug-catalogue")]
     pub fn answer_retries_with_newer_replies(&mut self) {
         self.sessions.answer_retries_with_newer_replies();
+    }
+
+    /// The `CasVersionAtLeast` bug: `CASVER` swaps when the expected version is at least the
+    /// key's, not only equal.
+    #[cfg(feature = "bug-catalogue")]
+    pub fn compare_versions_at_least(&mut self) {
+        self.cas_version_at_least = true;
     }
 
     /// The `ForgetSessions` bug: requests replayed up to `index` rebuild the store but not the
@@ -146,6 +159,27 @@ impl StateMachine {
     }
 
     fn execute(&mut self, index: LogIndex, command: &Command) -> Frame {
+        #[cfg(feature = "bug-catalogue")]
+        if self.cas_version_at_least
+            && let Command::Verity(cmd::VerityCommand::Cas {
+                key,
+                expect: cmd::Expect::Version(want),
+                new,
+            }) = command
+            && let Some(have) = self.store.get(key)
+            && *want >= have.version
+        {
+            let matching = Command::Verity(cmd::VerityCommand::Cas {
+                key: key.clone(),
+                expect: cmd::Expect::Version(have.version),
+                new: new.clone(),
+            });
+            return matching.apply(&mut cmd::Context {
+                store: &mut self.store,
+                index,
+                max_value_bytes: self.max_value_bytes,
+            });
+        }
         #[cfg(feature = "bug-catalogue")]
         if let (true, Command::Exec(transaction)) = (self.transaction_reads_before, command) {
             let before = self.store.clone();

@@ -201,6 +201,10 @@ impl Node {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.answer_retries_with_newer_replies();
         }
+        if crate::injected!(node.config, CasVersionAtLeast) {
+            #[cfg(feature = "bug-catalogue")]
+            node.state_machine.compare_versions_at_least();
+        }
         if crate::injected!(node.config, TransactionReadsBefore) {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.read_transactions_before_their_writes();

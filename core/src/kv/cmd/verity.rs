@@ -1,5 +1,6 @@
-//! Verity's own commands: `CAS key expected new` (compare-and-swap on the value), `GETVER key`
-//! (value and version), and the version read behind `WATCH`.
+//! Verity's own commands: `CAS key expected new` (compare-and-swap on the value), `CASVER key
+//! version new` (on the version `GETVER` read), `CAD key expected` (compare-and-delete, a
+//! lock's release), `GETVER key` (value and version), and the version read behind `WATCH`.
 
 use super::{Access, Args, CommandError, Context, Spec};
 use crate::kv::frame::Frame;
@@ -16,6 +17,22 @@ pub(super) const SPECS: &[Spec] = &[
         keys: (1, 1, 1),
         group: "verity",
         summary: "Sets a key to a new value only if its value is exactly the expected one; replies 1 if it did, 0 if not.",
+    },
+    Spec {
+        name: "casver",
+        arity: 4,
+        access: Access::Write,
+        keys: (1, 1, 1),
+        group: "verity",
+        summary: "Sets a key to a new value only if it exists with exactly the expected version (as GETVER returns it); replies 1 if it did, 0 if not.",
+    },
+    Spec {
+        name: "cad",
+        arity: 3,
+        access: Access::Write,
+        keys: (1, 1, 1),
+        group: "verity",
+        summary: "Deletes a key only if its value is exactly the expected one (a lock's safe release); replies 1 if it did, 0 if not.",
     },
     Spec {
         name: "getver",
@@ -73,6 +90,24 @@ pub(super) fn parse(name: &str, args: &mut Args) -> Option<Result<super::Command
                 key,
                 expect: Expect::Value(expected),
                 new: Some(new),
+            })
+        })(),
+        "casver" => (|| {
+            let key = args.word()?;
+            let version =
+                u64::try_from(args.next_integer()?).map_err(|_| CommandError::NotInteger)?;
+            Ok(VerityCommand::Cas {
+                key,
+                expect: Expect::Version(LogIndex(version)),
+                new: Some(args.word()?),
+            })
+        })(),
+        "cad" => (|| {
+            let (key, expected) = (args.word()?, args.word()?);
+            Ok(VerityCommand::Cas {
+                key,
+                expect: Expect::Value(expected),
+                new: None,
             })
         })(),
         "getver" => args.word().map(|key| VerityCommand::GetVer { key }),
