@@ -88,7 +88,21 @@ impl Simulation {
                 if live.is_empty() {
                     return None;
                 }
-                let victim = *self.rng.pick(&live);
+                let leader_with_suffix = self.nodes_where(|n| {
+                    n.node.as_ref().is_some_and(|node| {
+                        node.role() == verity_core::Role::Leader
+                            && node.log().last_index() > node.commit_index()
+                    })
+                });
+                let victim = match leader_with_suffix.first() {
+                    Some(&leader)
+                        if self.plan.leader_crash_per_mille > 0
+                            && self.rng.chance(self.plan.leader_crash_per_mille) =>
+                    {
+                        leader
+                    }
+                    _ => *self.rng.pick(&live),
+                };
                 self.crash(victim);
                 return Some(ActiveFault::Crashed(victim));
             }

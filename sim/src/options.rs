@@ -286,6 +286,10 @@ pub struct FaultPlan {
     /// [`crate::disk::SimDisk::flip_bit`]); never on more than a minority of nodes in one run,
     /// since a damaged node stays down.
     pub damage_per_mille: u64,
+    /// Out of 1000 crashes, how many pick a leader holding uncommitted entries, when there
+    /// is one: its suffix is left behind on some followers and overwritten on others, the
+    /// log divergence that Raft's conflict handling and commitment rules exist for.
+    pub leader_crash_per_mille: u64,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -347,8 +351,14 @@ impl FaultPlan {
         } else {
             0
         };
+        let leader_crash_per_mille = if later.chance(400) {
+            later.between(300, 1000)
+        } else {
+            0
+        };
         let pinned = &options.overrides;
         FaultPlan {
+            leader_crash_per_mille,
             reply_window,
             damage_per_mille,
             fsync_us: pinned.fsync_us.unwrap_or(fsync_us),
