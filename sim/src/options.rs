@@ -290,6 +290,9 @@ pub struct FaultPlan {
     /// is one: its suffix is left behind on some followers and overwritten on others, the
     /// log divergence that Raft's conflict handling and commitment rules exist for.
     pub leader_crash_per_mille: u64,
+    /// Nodes' `max_uncommitted_entries` (`None`: their default): small in some seeds, so
+    /// leaders refuse proposals as overloaded while followers lag.
+    pub max_uncommitted_entries: Option<usize>,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -356,8 +359,10 @@ impl FaultPlan {
         } else {
             0
         };
+        let max_uncommitted_entries = later.chance(200).then(|| *later.pick(&[4, 16, 64]));
         let pinned = &options.overrides;
         FaultPlan {
+            max_uncommitted_entries,
             leader_crash_per_mille,
             reply_window,
             damage_per_mille,

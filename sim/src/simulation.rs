@@ -471,6 +471,9 @@ impl Simulation {
             if let Some(window) = plan.reply_window {
                 config.sessions.reply_window = window;
             }
+            if let Some(limit) = plan.max_uncommitted_entries {
+                config.max_uncommitted_entries = limit;
+            }
             #[cfg(feature = "bug-catalogue")]
             {
                 config.bug = options.bug;
