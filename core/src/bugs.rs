@@ -64,11 +64,16 @@ pub enum Bug {
     ChecksumMismatchIsTorn,
     /// `CASVER` swaps when the expected version is at least the key's (`>=` for `==`).
     CasVersionAtLeast,
+    /// Becoming a follower clears the vote even in the same term (`>=` for `>`), so a
+    /// candidate that lost may vote again in its own term.
+    ClearVoteOnStepDown,
+    /// The leader's quorum check needs one voter more than a majority (`<=` for `<`).
+    QuorumCheckOffByOne,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 24] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -91,6 +96,8 @@ impl Bug {
         Bug::SessionWindowNewerReply,
         Bug::ChecksumMismatchIsTorn,
         Bug::CasVersionAtLeast,
+        Bug::ClearVoteOnStepDown,
+        Bug::QuorumCheckOffByOne,
     ];
 
     /// The bug's command-line name.
@@ -119,6 +126,8 @@ impl Bug {
             Bug::SessionWindowNewerReply => "session-window-newer-reply",
             Bug::ChecksumMismatchIsTorn => "checksum-mismatch-is-torn",
             Bug::CasVersionAtLeast => "cas-version-at-least",
+            Bug::ClearVoteOnStepDown => "clear-vote-on-step-down",
+            Bug::QuorumCheckOffByOne => "quorum-check-off-by-one",
         }
     }
 
@@ -174,6 +183,10 @@ impl Bug {
                 "a damaged record in the middle of the WAL silently drops every record after it"
             }
             Bug::CasVersionAtLeast => "a CASVER with a version the key never had overwrites it",
+            Bug::ClearVoteOnStepDown => "a node votes twice in one term: two leaders",
+            Bug::QuorumCheckOffByOne => {
+                "a leader with a bare majority steps down: no leader while a minority is down"
+            }
         }
     }
 

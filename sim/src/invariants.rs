@@ -18,10 +18,15 @@
 //! - **Leader commitment** ([`Watch::after_ready`]): a leader's commit index only ever advances
 //!   onto an entry of its own term (Raft §5.4.2; counting replicas of an older term's entry is
 //!   Figure 8's lost commit, which needs a rare schedule to show as a lost write).
+//! - **One vote per term** ([`Watch::after_ready`]): once a node has voted in a term, its vote
+//!   in that term never changes (nor is it cleared).
 //! - **Check-quorum** ([`Watch::after_tick`]): a leader that has not heard from a majority for
 //!   two election timeouts of its own ticks has stepped down. Its quorum check runs every
 //!   election timeout and counts peers heard since the previous check, so a peer last heard
 //!   just after a check counts once more and is forgotten at the check after: two timeouts.
+//!   Conversely, a leader steps down at a check only if fewer than a majority (itself
+//!   included) answered since the previous check: a leader that gives up a working quorum
+//!   leaves the cluster leaderless for an election, while a minority is down or forever.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,6 +85,26 @@ pub enum Broken {
         /// The term of the entry there.
         entry_term: Term,
     },
+    /// A node changed or cleared its vote in a term it had voted in.
+    VoteChanged {
+        /// The node.
+        node: NodeId,
+        /// The term.
+        term: Term,
+        /// The vote it had cast.
+        was: NodeId,
+        /// Its vote now.
+        now: Option<NodeId>,
+    },
+    /// A leader stepped down at a quorum check although a majority had answered.
+    SpuriousStepDown {
+        /// The node.
+        node: NodeId,
+        /// Its term.
+        term: Term,
+        /// Voters (itself included) heard since the previous check.
+        heard: usize,
+    },
     /// A leader kept leading without hearing from a majority.
     LeaderWithoutQuorum {
         /// The leader.
@@ -102,6 +127,8 @@ impl Broken {
             Broken::TermBehindMessage { .. } => "term-behind-message",
             Broken::CommitPastMatch { .. } => "commit-past-match",
             Broken::CommitOlderTerm { .. } => "commit-older-term",
+            Broken::VoteChanged { .. } => "one-vote-per-term",
+            Broken::SpuriousStepDown { .. } => "spurious-step-down",
             Broken::LeaderWithoutQuorum { .. } => "leader-without-quorum",
         }
     }
@@ -141,6 +168,20 @@ impl fmt::Display for Broken {
                 f,
                 "{node}, leader of term {term}, advanced its commit index to {commit}, an entry \
                  of the older term {entry_term}"
+            ),
+            Broken::VoteChanged {
+                node,
+                term,
+                was,
+                now,
+            } => write!(
+                f,
+                "{node} voted for {was} in term {term}, then its vote became {now:?}"
+            ),
+            Broken::SpuriousStepDown { node, term, heard } => write!(
+                f,
+                "{node} stepped down as leader of term {term} at a quorum check, though {heard} \
+                 voters (itself included, a majority) answered since the previous check"
             ),
             Broken::LeaderWithoutQuorum {
                 node,
@@ -225,6 +266,15 @@ fn describe(message: &Message) -> String {
     )
 }
 
+/// A leader's term as the invariants follow it.
+#[derive(Clone, Debug)]
+struct Leading {
+    term: Term,
+    since_tick: u64,
+    /// The tick at which each peer last answered, for those that have.
+    heard_at: BTreeMap<NodeId, u64>,
+}
+
 /// What the invariants remember of one live node. Rebuilt at every restart.
 #[derive(Clone, Debug)]
 pub(crate) struct Watch {
@@ -236,8 +286,11 @@ pub(crate) struct Watch {
     commit_floor: LogIndex,
     /// The last index the node matched with the leader of `term`.
     matched: LogIndex,
-    /// While the node leads: the tick at which each peer last answered in its term.
-    leading: Option<(Term, BTreeMap<NodeId, u64>)>,
+    /// While the node leads: its term, the tick it became leader at, and the tick at which
+    /// each peer last answered in that term.
+    leading: Option<Leading>,
+    /// The vote the node cast in a term, once it has.
+    voted: Option<(Term, NodeId)>,
     /// The commit index at the last [`Watch::after_ready`].
     commit_seen: LogIndex,
 }
@@ -251,6 +304,7 @@ impl Watch {
             commit_floor: node.commit_index(),
             matched: LogIndex(0),
             leading: None,
+            voted: None,
             commit_seen: node.commit_index(),
         }
     }
@@ -289,8 +343,8 @@ impl Watch {
                 self.matched = self.matched.max(matched);
             }
             MessageBody::AppendEntriesResponse(_) if message.term == node.term() => {
-                if let Some((_, heard)) = &mut self.leading {
-                    heard.insert(message.from, self.ticks);
+                if let Some(leading) = &mut self.leading {
+                    leading.heard_at.insert(message.from, self.ticks);
                 }
             }
             _ => {}
@@ -314,11 +368,40 @@ impl Watch {
         if node.term() != self.term {
             self.enter_term(node.term(), node.commit_index());
         }
+        if let Some(leading) = &self.leading
+            && node.role() != Role::Leader
+        {
+            // In a tick, a leader steps down only at its quorum check, which counts the peers
+            // heard since the check before (at this tick minus one election timeout).
+            let since = self
+                .ticks
+                .saturating_sub(node.config().election_timeout_ticks);
+            let heard = 1 + leading.heard_at.values().filter(|&&at| at >= since).count();
+            let first_check = leading.since_tick + node.config().election_timeout_ticks;
+            if self.ticks >= first_check && heard >= quorum::majority(node.config().voters.len()) {
+                return Err(Broken::SpuriousStepDown {
+                    node: node.id(),
+                    term: leading.term,
+                    heard,
+                });
+            }
+        }
         self.follow_role(node);
-        let Some((term, heard)) = &self.leading else {
+        let Some(leading) = &self.leading else {
             return Ok(());
         };
-        let mut last_heard: Vec<u64> = heard.values().copied().collect();
+        let term = &leading.term;
+        // A peer not heard from yet counts as heard when the term's leadership began.
+        let peers = node.config().voters.iter().filter(|&&v| v != node.id());
+        let mut last_heard: Vec<u64> = peers
+            .map(|peer| {
+                leading
+                    .heard_at
+                    .get(peer)
+                    .copied()
+                    .unwrap_or(leading.since_tick)
+            })
+            .collect();
         last_heard.push(self.ticks);
         last_heard.sort_unstable_by(|a, b| b.cmp(a));
         let majority_heard = last_heard[quorum::majority(last_heard.len()) - 1];
@@ -337,6 +420,18 @@ impl Watch {
 
     /// Checks `node` after it drained its `Ready`s (whatever the input was).
     pub(crate) fn after_ready(&mut self, node: &Node) -> Result<(), Broken> {
+        let vote = node.hard_state().vote;
+        match self.voted {
+            Some((term, was)) if term == node.term() && vote != Some(was) => {
+                return Err(Broken::VoteChanged {
+                    node: node.id(),
+                    term,
+                    was,
+                    now: vote,
+                });
+            }
+            _ => self.voted = vote.map(|v| (node.term(), v)),
+        }
         let commit = node.commit_index();
         if node.role() == Role::Leader && commit > self.commit_seen {
             let entry_term = node
@@ -373,14 +468,12 @@ impl Watch {
             self.leading = None;
             return;
         }
-        if self
-            .leading
-            .as_ref()
-            .is_none_or(|(term, _)| *term != node.term())
-        {
-            let peers = node.config().voters.iter().filter(|&&v| v != node.id());
-            let heard = peers.map(|&peer| (peer, self.ticks)).collect();
-            self.leading = Some((node.term(), heard));
+        if self.leading.as_ref().is_none_or(|l| l.term != node.term()) {
+            self.leading = Some(Leading {
+                term: node.term(),
+                since_tick: self.ticks,
+                heard_at: BTreeMap::new(),
+            });
         }
     }
 }

@@ -58,7 +58,7 @@ impl Node {
         reason: &'static str,
     ) {
         assert!(term >= self.term, "terms never go back");
-        if term > self.term {
+        if term > self.term || crate::injected!(self.config, ClearVoteOnStepDown) {
             self.term = term;
             self.vote = None;
         }
@@ -237,7 +237,9 @@ impl Node {
         for p in progress.values_mut() {
             p.recently_active = crate::injected!(self.config, CheckQuorumOnce) && p.recently_active;
         }
-        if active < quorum::majority(voters) {
+        let needed = quorum::majority(voters)
+            + usize::from(crate::injected!(self.config, QuorumCheckOffByOne));
+        if active < needed {
             tracing::warn!(
                 node = self.id().0,
                 term = self.term.0,
