@@ -440,6 +440,9 @@ pub struct Simulation {
     pub(crate) active_faults: BTreeMap<u64, crate::nemesis::ActiveFault>,
     pub(crate) next_fault_id: u64,
     pub(crate) leader_terms: BTreeMap<Term, NodeId>,
+    /// The term of the leader of the healed cluster, once the liveness phase has one: no
+    /// later election may depose it, since nothing fails any more.
+    healed_leader_term: Option<Term>,
     /// The state machine's trail (running digest) at each applied index, and the first node
     /// seen there.
     applied_digests: BTreeMap<LogIndex, (NodeId, u64)>,
@@ -538,6 +541,7 @@ impl Simulation {
             active_faults: BTreeMap::new(),
             next_fault_id: 0,
             leader_terms: BTreeMap::new(),
+            healed_leader_term: None,
             applied_digests: BTreeMap::new(),
             state_digests: BTreeMap::new(),
             timeline: crate::timeline::Progress::default(),
@@ -1283,6 +1287,18 @@ impl Simulation {
             self.nodes.get_mut(&id).expect("known node").last_state = state;
             if state.0 == Role::Leader && self.leader_terms.insert(state.1, id).is_none() {
                 self.stats.elections += 1;
+                if self.phase == Phase::Liveness {
+                    if let Some(term) = self.healed_leader_term {
+                        self.fail(Failure::Liveness {
+                            reason: format!(
+                                "{id} won term {} after the heal, deposing the leader of term {term} in a healthy cluster",
+                                state.1
+                            ),
+                        });
+                        return;
+                    }
+                    self.healed_leader_term = Some(state.1);
+                }
             }
             self.record(What::NodeState {
                 node: id.0,
@@ -1551,6 +1567,13 @@ impl Simulation {
 
     fn start_liveness(&mut self) {
         self.phase = Phase::Liveness;
+        self.healed_leader_term = self
+            .nodes
+            .values()
+            .filter_map(|n| n.node.as_ref())
+            .filter(|node| node.role() == Role::Leader)
+            .map(Node::term)
+            .max();
         let deadline = self.liveness_deadline_us();
         self.schedule(deadline, Event::LivenessDeadline);
         for client in 0..self.clients.len() {

@@ -231,10 +231,11 @@ impl Simulation {
     /// One flip of a flapping partition: cut `id` off (or reconnect it), then schedule the next
     /// flip, until `until_us`, when it ends reconnected.
     pub(crate) fn flap(&mut self, id: NodeId, every_us: u64, until_us: u64, cut: bool) {
-        let cut = cut && self.now_us < until_us;
+        // The heal ends the flapping too: nothing fails after it.
+        let flapping = self.now_us < until_us && self.phase == Phase::Chaos;
         let others = self.others(id);
-        self.cut_between(&[id], &others, cut);
-        if self.now_us < until_us {
+        self.cut_between(&[id], &others, cut && flapping);
+        if flapping {
             self.schedule(
                 every_us,
                 Event::Flap {
