@@ -7,20 +7,20 @@
 //! break a promise on every run that reaches the code. The simulator knows every node's synced
 //! disk state and sees every message, so it checks the promises themselves, TigerBeetle style:
 //!
-//! - **Durable promises** ([`check_promises`]): a message leaves only once everything it
+//! - **Durable promises** (`check_promises`): a message leaves only once everything it
 //!   promises is on the sender's disk: its term; the sender's vote (a vote request or a grant);
 //!   the entries an acknowledgement covers.
-//! - **Terms** ([`Watch::after_step`]): a node never holds a lower term than a message it has
+//! - **Terms** (`Watch::after_step`): a node never holds a lower term than a message it has
 //!   processed.
-//! - **Commitment** ([`Watch::after_step`]): a follower's commit index never passes the last
+//! - **Commitment** (`Watch::after_step`): a follower's commit index never passes the last
 //!   index it has matched with the leader of its current term (or the commit it entered the term
 //!   with): entries beyond it may differ from the leader's.
-//! - **Leader commitment** ([`Watch::after_ready`]): a leader's commit index only ever advances
+//! - **Leader commitment** (`Watch::after_ready`): a leader's commit index only ever advances
 //!   onto an entry of its own term (Raft §5.4.2; counting replicas of an older term's entry is
 //!   Figure 8's lost commit, which needs a rare schedule to show as a lost write).
-//! - **One vote per term** ([`Watch::after_ready`]): once a node has voted in a term, its vote
+//! - **One vote per term** (`Watch::after_ready`): once a node has voted in a term, its vote
 //!   in that term never changes (nor is it cleared).
-//! - **Check-quorum** ([`Watch::after_tick`]): a leader that has not heard from a majority for
+//! - **Check-quorum** (`Watch::after_tick`): a leader that has not heard from a majority for
 //!   two election timeouts of its own ticks has stepped down. Its quorum check runs every
 //!   election timeout and counts peers heard since the previous check, so a peer last heard
 //!   just after a check counts once more and is forgotten at the check after: two timeouts.
