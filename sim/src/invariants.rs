@@ -275,6 +275,57 @@ struct Leading {
     heard_at: BTreeMap<NodeId, u64>,
 }
 
+/// What the invariants need of a peer message, taken before the node's step consumes it:
+/// positions and terms only, never the entries' payloads.
+#[derive(Clone, Debug)]
+pub(crate) struct Stepped {
+    from: NodeId,
+    to: NodeId,
+    term: Term,
+    kind: SteppedKind,
+    /// The receiver's commit index before the step.
+    commit_before: LogIndex,
+}
+
+#[derive(Clone, Debug)]
+enum SteppedKind {
+    /// AppendEntries: the previous entry's index and term, and each entry's.
+    Append {
+        prev: (LogIndex, Term),
+        entries: Vec<(LogIndex, Term)>,
+    },
+    AppendResponse,
+    Other,
+}
+
+impl Stepped {
+    /// Describes `message` as `receiver` is about to step it.
+    pub(crate) fn of(message: &Message, receiver: &Node) -> Stepped {
+        let kind = match &message.body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                ..
+            } => SteppedKind::Append {
+                prev: (*prev_log_index, *prev_log_term),
+                entries: entries.iter().map(|e| (e.index, e.term)).collect(),
+            },
+            MessageBody::AppendEntriesResponse(_) => SteppedKind::AppendResponse,
+            MessageBody::RequestVote { .. } | MessageBody::RequestVoteResponse { .. } => {
+                SteppedKind::Other
+            }
+        };
+        Stepped {
+            from: message.from,
+            to: message.to,
+            term: message.term,
+            kind,
+            commit_before: receiver.commit_index(),
+        }
+    }
+}
+
 /// What the invariants remember of one live node. Rebuilt at every restart.
 #[derive(Clone, Debug)]
 pub(crate) struct Watch {
@@ -309,42 +360,34 @@ impl Watch {
         }
     }
 
-    /// Checks `node` after it processed `message`; `commit_before` is its commit index
-    /// before.
-    pub(crate) fn after_step(
-        &mut self,
-        message: &Message,
-        commit_before: LogIndex,
-        node: &Node,
-    ) -> Result<(), Broken> {
-        let for_this_node = message.to == node.id() && node.config().voters.contains(&message.from);
-        if for_this_node && node.term() < message.term {
+    /// Checks `node` after it processed the message `stepped` describes.
+    pub(crate) fn after_step(&mut self, stepped: &Stepped, node: &Node) -> Result<(), Broken> {
+        let for_this_node = stepped.to == node.id() && node.config().voters.contains(&stepped.from);
+        if for_this_node && node.term() < stepped.term {
             return Err(Broken::TermBehindMessage {
                 node: node.id(),
                 term: node.term(),
-                message_term: message.term,
+                message_term: stepped.term,
             });
         }
         if node.term() != self.term {
-            self.enter_term(node.term(), commit_before);
+            self.enter_term(node.term(), stepped.commit_before);
         }
         self.follow_role(node);
-        match &message.body {
-            MessageBody::AppendEntries {
-                prev_log_index,
-                prev_log_term,
-                entries,
-                ..
-            } if message.term == node.term()
-                && node.log().matches(*prev_log_index, *prev_log_term)
-                && entries.iter().all(|e| node.log().matches(e.index, e.term)) =>
+        match &stepped.kind {
+            SteppedKind::Append { prev, entries }
+                if stepped.term == node.term()
+                    && node.log().matches(prev.0, prev.1)
+                    && entries
+                        .iter()
+                        .all(|&(index, term)| node.log().matches(index, term)) =>
             {
-                let matched = LogIndex(prev_log_index.0 + entries.len() as u64);
+                let matched = LogIndex(prev.0.0 + entries.len() as u64);
                 self.matched = self.matched.max(matched);
             }
-            MessageBody::AppendEntriesResponse(_) if message.term == node.term() => {
+            SteppedKind::AppendResponse if stepped.term == node.term() => {
                 if let Some(leading) = &mut self.leading {
-                    leading.heard_at.insert(message.from, self.ticks);
+                    leading.heard_at.insert(stepped.from, self.ticks);
                 }
             }
             _ => {}
@@ -589,8 +632,9 @@ mod tests {
         let mut follower = node(2);
         let mut watch = Watch::new(&follower);
         let two = append(0, 2, 2);
-        follower.step(two.clone());
-        assert_eq!(watch.after_step(&two, LogIndex(0), &follower), Ok(()));
+        let stepped = Stepped::of(&two, &follower);
+        follower.step(two);
+        assert_eq!(watch.after_step(&stepped, &follower), Ok(()));
         assert_eq!(
             (watch.matched, follower.commit_index()),
             (LogIndex(2), LogIndex(2))
@@ -598,7 +642,8 @@ mod tests {
 
         // Told only of a heartbeat that matched index 1, the watch sees commit 2 as unearned.
         let mut fresh = Watch::new(&node(2));
-        let broken = fresh.after_step(&append(1, 0, 2), LogIndex(0), &follower);
+        let heartbeat = Stepped::of(&append(1, 0, 2), &node(2));
+        let broken = fresh.after_step(&heartbeat, &follower);
         assert!(
             matches!(broken, Err(Broken::CommitPastMatch { .. })),
             "{broken:?}"
@@ -619,8 +664,9 @@ mod tests {
             leader.term().0,
             MessageBody::RequestVoteResponse { granted: true },
         );
-        leader.step(vote.clone());
-        assert_eq!(watch.after_step(&vote, LogIndex(0), &leader), Ok(()));
+        let stepped = Stepped::of(&vote, &leader);
+        leader.step(vote);
+        assert_eq!(watch.after_step(&stepped, &leader), Ok(()));
         assert_eq!(leader.role(), Role::Leader);
         let timeout = leader.config().election_timeout_ticks;
         let mut ticks = 0;

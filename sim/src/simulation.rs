@@ -22,7 +22,7 @@ use crate::checker::{self, Budget, Report, Verdict};
 use crate::client::{Action, Allowance, Client, Env, Liveness};
 use crate::disk::SimDisk;
 use crate::history::{History, OpOutcome, completion_event, invoke_event};
-use crate::invariants::{self, Durable, Watch};
+use crate::invariants::{self, Durable, Stepped, Watch};
 use crate::network::Network;
 use crate::options::{FaultKind, FaultPlan, SimOptions};
 use crate::rng::SimRng;
@@ -389,11 +389,10 @@ pub(crate) struct SimNode {
     durable: Durable,
     /// The protocol invariants' memory of the live node.
     watch: Watch,
-    /// Where a bit of the synced WAL was flipped, if it was: the node may then refuse to
-    /// start.
-    damaged_at: Option<usize>,
-    /// Why the node refused to start from its damaged disk; it stays down for good.
-    refused: Option<String>,
+    /// Whether a bit of its synced WAL was flipped: the node may then refuse to start.
+    damaged: bool,
+    /// Whether it refused to start from its damaged disk; it stays down for good.
+    refused: bool,
     pub(crate) deferred: Vec<Event>,
     /// Where the node sends its clients' operations (volatile: rebuilt at restart).
     router: Router<Origin>,
@@ -503,8 +502,8 @@ impl Simulation {
                     unsynced: VecDeque::new(),
                     durable: Durable::default(),
                     watch,
-                    damaged_at: None,
-                    refused: None,
+                    damaged: false,
+                    refused: false,
                     deferred: Vec::new(),
                     router,
                     connections: BTreeMap::new(),
@@ -824,11 +823,11 @@ impl Simulation {
         let mut routed = Vec::new();
         match frame_value {
             PeerFrame::Raft(message) => {
-                let commit_before = node.commit_index();
-                node.step(message.clone());
+                let stepped = Stepped::of(&message, node);
+                node.step(message);
                 let sim_node = self.nodes.get_mut(&to).expect("known node");
                 let node = sim_node.node.as_ref().expect("checked live");
-                if let Err(broken) = sim_node.watch.after_step(&message, commit_before, node) {
+                if let Err(broken) = sim_node.watch.after_step(&stepped, node) {
                     self.fail(Failure::Invariant(broken.into()));
                     return;
                 }
@@ -1347,8 +1346,8 @@ impl Simulation {
         }
     }
 
-    /// Every committed entry must still be durable on a majority after a restart replaced
-    /// what the simulator believed a disk held with what recovery actually read from it.
+    /// Every committed entry must still be durable on a majority after a crash settled what
+    /// each disk holds (the unsynced writes that survived it land on the durable state).
     fn recheck_durability(&mut self) {
         let mut index = LogIndex(1);
         while index <= self.durability_checked && self.durable_on_majority(index) {
@@ -1433,17 +1432,14 @@ impl Simulation {
         self.record(What::Fault {
             description: format!("crash n{} (unsynced tail {fate:?})", id.0),
         });
+        self.recheck_durability();
         self.maybe_damage(id, intact);
     }
 
     /// Flips a bit in the crashed node's synced WAL, as often as the plan says, while fewer
     /// than a minority of nodes are damaged.
     fn maybe_damage(&mut self, id: NodeId, intact: usize) {
-        let damaged = self
-            .nodes
-            .values()
-            .filter(|n| n.damaged_at.is_some())
-            .count() as u64;
+        let damaged = self.nodes.values().filter(|n| n.damaged).count() as u64;
         if self.plan.damage_per_mille == 0
             || damaged + 1 > (self.options.nodes - 1) / 2
             || !self.rng.chance(self.plan.damage_per_mille)
@@ -1454,7 +1450,7 @@ impl Simulation {
         let Some(offset) = sim_node.disk.flip_bit(&mut self.rng, intact) else {
             return;
         };
-        sim_node.damaged_at = Some(offset);
+        sim_node.damaged = true;
         *self
             .stats
             .faults
@@ -1468,7 +1464,7 @@ impl Simulation {
     /// Restarts a crashed node through the real WAL recovery.
     pub(crate) fn restart(&mut self, id: NodeId) {
         let sim_node = self.nodes.get_mut(&id).expect("known node");
-        if sim_node.node.is_some() || sim_node.refused.is_some() {
+        if sim_node.node.is_some() || sim_node.refused {
             return;
         }
         #[cfg(feature = "bug-catalogue")]
@@ -1477,9 +1473,8 @@ impl Simulation {
         let recovery = wal::recover(sim_node.disk.contents());
         let recovery = match recovery {
             Ok(recovery) => recovery,
-            Err(error) if sim_node.damaged_at.is_some() => {
-                let error = error.to_string();
-                sim_node.refused = Some(error.clone());
+            Err(error) if sim_node.damaged => {
+                sim_node.refused = true;
                 self.record(What::Fault {
                     description: format!(
                         "n{} refuses to start from its damaged WAL: {error}",
@@ -1541,7 +1536,6 @@ impl Simulation {
                 id.0, recovery.records, recovery.tail
             ),
         });
-        self.recheck_durability();
         self.schedule_tick(id);
         self.process(id);
     }
