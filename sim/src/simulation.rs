@@ -13,7 +13,7 @@
 //! Safety is checked continuously: the core's [`SafetyChecker`] after every `Ready`; the
 //! protocol invariants of [`crate::invariants`] on every message sent, step and tick; every
 //! committed entry must be durable (synced) on a majority of disks when it commits and again
-//! after every restart; every reply must answer such an entry; every restart must recover its
+//! after every crash; every reply must answer such an entry; every restart must recover its
 //! WAL; replicas at the same applied index must agree on the running trail after every step
 //! and on the whole state before every crash and at the end. Afterwards the client history is
 //! checked for linearizability.
