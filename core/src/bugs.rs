@@ -69,11 +69,14 @@ pub enum Bug {
     ClearVoteOnStepDown,
     /// The leader's quorum check needs one voter more than a majority (`<=` for `<`).
     QuorumCheckOffByOne,
+    /// Engine: a follower takes the leader's refusal of a forwarded command as proof that no
+    /// copy of it runs, though the network may have duplicated the forward.
+    TrustForwardedRefusal,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -98,6 +101,7 @@ impl Bug {
         Bug::CasVersionAtLeast,
         Bug::ClearVoteOnStepDown,
         Bug::QuorumCheckOffByOne,
+        Bug::TrustForwardedRefusal,
     ];
 
     /// The bug's command-line name.
@@ -128,6 +132,7 @@ impl Bug {
             Bug::CasVersionAtLeast => "cas-version-at-least",
             Bug::ClearVoteOnStepDown => "clear-vote-on-step-down",
             Bug::QuorumCheckOffByOne => "quorum-check-off-by-one",
+            Bug::TrustForwardedRefusal => "trust-forwarded-refusal",
         }
     }
 
@@ -186,6 +191,9 @@ impl Bug {
             Bug::ClearVoteOnStepDown => "a node votes twice in one term: two leaders",
             Bug::QuorumCheckOffByOne => {
                 "a leader with a bare majority steps down: no leader while a minority is down"
+            }
+            Bug::TrustForwardedRefusal => {
+                "a duplicated forward runs, and its command runs again in a new session"
             }
         }
     }

@@ -106,15 +106,30 @@ pub struct Submission {
 pub enum AttemptResult {
     /// The operation was applied with this reply.
     Applied(Reply),
-    /// No leader took it: nothing was proposed.
-    NoLeader,
-    /// The leader refused it for now: nothing was proposed.
-    Overloaded,
+    /// Nothing was proposed for this attempt, for `reason`.
+    NotProposed {
+        /// Why.
+        reason: Refusal,
+        /// Whether a copy of the attempt may still be proposed, so the operation may still
+        /// take effect: a leader refused the copy this node forwarded, and the network may
+        /// have duplicated the forward (another copy may reach a leader that proposes it).
+        /// `false` only when this node decided alone: it leads, or it knows no leader.
+        copies_may_run: bool,
+    },
     /// It was proposed but its entry was overwritten, or no answer came in time: it may
     /// still take effect.
     Unknown,
     /// The node is stopping: no answer will come.
     Stopped,
+}
+
+/// Why nothing was proposed for an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No leader took it.
+    NoLeader,
+    /// The leader refused it for now: too many entries are waiting to commit.
+    Overloaded,
 }
 
 /// Why the connection is still retrying, for the error it gives if it must stop.
@@ -129,8 +144,14 @@ enum Waiting {
 impl Waiting {
     fn of(result: &AttemptResult) -> Waiting {
         match result {
-            AttemptResult::NoLeader => Waiting::NoLeader,
-            AttemptResult::Overloaded => Waiting::Overloaded,
+            AttemptResult::NotProposed {
+                reason: Refusal::NoLeader,
+                ..
+            } => Waiting::NoLeader,
+            AttemptResult::NotProposed {
+                reason: Refusal::Overloaded,
+                ..
+            } => Waiting::Overloaded,
             _ => Waiting::Answer,
         }
     }
@@ -741,7 +762,9 @@ impl Connection {
                 Frame::error("ERR internal error: unexpected answer")
             }
             AttemptResult::Stopped => shutdown_error(pending, &self.session),
-            failure @ (AttemptResult::NoLeader | AttemptResult::Overloaded) => {
+            failure @ AttemptResult::NotProposed { copies_may_run, .. } => {
+                pending.maybe_executed |=
+                    copies_may_run && !crate::injected!(self.bug, TrustForwardedRefusal);
                 retry(pending, &failure, now_ms);
                 return;
             }

@@ -42,7 +42,9 @@ pub mod persist;
 pub mod resp;
 pub mod router;
 
-pub use connection::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Submission};
+pub use connection::{
+    AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Refusal, Submission,
+};
 pub use envelope::{ForwardResult, PeerFrame};
 pub use persist::{Accepted, PersistQueue, Release};
 pub use router::{Routed, Router};

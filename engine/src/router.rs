@@ -2,7 +2,7 @@
 //!
 //! A [`Router`] sits beside a node's [`Node`]: an operation submitted on this node is
 //! proposed here when the node leads, forwarded to the leader it follows otherwise, and
-//! refused as [`AttemptResult::NoLeader`] when it knows no leader. A leader proposes the
+//! refused ([`AttemptResult::NotProposed`]) when it knows no leader. A leader proposes the
 //! operations forwarded to it and sends each fate back. Every answer is an
 //! [`AttemptResult`] for the submitter's origin `O` (the host's handle: a results channel in
 //! production, a client and attempt in the simulator).
@@ -14,13 +14,14 @@
 //!   ([`AttemptResult::Stopped`]);
 //! - a forward is answered by the leader's reply; [`AttemptResult::Unknown`] when the leader
 //!   this node follows changes, the leader becomes unreachable, or `forward_timeout_ms` passes
-//!   (the operation may have been proposed); `NoLeader`/`Overloaded` only when the leader says
-//!   it proposed nothing.
+//!   (the operation may have been proposed); [`AttemptResult::NotProposed`] when the leader
+//!   says it proposed nothing, marked `copies_may_run`: the leader refused the copy it got,
+//!   but a network that duplicates frames may deliver another copy that it proposes.
 //!
 //! The host calls [`Router::after_step`] after every input it gives the node, so a change of
 //! leadership is seen at once.
 
-use crate::connection::AttemptResult;
+use crate::connection::{AttemptResult, Refusal};
 use crate::envelope::{ForwardResult, PeerFrame};
 use std::collections::BTreeMap;
 use verity_core::raft::{ClientReply, Outcome};
@@ -117,7 +118,7 @@ impl<O> Router<O> {
                 );
                 out.push(Routed::Send(leader, PeerFrame::Forward { id, op }));
             }
-            None => out.push(Routed::Answer(origin, AttemptResult::NoLeader)),
+            None => out.push(Routed::Answer(origin, refused(Refusal::NoLeader, false))),
         }
     }
 
@@ -173,8 +174,10 @@ impl<O> Router<O> {
                 }
                 let result = match result {
                     ForwardResult::Outcome(outcome) => of_outcome(outcome),
-                    ForwardResult::NotLeader { .. } => AttemptResult::NoLeader,
-                    ForwardResult::Overloaded => AttemptResult::Overloaded,
+                    // The leader refused this copy; the network may have duplicated the
+                    // forward, and another copy may be proposed.
+                    ForwardResult::NotLeader { .. } => refused(Refusal::NoLeader, true),
+                    ForwardResult::Overloaded => refused(Refusal::Overloaded, true),
                 };
                 out.push(Routed::Answer(forwarded.origin, result));
             }
@@ -269,8 +272,8 @@ impl<O> Router<O> {
             Err(error) => {
                 if let Waiter::Local(origin) = waiter {
                     let result = match error {
-                        ProposeError::NotLeader { .. } => AttemptResult::NoLeader,
-                        ProposeError::Overloaded { .. } => AttemptResult::Overloaded,
+                        ProposeError::NotLeader { .. } => refused(Refusal::NoLeader, false),
+                        ProposeError::Overloaded { .. } => refused(Refusal::Overloaded, false),
                     };
                     out.push(Routed::Answer(origin, result));
                 }
@@ -313,6 +316,13 @@ fn answers_ok(op: &ClientOp) -> bool {
 }
 
 /// What a proposal's fate means to its submitter.
+fn refused(reason: Refusal, copies_may_run: bool) -> AttemptResult {
+    AttemptResult::NotProposed {
+        reason,
+        copies_may_run,
+    }
+}
+
 fn of_outcome(outcome: Outcome) -> AttemptResult {
     match outcome {
         Outcome::Applied(reply) => AttemptResult::Applied(reply),
@@ -403,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn a_forward_is_unknown_when_its_leader_is_cut_off_or_slow_and_a_refusal_is_not() {
+    fn a_forward_is_unknown_when_its_leader_is_cut_off_or_slow_and_refused_when_it_says_so() {
         let (mut cluster, leader, follower) = led_cluster();
         let mut router: Router<u32> = Router::new(cluster.node(follower).unwrap(), 1_000, 0);
         for origin in 0..3 {
@@ -420,8 +430,8 @@ mod tests {
         });
         assert_eq!(
             out,
-            vec![Routed::Answer(0, AttemptResult::NoLeader)],
-            "nothing was proposed"
+            vec![Routed::Answer(0, refused(Refusal::NoLeader, true))],
+            "the leader proposed nothing, but a duplicated copy of the forward may reach it"
         );
         let mut out = Vec::new();
         router.expire(500, |_| false, &mut out);

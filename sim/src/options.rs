@@ -317,7 +317,7 @@ impl FaultPlan {
         }
         let enabled = options.faults.clone().unwrap_or(swarm);
         let latency_max_us = rng.between(1_000, 20_000);
-        let network = NetworkOptions {
+        let mut network = NetworkOptions {
             latency_min_us: rng.between(100, latency_max_us / 2),
             latency_max_us,
             drop_per_mille: if rng.chance(500) { rng.below(30) } else { 0 },
@@ -339,7 +339,7 @@ impl FaultPlan {
         let max_entries_per_append = *rng.pick(&[1, 2, 4, 64, 256]);
         let max_inflight_appends = *rng.pick(&[1, 2, 8]);
         let max_pipeline = *rng.pick(&[1, 2, 4, 16]);
-        let sessions = if rng.chance(300) {
+        let mut sessions = if rng.chance(300) {
             (options.clients as usize + 2, rng.between(20, 200))
         } else {
             (4_096, 1_000_000)
@@ -359,7 +359,15 @@ impl FaultPlan {
         } else {
             0
         };
-        let max_uncommitted_entries = later.chance(200).then(|| *later.pick(&[4, 16, 64]));
+        let mut max_uncommitted_entries = later.chance(200).then(|| *later.pick(&[4, 16, 64]));
+        // Forwarding under stress in some seeds: duplicated frames, a leader that refuses
+        // proposals, sessions that expire while their commands are refused. A forward whose
+        // copies meet different fates (one proposed, one refused) must not fool a follower.
+        if later.chance(100) {
+            network.duplicate_per_mille = later.between(200, 500);
+            max_uncommitted_entries = Some(4);
+            sessions = (options.clients as usize + 2, later.between(20, 60));
+        }
         let pinned = &options.overrides;
         FaultPlan {
             max_uncommitted_entries,

@@ -156,3 +156,19 @@ fn a_timeline_step_whose_trigger_comes_after_the_heal_never_fires() {
         "a timeline step fired after the heal"
     );
 }
+
+#[test]
+fn a_duplicated_forward_refused_by_an_overloaded_leader_does_not_run_twice() {
+    // 2026-11-30: the network duplicated a forwarded INCRBY; the leader proposed one copy and
+    // refused the other as overloaded, and that refusal arrived first. The follower took it for
+    // "nothing proposed", the session expired while the leader stayed overloaded, and the
+    // connection ran the increment again in a new session: applied twice, answered once.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/duplication-storm.toml");
+    let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = Simulation::new(scenario.options(15)).run();
+    assert_eq!(
+        outcome.failure.map(|f| f.to_string()),
+        None,
+        "replay: verity-sim replay --scenario scenarios/duplication-storm.toml --seed 15"
+    );
+}

@@ -138,7 +138,13 @@ impl Node {
         for _ in 0..ms / 100 {
             self.advance(100);
             while let Some(attempt) = self.inbox.pop_front() {
-                self.answer(attempt, AttemptResult::NoLeader);
+                self.answer(
+                    attempt,
+                    AttemptResult::NotProposed {
+                        reason: Refusal::NoLeader,
+                        copies_may_run: false,
+                    },
+                );
             }
         }
     }
@@ -228,6 +234,42 @@ fn a_retry_whose_session_vanished_answers_outcome_unknown_and_never_runs_again()
     let _ = node.apply(&incr.1.op);
     node.answer(incr, AttemptResult::Unknown);
     // Another connection opens a session, which evicts the victim's.
+    let other = node.connect();
+    node.send(other, "GET x\n");
+    node.settle_one();
+    node.advance(200);
+    node.settle();
+    let output = node.output(victim);
+    assert!(
+        output.starts_with("-ERR outcome unknown: command 1 of session 1 (INCR)"),
+        "{output}"
+    );
+    assert_eq!(
+        node.machine.store().get(b"ctr").unwrap().value,
+        b"1",
+        "INCR ran once"
+    );
+}
+
+#[test]
+fn a_forwarded_refusal_is_no_proof_so_a_vanished_session_never_reruns_the_command() {
+    // The network duplicated a forwarded INCR: the leader ran one copy and refused the other
+    // as overloaded, and the refusal came back first. Then the session expired.
+    let mut tight = limits();
+    tight.max_sessions = 1;
+    let mut node = Node::with_limits(tight);
+    let victim = node.connect();
+    node.send(victim, "INCR ctr\n");
+    node.settle_one();
+    let incr = node.take();
+    let _ = node.apply(&incr.1.op);
+    node.answer(
+        incr,
+        AttemptResult::NotProposed {
+            reason: Refusal::Overloaded,
+            copies_may_run: true,
+        },
+    );
     let other = node.connect();
     node.send(other, "GET x\n");
     node.settle_one();
