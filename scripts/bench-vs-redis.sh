@@ -46,7 +46,7 @@ for binary in "${binaries[@]}"; do
   label=$binary
   peers="1=127.0.0.1:$((port + 11)),2=127.0.0.1:$((port + 12)),3=127.0.0.1:$((port + 13))"
   for id in 1 2 3; do
-    "$binary" node --id "$id" --data-dir "$work/$port-n$id" --peer-addr "127.0.0.1:$((port + 10 + id))" \
+    "$binary" node --id "$id" --data-dir "$work/$port-n$id" --initial-cluster-state new --peer-addr "127.0.0.1:$((port + 10 + id))" \
       --client-addr "127.0.0.1:$((port + id))" --peers "$peers" >"$work/$port-n$id.log" 2>&1 &
     pids+=($!)
   done

@@ -60,7 +60,8 @@ pub enum Bug {
     /// The session table answers a request whose number did not execute with the kept reply
     /// of a later number of the same command.
     SessionWindowNewerReply,
-    /// WAL recovery takes any checksum mismatch for a torn tail and truncates there.
+    /// WAL recovery takes any damaged record for a torn tail and truncates there, though a
+    /// later record shows it was synced.
     ChecksumMismatchIsTorn,
     /// `CASVER` swaps when the expected version is at least the key's (`>=` for `==`).
     CasVersionAtLeast,
@@ -72,11 +73,14 @@ pub enum Bug {
     /// Engine: a follower takes the leader's refusal of a forwarded command as proof that no
     /// copy of it runs, though the network may have duplicated the forward.
     TrustForwardedRefusal,
+    /// WAL recovery trusts a record's length without its header checksum, and takes a record
+    /// that runs past the end of the file for a torn write.
+    TrustTornLength,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -102,6 +106,7 @@ impl Bug {
         Bug::ClearVoteOnStepDown,
         Bug::QuorumCheckOffByOne,
         Bug::TrustForwardedRefusal,
+        Bug::TrustTornLength,
     ];
 
     /// The bug's command-line name.
@@ -133,6 +138,7 @@ impl Bug {
             Bug::ClearVoteOnStepDown => "clear-vote-on-step-down",
             Bug::QuorumCheckOffByOne => "quorum-check-off-by-one",
             Bug::TrustForwardedRefusal => "trust-forwarded-refusal",
+            Bug::TrustTornLength => "trust-torn-length",
         }
     }
 
@@ -194,6 +200,9 @@ impl Bug {
             }
             Bug::TrustForwardedRefusal => {
                 "a duplicated forward runs, and its command runs again in a new session"
+            }
+            Bug::TrustTornLength => {
+                "a flipped bit in a synced record's length truncates it and every record after it"
             }
         }
     }

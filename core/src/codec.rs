@@ -1,7 +1,8 @@
 //! The one byte format of Verity: length- and checksum-framed bincode.
 //!
-//! Peer messages on the wire and (later) WAL records on disk use the same frame, so production,
-//! the simulator and the fuzzers share this code:
+//! Peer messages on the wire use this frame, and WAL records the same payload encoding under a
+//! header of their own ([`crate::wal`]), so production, the simulator and the fuzzers share
+//! this code:
 //!
 //! ```text
 //! +----------------+----------------+---------------------------+
@@ -90,6 +91,17 @@ fn options() -> impl Options + Copy {
 
 /// Encodes `value` as one frame.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let mut frame = vec![0; HEADER_BYTES];
+    let length = encode_payload(value, &mut frame)?;
+    frame[..4].copy_from_slice(&length.to_le_bytes());
+    let checksum = crc32fast::hash(&frame[HEADER_BYTES..]);
+    frame[4..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
+    Ok(frame)
+}
+
+/// Appends the bincode payload of `value` (no header) to `out` and returns its length, at
+/// most [`MAX_FRAME_BYTES`]. For formats that frame payloads their own way (the WAL).
+pub fn encode_payload<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<u32, EncodeError> {
     let options = options();
     let size_bytes = options
         .serialized_size(value)
@@ -100,15 +112,21 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
         .ok()
         .filter(|&length| length <= MAX_FRAME_BYTES)
         .ok_or(EncodeError::TooLarge { size_bytes })?;
-    let mut frame = Vec::with_capacity(HEADER_BYTES + length as usize);
-    frame.extend_from_slice(&length.to_le_bytes());
-    frame.extend_from_slice(&[0; 4]);
+    out.reserve(length as usize);
     options
-        .serialize_into(&mut frame, value)
+        .serialize_into(&mut *out, value)
         .expect("serializing into a Vec cannot fail once the size is known");
-    let checksum = crc32fast::hash(&frame[HEADER_BYTES..]);
-    frame[4..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
-    Ok(frame)
+    Ok(length)
+}
+
+/// Decodes a whole payload written by [`encode_payload`]: no trailing bytes, at most
+/// [`MAX_FRAME_BYTES`] allocated whatever the bytes say.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    options()
+        .deserialize(payload)
+        .map_err(|error| DecodeError::Malformed {
+            reason: error.to_string(),
+        })
 }
 
 /// Decodes the frame at the start of `bytes`. Bytes after the frame are left alone (the caller
@@ -134,11 +152,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Decoded<T>, DecodeErr
     if actual != expected {
         return Err(DecodeError::Checksum { expected, actual });
     }
-    let value = options()
-        .deserialize(payload)
-        .map_err(|error| DecodeError::Malformed {
-            reason: error.to_string(),
-        })?;
+    let value = decode_payload(payload)?;
     Ok(Decoded { value, frame_bytes })
 }
 

@@ -9,7 +9,7 @@ use crate::message::{AppendOutcome, Message, MessageBody};
 use crate::raft::{HardState, RequestTag};
 use crate::testing::Cluster;
 use crate::types::{LogIndex, NodeId, Term};
-use crate::wal::{self, Tail, WalRecord};
+use crate::wal::{self, Encoder, Tail, WalRecord};
 use arbitrary::{Arbitrary, Unstructured};
 
 /// `peer_frame`: any bytes through the frame decoder and message codec. Promises: no panic,
@@ -25,10 +25,12 @@ pub fn peer_frame(data: &[u8]) {
     }
 }
 
-/// `wal_recover`: any bytes as a WAL through recovery. Promises: no panic; what recovery keeps
-/// is a prefix that recovers again, identically and cleanly; and a valid log built from the
-/// input, cut anywhere, recovers exactly the records that end before the cut.
+/// `wal_recover`: any bytes as a WAL through recovery. Promises: no panic; the proven-durable
+/// prefix lies within the bytes; what recovery keeps is a prefix that recovers again,
+/// identically and cleanly; and a valid log built from the input, cut anywhere, recovers
+/// exactly the records that end before the cut.
 pub fn wal_recover(data: &[u8]) {
+    assert!(wal::proven_durable_bytes(data) <= data.len() as u64);
     if let Ok(recovery) = wal::recover(data) {
         let valid = usize::try_from(recovery.valid_bytes).expect("fits");
         assert!(valid <= data.len());
@@ -41,6 +43,7 @@ pub fn wal_recover(data: &[u8]) {
         return;
     };
     let (mut bytes, mut ends, mut next, mut term) = (Vec::new(), Vec::new(), 1u64, 1u64);
+    let mut encoder = Encoder::default();
     for _ in 0..records {
         term += u64::from(u.int_in_range(0..=1u8).unwrap_or(0));
         let count = u.int_in_range(0..=3u8).unwrap_or(1);
@@ -60,8 +63,13 @@ pub fn wal_recover(data: &[u8]) {
             }),
             entries,
         };
-        bytes.extend(record.encode().expect("small records encode"));
+        encoder
+            .encode(&record, &mut bytes)
+            .expect("small records encode");
         ends.push(bytes.len());
+        if u.arbitrary::<bool>().unwrap_or(false) {
+            encoder.mark_durable(encoder.next_sequence());
+        }
     }
     let cut = u.int_in_range(0..=bytes.len()).unwrap_or(bytes.len());
     let recovery =

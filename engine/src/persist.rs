@@ -5,12 +5,14 @@
 //! is in `core/src/raft/ready.rs`). A driver that writes in the background, batching many
 //! `Ready`s into one sync (group commit), must also hold each `Ready`'s messages until its own
 //! write **and every earlier one** is durable. [`PersistQueue`] makes those decisions, sans IO:
-//! it turns a `Ready` into WAL bytes to append (through [`wal::encode_ready`]) and what may go
+//! it turns a `Ready` into WAL bytes to append (through [`wal::Encoder::encode_ready`]) and what may go
 //! now, holds the rest, and releases it in order as the disk reports durable positions. The
 //! node's driver feeds it from its WAL writer thread; the simulator from its disk model.
 //!
 //! Positions are byte offsets in the caller's WAL stream: each `Ready`'s records go right after
-//! the previous ones, and the disk reports how far the stream is durable.
+//! the previous ones, and the disk reports how far the stream is durable. The queue also owns
+//! the log's [`wal::Encoder`], so every record says which records before it were durable when
+//! it was written (what lets recovery tell damage to synced data from a torn write).
 
 use std::collections::VecDeque;
 use verity_core::codec::EncodeError;
@@ -49,28 +51,31 @@ pub struct Accepted {
     pub released: Vec<Release>,
 }
 
-/// The queue of `Ready`s waiting for their writes. Invariant: held work is in stream order,
-/// and none of it is free (its position is past the durable one).
+/// The queue of `Ready`s waiting for their writes. Invariants: held work is in stream order,
+/// and none of it is free (its position is past the durable one); `unsynced_records` lists,
+/// in order, where each batch of records not yet durable ends and the record number after it.
 #[derive(Debug)]
 pub struct PersistQueue {
     written: u64,
     durable: u64,
     held: VecDeque<Held>,
+    encoder: wal::Encoder,
+    unsynced_records: VecDeque<(u64, u64)>,
 }
 
 impl PersistQueue {
-    /// A queue over a stream of which `written` bytes exist and `durable` of them are durable
-    /// (`durable <= written`; a restarted node may keep an unsynced tail it read back).
+    /// A queue over a stream that is durable up to `position` bytes, whose next record is
+    /// number `next_sequence` (what recovery found: [`wal::WalRecovery::next_sequence`]). The
+    /// driver must have synced everything it recovered before it builds the queue: records
+    /// read back from the page cache after a crash are not durable until then.
     #[must_use]
-    pub fn new(written: u64, durable: u64) -> PersistQueue {
-        assert!(
-            durable <= written,
-            "durable {durable} past written {written}"
-        );
+    pub fn new(position: u64, next_sequence: u64) -> PersistQueue {
         PersistQueue {
-            written,
-            durable,
+            written: position,
+            durable: position,
             held: VecDeque::new(),
+            encoder: wal::Encoder::new(next_sequence, next_sequence),
+            unsynced_records: VecDeque::new(),
         }
     }
 
@@ -83,9 +88,12 @@ impl PersistQueue {
     pub fn accept(&mut self, ready: Ready) -> Result<Accepted, EncodeError> {
         let mut records = Vec::new();
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
-            wal::encode_ready(ready.hard_state, ready.entries, &mut records)?;
+            self.encoder
+                .encode_ready(ready.hard_state, ready.entries, &mut records)?;
+            self.written += records.len() as u64;
+            self.unsynced_records
+                .push_back((self.written, self.encoder.next_sequence()));
         }
-        self.written += records.len() as u64;
         let release = Release {
             messages: ready.messages,
             ack: ready.ack,
@@ -116,6 +124,12 @@ impl PersistQueue {
             self.written
         );
         self.durable = self.durable.max(upto);
+        while let Some(&(end, next_sequence)) = self.unsynced_records.front()
+            && end <= self.durable
+        {
+            self.encoder.mark_durable(next_sequence);
+            self.unsynced_records.pop_front();
+        }
         self.free()
     }
 
@@ -210,7 +224,7 @@ mod tests {
 
     #[test]
     fn with_nothing_pending_work_is_free_at_once_and_early_messages_never_wait() {
-        let mut queue = PersistQueue::new(10, 10);
+        let mut queue = PersistQueue::new(10, 0);
         let accepted = queue
             .accept(Ready {
                 early_messages: vec![message(2)],
@@ -224,17 +238,26 @@ mod tests {
     }
 
     #[test]
-    fn an_unsynced_tail_from_before_a_restart_holds_back_the_first_messages() {
-        let mut queue = PersistQueue::new(100, 60);
-        let accepted = queue
-            .accept(Ready {
-                messages: vec![message(2)],
-                ..Ready::default()
-            })
-            .unwrap();
-        assert!(accepted.released.is_empty());
-        assert!(queue.needs_sync());
-        assert!(queue.on_durable(99).is_empty());
-        assert_eq!(queue.on_durable(100).len(), 1);
+    fn each_record_says_which_records_before_it_were_durable() {
+        let mut queue = PersistQueue::new(100, 7);
+        let first = queue.accept(vote_ready(2)).unwrap().records;
+        let second = queue.accept(vote_ready(3)).unwrap().records;
+        let recover = |bytes: &[u8], from: u64| {
+            wal::recover_continuing(verity_core::Recovered::default(), from, bytes).unwrap()
+        };
+        assert_eq!(recover(&first, 7).next_sequence, 8);
+        queue.on_durable(100 + first.len() as u64);
+        let third = queue.accept(vote_ready(4)).unwrap().records;
+        let sequences = |bytes: &[u8]| {
+            let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+            (field(8), field(16))
+        };
+        assert_eq!(sequences(&first), (7, 7), "nothing new was durable yet");
+        assert_eq!(
+            sequences(&second),
+            (8, 7),
+            "written before the first was synced"
+        );
+        assert_eq!(sequences(&third), (9, 8), "the first is durable now");
     }
 }

@@ -52,11 +52,19 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let mut children: Vec<Child> = Vec::new();
     let mut forwarders = Vec::new();
     for i in 1..=args.nodes {
+        let data_dir = args.dir.join(format!("node-{i}"));
+        // A node whose directory holds no data yet is new; one with data restarts on it.
+        let initial = if crate::storage::holds_node_data(&data_dir) {
+            "existing"
+        } else {
+            "new"
+        };
         let mut child = Command::new(&exe)
             .arg("node")
             .args(["--id", &i.to_string()])
             .arg("--data-dir")
-            .arg(args.dir.join(format!("node-{i}")))
+            .arg(&data_dir)
+            .args(["--initial-cluster-state", initial])
             .args([
                 "--peer-addr",
                 &format!("127.0.0.1:{}", port(args.peer_port, i)?),

@@ -178,7 +178,8 @@ enum Input {
 }
 
 impl Driver {
-    /// Wraps a started node, transport and writer; `tick` is the length of a Raft tick and
+    /// Wraps a started node, transport and writer, with `persist` over the recovered log
+    /// (position 0 of the writer's stream, everything before it synced); `tick` is the length of a Raft tick and
     /// `queue` bounds the submissions waiting to enter the driver. Returns the driver and a
     /// handle for clients.
     #[must_use]
@@ -186,6 +187,7 @@ impl Driver {
         node: Node,
         transport: Transport,
         (writer, wal_stats): (WalWriter, Arc<WalStats>),
+        persist: PersistQueue,
         tick: Duration,
         queue: usize,
     ) -> (Driver, DriverHandle) {
@@ -219,7 +221,7 @@ impl Driver {
             tick,
             router,
             routed: Vec::new(),
-            persist: PersistQueue::new(0, 0),
+            persist,
             last_role,
             last_leader,
             published,

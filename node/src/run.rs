@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use verity_core::Node;
+use verity_engine::PersistQueue;
 use verity_net::{HandshakeConfig, Transport, TransportConfig};
 
 /// Peer frames waiting for the driver before the transport stops reading.
@@ -40,15 +41,33 @@ const SUBMIT_QUEUE: usize = 8192;
 /// Runs a node until a signal stops it (`Ok`) or it fails (a disk error, a port in use, a
 /// damaged WAL: the error says which and what to do).
 pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
-    let data_dir = DataDir::open(&settings.data_dir, &settings.cluster_id, settings.id)?;
+    let data_dir = DataDir::open(
+        &settings.data_dir,
+        &settings.cluster_id,
+        settings.id,
+        settings.initial_cluster_state,
+    )?;
     let opened = SegmentedWal::open(
         &data_dir.wal_dir(),
         data_dir.is_fresh(),
         settings.segment_bytes,
     )
     .context("cannot recover the write-ahead log")?;
-    if let Some((path, offset, discarded)) = &opened.truncated {
-        tracing::warn!(file = %path.display(), offset, discarded_bytes = discarded, "[DISK] truncated a torn WAL tail left by a crash");
+    anyhow::ensure!(
+        !data_dir.is_fresh() || opened.records == 0,
+        "{} holds WAL records but no metadata file: it is not a directory this node created; \
+         restore its verity.toml or point --data-dir at this node's own directory",
+        data_dir.path().display()
+    );
+    data_dir.commit()?;
+    if let Some(torn) = &opened.truncated {
+        tracing::warn!(
+            file = %torn.path.display(),
+            offset = torn.offset,
+            discarded_bytes = torn.discarded_bytes,
+            damage = %torn.damage,
+            "[DISK] truncated a WAL tail no record proves synced (left by a crash)"
+        );
     }
     tracing::info!(
         dir = %data_dir.path().display(),
@@ -75,7 +94,9 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for clients on {}", settings.client_addr))?;
     let (stop, stopping) = watch::channel(false);
-    let (started, mut consensus) = start_consensus(&settings, node, opened.wal, stopping.clone())?;
+    let persist = PersistQueue::new(0, opened.next_sequence);
+    let (started, mut consensus) =
+        start_consensus(&settings, node, (opened.wal, persist), stopping.clone())?;
     let handle = started
         .await
         .context("the consensus thread stopped while starting")??;
@@ -139,7 +160,7 @@ type Finished = oneshot::Receiver<Result<(), std::io::Error>>;
 fn start_consensus(
     settings: &NodeSettings,
     node: Node,
-    wal: SegmentedWal,
+    (wal, persist): (SegmentedWal, PersistQueue),
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<(oneshot::Receiver<anyhow::Result<DriverHandle>>, Finished)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -156,7 +177,7 @@ fn start_consensus(
         .spawn(move || {
             runtime.block_on(async move {
                 let (driver, inputs, handle) =
-                    match wire_consensus(&settings, node, wal, stopping).await {
+                    match wire_consensus(&settings, node, (wal, persist), stopping).await {
                         Ok(wired) => wired,
                         Err(error) => {
                             let _ = started_sender.send(Err(error));
@@ -176,7 +197,7 @@ fn start_consensus(
 async fn wire_consensus(
     settings: &NodeSettings,
     node: Node,
-    wal: SegmentedWal,
+    (wal, persist): (SegmentedWal, PersistQueue),
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<(Driver, DriverInputs, DriverHandle)> {
     let peer_listener = TcpListener::bind(settings.peer_addr)
@@ -219,6 +240,7 @@ async fn wire_consensus(
         node,
         transport,
         writer,
+        persist,
         Duration::from_millis(settings.tick_ms),
         SUBMIT_QUEUE,
     );

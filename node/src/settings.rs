@@ -4,7 +4,7 @@
 //! flag overrides the file, and [`NodeArgs::resolve`] fills the rest with defaults and checks
 //! the result, naming the setting that is wrong.
 
-use crate::storage::FsyncPolicy;
+use crate::storage::{FsyncPolicy, InitialClusterState};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +31,12 @@ pub struct NodeArgs {
     /// Directory for the WAL and metadata (created if missing; locked while the node runs).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// `new` for a node that has never run in this cluster (its data directory is created);
+    /// `existing` refuses to start without data, so an empty or mistyped --data-dir cannot
+    /// start a node that forgot its votes. Ignored once the directory has data.
+    /// [default: existing]
+    #[arg(long, value_enum)]
+    pub initial_cluster_state: Option<InitialClusterState>,
     /// Address to accept peer connections on.
     #[arg(long, value_name = "ADDR")]
     pub peer_addr: Option<SocketAddr>,
@@ -94,6 +100,8 @@ pub struct NodeSettings {
     pub cluster_id: String,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// Whether the node may create its data directory.
+    pub initial_cluster_state: InitialClusterState,
     /// Peer listen address.
     pub peer_addr: SocketAddr,
     /// Client listen address.
@@ -207,6 +215,7 @@ impl NodeArgs {
             id: NodeId(id),
             cluster_id: pick!(cluster_id).unwrap_or_else(|| "verity".into()),
             data_dir: pick!(data_dir).with_context(|| required("data-dir"))?,
+            initial_cluster_state: pick!(initial_cluster_state).unwrap_or_default(),
             peer_addr: pick!(peer_addr).with_context(|| required("peer-addr"))?,
             client_addr: pick!(client_addr).with_context(|| required("client-addr"))?,
             peers,

@@ -3,34 +3,48 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use verity_core::wal::WalRecord;
+use verity_core::wal::{Encoder, WalRecord};
 use verity_core::{Entry, EntryPayload, HardState, LogIndex, NodeId, Term};
 use verity_node::storage::{SegmentedWal, StorageError};
 
-fn record(index: u64, term: u64) -> Vec<u8> {
-    WalRecord {
-        hard_state: Some(HardState {
-            term: Term(term),
-            vote: Some(NodeId(1)),
-            commit: LogIndex(index.saturating_sub(1)),
-        }),
-        entries: vec![Entry {
-            index: LogIndex(index),
-            term: Term(term),
-            payload: EntryPayload::Noop,
-        }],
-    }
-    .encode()
-    .unwrap()
+/// The bytes of one record putting entry `index` of `term`, numbered by `encoder`.
+fn record(encoder: &mut Encoder, index: u64, term: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encoder
+        .encode(
+            &WalRecord {
+                hard_state: Some(HardState {
+                    term: Term(term),
+                    vote: Some(NodeId(1)),
+                    commit: LogIndex(index.saturating_sub(1)),
+                }),
+                entries: vec![Entry {
+                    index: LogIndex(index),
+                    term: Term(term),
+                    payload: EntryPayload::Noop,
+                }],
+            },
+            &mut bytes,
+        )
+        .unwrap();
+    bytes
 }
 
-/// Writes `count` synced records with segments of `segment_bytes`; returns the WAL dir.
+/// The size of one record.
+fn record_bytes() -> usize {
+    record(&mut Encoder::default(), 1, 1).len()
+}
+
+/// Writes `count` records, each synced before the next as the node's writer does, with
+/// segments of `segment_bytes`; returns the WAL dir.
 fn write_log(root: &Path, count: u64, segment_bytes: u64) -> PathBuf {
     let dir = root.join("wal");
     let mut wal = SegmentedWal::open(&dir, true, segment_bytes).unwrap().wal;
+    let mut encoder = Encoder::default();
     for index in 1..=count {
-        wal.append(&record(index, 1)).unwrap();
+        wal.append(&record(&mut encoder, index, 1)).unwrap();
         wal.sync().unwrap();
+        encoder.mark_durable(encoder.next_sequence());
     }
     dir
 }
@@ -61,7 +75,7 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
     let dir = write_log(root.path(), 5, 1 << 20);
     let last = segments(&dir).pop().unwrap();
     let full = fs::metadata(&last).unwrap().len();
-    let one = record(5, 1).len() as u64;
+    let one = record_bytes() as u64;
     OpenOptions::new()
         .write(true)
         .open(&last)
@@ -70,10 +84,12 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
         .unwrap();
     let mut opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
     assert_eq!(opened.recovered.entries.len(), 4);
-    let (path, offset, _) = opened.truncated.clone().unwrap();
-    assert_eq!((path, offset), (last.clone(), full - one));
+    assert_eq!(opened.next_sequence, 4);
+    let torn = opened.truncated.clone().unwrap();
+    assert_eq!((torn.path, torn.offset), (last.clone(), full - one));
     assert_eq!(fs::metadata(&last).unwrap().len(), full - one);
-    opened.wal.append(&record(5, 2)).unwrap();
+    let mut encoder = Encoder::new(opened.next_sequence, opened.next_sequence);
+    opened.wal.append(&record(&mut encoder, 5, 2)).unwrap();
     opened.wal.sync().unwrap();
     let again = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
     assert_eq!(again.recovered.entries.len(), 5);
@@ -94,7 +110,7 @@ fn a_zero_filled_tail_is_truncated() {
         .unwrap();
     let opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
     assert_eq!(opened.recovered.entries.len(), 3);
-    assert_eq!(opened.truncated.unwrap().1, full);
+    assert_eq!(opened.truncated.unwrap().offset, full);
 }
 
 #[test]
@@ -103,8 +119,8 @@ fn a_flipped_bit_in_the_middle_refuses_with_file_and_offset() {
     let dir = write_log(root.path(), 6, 1 << 20);
     let last = segments(&dir).pop().unwrap();
     let mut bytes = fs::read(&last).unwrap();
-    let one = record(1, 1).len();
-    bytes[one + 12] ^= 0x10;
+    let one = record_bytes();
+    bytes[one + 40] ^= 0x10;
     fs::write(&last, &bytes).unwrap();
     let error = SegmentedWal::open(&dir, false, 1 << 20).unwrap_err();
     let text = error.to_string();
@@ -156,4 +172,51 @@ fn a_missing_segment_or_a_missing_log_refuses_to_start() {
         matches!(error, StorageError::MissingSegment { .. }),
         "{error}"
     );
+}
+
+#[test]
+fn a_length_flipped_to_run_past_the_end_of_the_last_segment_is_refused_not_truncated() {
+    // Issue 11, failure 1: the old format took a record whose damaged length ran past the end
+    // of the file for a torn write, and truncated it and every acknowledged record after it.
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 6, 1 << 20);
+    let last = segments(&dir).pop().unwrap();
+    let mut bytes = fs::read(&last).unwrap();
+    let one = record_bytes();
+    bytes[2 * one + 7] ^= 0x40;
+    fs::write(&last, &bytes).unwrap();
+    let error = SegmentedWal::open(&dir, false, 1 << 20).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StorageError::Corrupt { .. }), "{text}");
+    assert!(text.contains(&format!("byte offset {}", 2 * one)), "{text}");
+    assert!(
+        text.contains("header does not match its checksum"),
+        "{text}"
+    );
+    assert_eq!(fs::read(&last).unwrap(), bytes, "nothing was truncated");
+}
+
+#[test]
+fn pages_of_the_last_write_lost_out_of_order_are_a_torn_tail() {
+    // Issue 11, failure 3: one write of several records, never synced, whose first page was
+    // lost while a later one landed. Nothing in it was acknowledged, so the node starts.
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_log(root.path(), 3, 1 << 20);
+    let last = segments(&dir).pop().unwrap();
+    let synced = fs::metadata(&last).unwrap().len() as usize;
+    let mut encoder = Encoder::new(3, 3);
+    let mut batch = Vec::new();
+    for index in 4..=60 {
+        batch.extend(record(&mut encoder, index, 1));
+    }
+    batch[..512].fill(0);
+    OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap()
+        .write_all(&batch)
+        .unwrap();
+    let opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    assert_eq!(opened.recovered.entries.len(), 3);
+    assert_eq!(opened.truncated.unwrap().offset, synced as u64);
 }

@@ -1,27 +1,31 @@
-//! The simulated disk: one append-only WAL file per node.
+//! The simulated disk: one append-only WAL file per node, and the ways real disks fail it.
 //!
-//! # Durability model
+//! # Fault model
 //!
-//! - `write` appends bytes to the file; they are *unsynced* until `sync`.
-//! - `sync` makes everything written so far durable.
-//! - At a crash, synced bytes survive intact. The unsynced tail suffers one seeded fate: it is
-//!   lost entirely, kept entirely, torn (a random prefix kept), or torn with the rest of its
-//!   length zero-filled (the file was extended but the data never landed).
-//! - Synced bytes are damaged only when a seed asks for it ([`SimDisk::flip_bit`]): a bit
-//!   flipped inside a WAL record that another complete record follows, which models media
-//!   corruption (bit rot, a bad sector read back wrong). Recovery must then either refuse to
-//!   start, naming the damage, or recover every durable record; it must never drop records
-//!   silently. Damage to the last record, or to a record's length field, is not modelled yet:
-//!   in the current record format it reads exactly like a torn write (issue 11 changes the
-//!   format so that the two can be told apart).
+//! - `write` appends bytes; they are *unsynced* until `sync`, which makes everything written
+//!   so far durable.
+//! - At a crash the unsynced tail suffers one seeded [`CrashFate`]: lost entirely, kept
+//!   entirely, torn (a prefix kept), torn with the rest of its length zero-filled (the file was
+//!   extended but the data never landed), or scattered: each 512-byte sector landed or not,
+//!   in any order, the lost ones reading as zeros (writeback does not keep write order).
+//! - Synced bytes survive a crash, unless the seed damages them ([`SimDisk::damage`]) with one
+//!   [`DiskDamage`]: a flipped bit anywhere in a record (most often in a header, its length
+//!   field above all, the bytes recovery must read most carefully), a
+//!   sector read back as zeros, a write the disk acknowledged but never stored (its bytes
+//!   read as zeros), or a write stored at the place of an earlier one (its own place reads as
+//!   zeros). Damage lands only where a later intact record proves the bytes were synced
+//!   ([`wal::proven_durable_bytes`]); damage to the last sync before a crash cannot be told
+//!   from a torn write by any single-sync log (see `verity_core::wal`), so it is not drawn.
 //!
-//! The model promises what real disks promise to a program that syncs, plus that one kind of
-//! damage, and no more, so recovery (the real `verity_core::wal::recover`) must cope with
-//! exactly these shapes.
+//! Recovery (the real `verity_core::wal::recover`) must then either refuse to start, naming
+//! the damage, or recover exactly the durable records; it must never drop records silently.
 
 use crate::rng::SimRng;
 use serde::Serialize;
-use verity_core::codec::HEADER_BYTES;
+use verity_core::wal;
+
+/// The unit of a disk write that lands whole or not at all.
+pub const SECTOR_BYTES: usize = 512;
 
 /// What a crash did to the unsynced tail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -37,6 +41,37 @@ pub enum CrashFate {
     Torn,
     /// A prefix survived and the rest of its length reads as zeros.
     TornZeroed,
+    /// Each of its sectors survived or reads as zeros, whatever their order.
+    Scattered,
+}
+
+/// Damage to synced bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskDamage {
+    /// One bit flipped at `offset`.
+    BitFlip {
+        /// The damaged byte.
+        offset: usize,
+    },
+    /// The sector at `offset` reads as zeros.
+    ZeroedSector {
+        /// Its first byte.
+        offset: usize,
+    },
+    /// The write at `offset` never landed: its bytes read as zeros.
+    LostWrite {
+        /// Its first byte.
+        offset: usize,
+    },
+    /// The write at `offset` landed at `landed_at`, over earlier data; its own place reads as
+    /// zeros.
+    MisdirectedWrite {
+        /// Where it belonged.
+        offset: usize,
+        /// Where it landed.
+        landed_at: usize,
+    },
 }
 
 /// One node's WAL file.
@@ -44,11 +79,14 @@ pub enum CrashFate {
 pub struct SimDisk {
     bytes: Vec<u8>,
     synced_bytes: usize,
+    /// Where each write started, in order.
+    writes: Vec<usize>,
 }
 
 impl SimDisk {
     /// Appends bytes (unsynced).
     pub fn write(&mut self, bytes: &[u8]) {
+        self.writes.push(self.bytes.len());
         self.bytes.extend_from_slice(bytes);
     }
 
@@ -79,6 +117,7 @@ impl SimDisk {
     pub fn truncate(&mut self, length: usize) {
         self.bytes.truncate(length);
         self.synced_bytes = self.synced_bytes.min(length);
+        self.writes.retain(|&start| start < length);
     }
 
     /// Applies a crash to the unsynced tail and returns what happened to it, and how many
@@ -89,63 +128,112 @@ impl SimDisk {
         let fate = if unsynced == 0 {
             CrashFate::Clean
         } else {
-            match rng.below(4) {
+            match rng.below(5) {
                 0 => CrashFate::Lost,
                 1 => CrashFate::Kept,
                 2 => CrashFate::Torn,
-                _ => CrashFate::TornZeroed,
+                3 => CrashFate::TornZeroed,
+                _ => CrashFate::Scattered,
             }
         };
-        let keep = rng.below(unsynced as u64 + 1) as usize;
-        let torn_at = self.synced_bytes + keep;
-        let intact = match fate {
-            CrashFate::Clean | CrashFate::Kept => self.bytes.len(),
-            CrashFate::Lost => self.synced_bytes,
-            CrashFate::Torn => torn_at,
-            // Zeroing bytes that were zero changes nothing: they stay intact.
-            CrashFate::TornZeroed => {
-                torn_at
-                    + self.bytes[torn_at..]
-                        .iter()
-                        .take_while(|&&b| b == 0)
-                        .count()
-            }
-        };
+        let before = self.bytes.clone();
+        let torn_at = self.synced_bytes + rng.below(unsynced as u64 + 1) as usize;
         match fate {
             CrashFate::Clean | CrashFate::Kept => {}
-            CrashFate::Lost | CrashFate::Torn => self.bytes.truncate(intact),
+            CrashFate::Lost => self.bytes.truncate(self.synced_bytes),
+            CrashFate::Torn => self.bytes.truncate(torn_at),
             CrashFate::TornZeroed => self.bytes[torn_at..].fill(0),
+            CrashFate::Scattered => {
+                let mut sector = self.synced_bytes / SECTOR_BYTES * SECTOR_BYTES;
+                while sector < self.bytes.len() {
+                    let end = (sector + SECTOR_BYTES).min(self.bytes.len());
+                    if rng.chance(500) {
+                        self.bytes[sector.max(self.synced_bytes)..end].fill(0);
+                    }
+                    sector = end;
+                }
+            }
         }
+        // Bytes that read back as they were written (zeroing a zero changes nothing).
+        let intact = before
+            .iter()
+            .zip(&self.bytes)
+            .take_while(|(was, is)| was == is)
+            .count();
         self.synced_bytes = self.bytes.len();
+        self.writes.retain(|&start| start < self.bytes.len());
         (fate, intact)
     }
 
-    /// Flips one bit, drawn from `rng`, in the checksummed part (checksum and payload) of a
-    /// complete WAL record within the first `intact` bytes that another complete record
-    /// follows. Returns the flipped byte's offset, or `None` if there are not two complete
-    /// records.
-    pub fn flip_bit(&mut self, rng: &mut SimRng, intact: usize) -> Option<usize> {
-        let mut records = Vec::new();
-        let mut start = 0usize;
-        while start + HEADER_BYTES <= intact {
-            let length =
-                u32::from_le_bytes(self.bytes[start..start + 4].try_into().expect("four bytes"))
-                    as usize;
-            let end = start + HEADER_BYTES + length;
-            if end > intact {
-                break;
-            }
-            records.push((start, end));
-            start = end;
-        }
-        if records.len() < 2 {
+    /// Damages synced bytes where a later intact record proves them synced, as drawn from
+    /// `rng`; returns the damage, or `None` if no byte is proven synced (or no earlier write
+    /// exists for a misdirected one to land on).
+    pub fn damage(&mut self, rng: &mut SimRng) -> Option<DiskDamage> {
+        let proven = usize::try_from(wal::proven_durable_bytes(&self.bytes)).expect("fits");
+        if proven == 0 {
             return None;
         }
-        records.pop();
-        let &(start, end) = rng.pick(&records[..]);
-        let offset = rng.between(start as u64 + 4, end as u64 - 1) as usize;
-        self.bytes[offset] ^= 1 << rng.below(8);
-        Some(offset)
+        // Writes that lie wholly in the proven part: (start, end).
+        let writes: Vec<(usize, usize)> = self
+            .writes
+            .iter()
+            .zip(self.writes.iter().skip(1).chain([&self.bytes.len()]))
+            .map(|(&start, &end)| (start, end))
+            .filter(|&(_, end)| end <= proven)
+            .collect();
+        let damage = match rng.below(4) {
+            // Most bytes are payload, but a damaged header is what recovery must read most
+            // carefully, its length above all: a third of flips land in a length field, a
+            // third elsewhere in a header, a third anywhere.
+            0 if !writes.is_empty() && rng.chance(667) => {
+                let start = rng.pick(&writes).0;
+                let within = if rng.chance(500) {
+                    rng.between(4, 7)
+                } else {
+                    rng.below(wal::RECORD_HEADER_BYTES as u64)
+                };
+                DiskDamage::BitFlip {
+                    offset: start + within as usize,
+                }
+            }
+            0 => DiskDamage::BitFlip {
+                offset: rng.below(proven as u64) as usize,
+            },
+            1 => DiskDamage::ZeroedSector {
+                offset: rng.below(proven.div_ceil(SECTOR_BYTES) as u64) as usize * SECTOR_BYTES,
+            },
+            2 if !writes.is_empty() => DiskDamage::LostWrite {
+                offset: rng.pick(&writes).0,
+            },
+            _ if writes.len() >= 2 => {
+                let index = rng.between(1, writes.len() as u64 - 1) as usize;
+                DiskDamage::MisdirectedWrite {
+                    offset: writes[index].0,
+                    landed_at: writes[rng.below(index as u64) as usize].0,
+                }
+            }
+            _ => return None,
+        };
+        let end_of = |start: usize| {
+            writes
+                .iter()
+                .find(|&&(s, _)| s == start)
+                .map_or(start, |&(_, end)| end)
+        };
+        match damage {
+            DiskDamage::BitFlip { offset } => self.bytes[offset] ^= 1 << rng.below(8),
+            DiskDamage::ZeroedSector { offset } => {
+                self.bytes[offset..(offset + SECTOR_BYTES).min(proven)].fill(0);
+            }
+            DiskDamage::LostWrite { offset } => self.bytes[offset..end_of(offset)].fill(0),
+            DiskDamage::MisdirectedWrite { offset, landed_at } => {
+                let written = self.bytes[offset..end_of(offset)].to_vec();
+                self.bytes[offset..end_of(offset)].fill(0);
+                let room = written.len().min(offset - landed_at);
+                self.bytes[landed_at..landed_at + room].copy_from_slice(&written[..room]);
+            }
+        }
+        Some(damage)
     }
 }
 
@@ -153,50 +241,86 @@ impl SimDisk {
 mod tests {
     use super::*;
     use verity_core::raft::HardState;
-    use verity_core::wal::{self, WalError, encode_ready};
+    use verity_core::wal::{self, Encoder, Tail, WalError};
     use verity_core::{NodeId, Term};
 
-    fn record(term: u64) -> Vec<u8> {
+    /// A disk holding `writes` writes of one record each, each synced before the next, and
+    /// the encoder that wrote them.
+    fn disk(writes: u64) -> (SimDisk, Encoder) {
+        let mut disk = SimDisk::default();
+        let mut encoder = Encoder::default();
+        for term in 1..=writes {
+            write(&mut disk, &mut encoder, term);
+            disk.sync(disk.written_bytes());
+            encoder.mark_durable(encoder.next_sequence());
+        }
+        (disk, encoder)
+    }
+
+    fn write(disk: &mut SimDisk, encoder: &mut Encoder, term: u64) {
         let hard_state = HardState {
             term: Term(term),
             vote: Some(NodeId(1)),
             ..HardState::default()
         };
         let mut bytes = Vec::new();
-        encode_ready(Some(hard_state), Vec::new(), &mut bytes).expect("fits");
-        bytes
+        encoder
+            .encode_ready(Some(hard_state), Vec::new(), &mut bytes)
+            .expect("fits");
+        disk.write(&bytes);
     }
 
     #[test]
-    fn a_flipped_bit_lands_before_the_last_record_and_recovery_refuses() {
-        for seed in 0..200 {
-            let mut disk = SimDisk::default();
-            let (first, second) = (record(1), record(2));
-            disk.write(&first);
-            disk.write(&second);
-            disk.sync(disk.written_bytes());
-            let mut rng = SimRng::new(seed);
-            let offset = disk
-                .flip_bit(&mut rng, disk.written_bytes())
-                .expect("two records");
-            assert!((4..first.len()).contains(&offset), "offset {offset}");
-            let refused = wal::recover(disk.contents());
-            assert!(
-                matches!(refused, Err(WalError::Corrupt { .. })),
-                "{refused:?}"
-            );
+    fn damage_to_proven_synced_bytes_is_always_refused() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..400 {
+            let (mut disk, _) = disk(40);
+            let before = disk.contents().to_vec();
+            let Some(damage) = disk.damage(&mut SimRng::new(seed)) else {
+                continue;
+            };
+            kinds.insert(format!("{damage:?}").split(' ').next().unwrap().to_string());
+            match wal::recover(disk.contents()) {
+                Err(WalError::Corrupt { .. } | WalError::Misplaced { .. }) => {}
+                Ok(recovery) => assert_eq!(
+                    (recovery.records, disk.contents()),
+                    (40, &before[..]),
+                    "seed {seed}: {damage:?} may only change nothing"
+                ),
+                Err(other) => panic!("seed {seed}: {damage:?}: {other}"),
+            }
         }
+        assert_eq!(kinds.len(), 4, "every kind of damage is drawn");
     }
 
     #[test]
-    fn one_record_cannot_be_damaged_in_a_way_recovery_can_tell() {
-        let mut disk = SimDisk::default();
-        disk.write(&record(1));
-        disk.sync(disk.written_bytes());
-        assert_eq!(
-            disk.flip_bit(&mut SimRng::new(1), disk.written_bytes()),
-            None
-        );
+    fn nothing_is_damaged_where_no_later_record_proves_a_sync() {
+        let (mut disk, _) = disk(1);
+        assert_eq!(disk.damage(&mut SimRng::new(1)), None);
+    }
+
+    #[test]
+    fn every_crash_fate_recovers_exactly_the_writes_that_survived_whole() {
+        let mut fates = std::collections::BTreeSet::new();
+        for seed in 0..400 {
+            let (mut disk, mut encoder) = disk(3);
+            let synced = disk.synced_bytes();
+            let mut ends = Vec::new();
+            for term in 4..=30 {
+                write(&mut disk, &mut encoder, term);
+                ends.push(disk.written_bytes());
+            }
+            let (fate, intact) = disk.crash(&mut SimRng::new(seed));
+            fates.insert(format!("{fate:?}"));
+            let recovery = wal::recover(disk.contents()).expect("a crash is never corruption");
+            let whole = ends.iter().filter(|&&end| end <= intact).count() as u64;
+            assert!(intact >= synced);
+            assert_eq!(recovery.records, 3 + whole, "seed {seed}: {fate:?}");
+            if recovery.valid_bytes < disk.written_bytes() as u64 {
+                assert!(matches!(recovery.tail, Tail::Torn { .. }));
+            }
+        }
+        assert_eq!(fates.len(), 5, "{fates:?}");
     }
 
     #[test]

@@ -282,9 +282,9 @@ pub struct FaultPlan {
     /// Nodes' `reply_window` (`None`: their default): in some seeds narrower than the
     /// deepest pipeline, so retries fall out of the window and are refused.
     pub reply_window: Option<u64>,
-    /// Out of 1000 crashes, how many also flip a bit in the crashed node's synced WAL (see
-    /// [`crate::disk::SimDisk::flip_bit`]); never on more than a minority of nodes in one run,
-    /// since a damaged node stays down.
+    /// Out of 1000 crashes, how many also damage the crashed node's synced WAL (a bit flip, a
+    /// zeroed sector, a lost or misdirected write: see [`crate::disk::SimDisk::damage`]);
+    /// never on more than a minority of nodes in one run, since a damaged node stays down.
     pub damage_per_mille: u64,
     /// Out of 1000 crashes, how many pick a leader holding uncommitted entries, when there
     /// is one: its suffix is left behind on some followers and overwritten on others, the

@@ -1433,12 +1433,12 @@ impl Simulation {
             description: format!("crash n{} (unsynced tail {fate:?})", id.0),
         });
         self.recheck_durability();
-        self.maybe_damage(id, intact);
+        self.maybe_damage(id);
     }
 
-    /// Flips a bit in the crashed node's synced WAL, as often as the plan says, while fewer
-    /// than a minority of nodes are damaged.
-    fn maybe_damage(&mut self, id: NodeId, intact: usize) {
+    /// Damages the crashed node's synced WAL, as often as the plan says, while fewer than a
+    /// minority of nodes are damaged.
+    fn maybe_damage(&mut self, id: NodeId) {
         let damaged = self.nodes.values().filter(|n| n.damaged).count() as u64;
         if self.plan.damage_per_mille == 0
             || damaged + 1 > (self.options.nodes - 1) / 2
@@ -1447,7 +1447,7 @@ impl Simulation {
             return;
         }
         let sim_node = self.nodes.get_mut(&id).expect("known node");
-        let Some(offset) = sim_node.disk.flip_bit(&mut self.rng, intact) else {
+        let Some(damage) = sim_node.disk.damage(&mut self.rng) else {
             return;
         };
         sim_node.damaged = true;
@@ -1457,7 +1457,7 @@ impl Simulation {
             .entry("disk-damage".to_string())
             .or_default() += 1;
         self.record(What::Fault {
-            description: format!("flip a bit of n{}'s synced WAL at byte {offset}", id.0),
+            description: format!("damage n{}'s synced WAL: {damage:?}", id.0),
         });
     }
 
@@ -1506,10 +1506,9 @@ impl Simulation {
             return;
         }
         sim_node.disk.truncate(recovery.valid_bytes as usize);
-        sim_node.persist = PersistQueue::new(
-            sim_node.disk.written_bytes() as u64,
-            sim_node.disk.synced_bytes() as u64,
-        );
+        debug_assert_eq!(sim_node.disk.synced_bytes(), sim_node.disk.written_bytes());
+        sim_node.persist =
+            PersistQueue::new(sim_node.disk.written_bytes() as u64, recovery.next_sequence);
         let mut config = sim_node.config.clone();
         config.seed = config
             .seed

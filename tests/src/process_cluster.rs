@@ -64,6 +64,8 @@ pub struct ProcessCluster {
     /// Peer address of node `i` at `[i - 1]`.
     pub peer_addrs: Vec<SocketAddr>,
     children: Vec<Option<Child>>,
+    /// Whether node `i` has been started before (then it must find its data).
+    started: Vec<bool>,
     extra_flags: Vec<String>,
 }
 
@@ -80,6 +82,7 @@ impl ProcessCluster {
                 .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
                 .collect(),
             children: (0..nodes).map(|_| None).collect(),
+            started: vec![false; nodes],
             extra_flags: extra_flags.iter().map(|s| (*s).to_string()).collect(),
         };
         for id in 1..=nodes {
@@ -94,7 +97,8 @@ impl ProcessCluster {
         self.dir.path()
     }
 
-    /// Starts (or restarts) node `id` on its data directory.
+    /// Starts (or restarts) node `id` on its data directory: new the first time, existing
+    /// after that.
     pub fn start_node(&mut self, id: usize) {
         assert!(self.children[id - 1].is_none(), "node {id} is running");
         let peers: Vec<String> = self
@@ -116,12 +120,19 @@ impl ProcessCluster {
             .args(["--peer-addr", &self.peer_addrs[id - 1].to_string()])
             .args(["--client-addr", &self.client_addrs[id - 1].to_string()])
             .args(["--peers", &peers.join(",")])
+            .args(
+                (!self.started[id - 1])
+                    .then_some(["--initial-cluster-state", "new"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra_flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start verity node");
         self.children[id - 1] = Some(child);
+        self.started[id - 1] = true;
     }
 
     /// Where node `id` logs.

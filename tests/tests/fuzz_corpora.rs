@@ -51,7 +51,7 @@ fn every_committed_corpus_and_regression_input_passes_its_target() {
 #[ignore = "writes fuzz/corpus; run by hand when the formats change"]
 fn write_seed_corpora() {
     use verity_core::codec;
-    use verity_core::wal::WalRecord;
+    use verity_core::wal::{Encoder, WalRecord};
     use verity_core::*;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let write = |target: &str, name: &str, bytes: &[u8]| {
@@ -120,6 +120,7 @@ fn write_seed_corpora() {
         );
     }
     let mut log = Vec::new();
+    let mut encoder = Encoder::default();
     for (i, entries) in [
         vec![entry(1, 1)],
         vec![entry(2, 1), entry(3, 2)],
@@ -133,14 +134,16 @@ fn write_seed_corpora() {
             vote: Some(NodeId(1)),
             commit: LogIndex(1),
         });
-        log.extend(
-            WalRecord {
-                hard_state,
-                entries,
-            }
-            .encode()
-            .unwrap(),
-        );
+        encoder
+            .encode(
+                &WalRecord {
+                    hard_state,
+                    entries,
+                },
+                &mut log,
+            )
+            .unwrap();
+        encoder.mark_durable(encoder.next_sequence());
     }
     write("wal_recover", "three-records", &log);
     write("wal_recover", "torn", &log[..log.len() - 5]);

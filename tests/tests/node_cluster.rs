@@ -1,6 +1,7 @@
 //! Three real `verity node` processes: writes through a Redis client library survive a
 //! `kill -9` of the leader, a follower forwards writes, and a restarted node catches up from
-//! its own WAL and from the leader. Also: SIGTERM closes a node cleanly, keeping its data.
+//! its own WAL and from the leader. Also: SIGTERM closes a node cleanly, keeping its data, and
+//! a node whose data directory is gone refuses to start unless told it is new.
 
 use redis::Commands;
 use verity_tests::ProcessCluster;
@@ -90,6 +91,31 @@ fn sigterm_closes_a_node_cleanly_and_its_data_survives() {
     let log = std::fs::read_to_string(cluster.log_path(1)).unwrap();
     assert!(log.contains("[SHUTDOWN] stopped cleanly"), "{log}");
     assert!(log.contains("[ELECTION]"), "{log}");
+}
+
+#[test]
+fn a_node_that_ran_before_refuses_to_start_on_an_empty_data_directory() {
+    // Issue 11, failure 4: a node restarted on an empty (or mistyped) directory under its old
+    // id started with no vote and no log, free to vote twice in a term it had voted in.
+    let mut cluster = ProcessCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let victim = others(&[1, 2, 3], leader)[0];
+    cluster.kill9(victim);
+    let data_dir = cluster.dir().join(format!("node-{victim}"));
+    std::fs::remove_dir_all(&data_dir).unwrap();
+    cluster.start_node(victim);
+    let deadline = std::time::Instant::now() + verity_tests::process_cluster::WAIT;
+    while cluster.is_running(victim) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {victim} kept running with no data"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(cluster.log_path(victim)).unwrap();
+    assert!(log.contains("no Verity data in"), "{log}");
+    assert!(log.contains("--initial-cluster-state new"), "{log}");
+    assert!(!data_dir.exists(), "a refused start creates nothing");
 }
 
 #[test]

@@ -8,10 +8,14 @@
 //!   sends Raft messages and acknowledges entries only after the writer reports the sync.
 //! - Creating a segment or the metadata file is followed by a sync of the directory, so the
 //!   file's existence is as durable as its contents.
-//! - Recovery keeps every checksummed record and truncates only damage a crash can leave (a
-//!   torn or zero-filled tail of the *last* segment). Anything else, a bad record with data
-//!   after it, damage in an earlier segment, or a missing segment, refuses to start with the
-//!   file and byte offset: a silent truncation could lose committed entries.
+//! - Opening syncs every segment and the WAL directory first: what a killed process left in
+//!   the page cache is read back like synced data, but it is durable only once synced.
+//! - Recovery keeps every intact record and truncates only damage a crash can leave: bytes of
+//!   the *last* segment that no later record proves synced (see [`verity_core::wal`]).
+//!   Anything else, damage that a later record proves synced, a record standing where
+//!   another belongs, damage in an earlier segment, or a missing segment, refuses to start
+//!   with the file and byte offset: a silent truncation could lose votes and committed
+//!   entries.
 
 pub mod data_dir;
 pub mod segments;
@@ -19,8 +23,8 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use data_dir::{DataDir, DataDirError, Metadata};
-pub use segments::{SegmentedWal, StorageError, WalOpened};
+pub use data_dir::{DataDir, DataDirError, InitialClusterState, Metadata, holds_node_data};
+pub use segments::{SegmentedWal, StorageError, Truncated, WalOpened};
 pub use writer::{Durable, FsyncPolicy, WalFigures, WalStats, WalWriter};
 
 /// A filesystem operation that failed, with what was being done to which path.

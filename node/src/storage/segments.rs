@@ -1,6 +1,8 @@
 //! The write-ahead log as numbered segment files: `wal/00000000000000000001.wal`, `…2.wal`, ….
 //!
-//! Each segment is a sequence of [`verity_core::wal`] records (length, crc32, bincode). Appends
+//! Each segment is a sequence of [`verity_core::wal`] records, numbered on from the segment
+//! before (checksummed header, crc32, bincode). Opening syncs every segment and the directory
+//! before anything read is trusted, then replays them in order. Appends
 //! go to the last segment; once it reaches `segment_bytes` the next append syncs it and starts a
 //! new one (and syncs the directory). Segments are numbered from 1 without gaps; a gap or a
 //! missing first segment is reported, never papered over. See the durability model in
@@ -12,7 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use verity_core::Recovered;
-use verity_core::wal::{self, Tail, WalError};
+use verity_core::wal::{self, Damage, Tail, WalError};
 
 const SUFFIX: &str = ".wal";
 
@@ -73,8 +75,23 @@ pub struct WalOpened {
     pub segments: u64,
     /// How many records were replayed.
     pub records: u64,
-    /// A torn tail that was truncated: the file, the offset, and the bytes discarded.
-    pub truncated: Option<(PathBuf, u64, u64)>,
+    /// The number of the next record (for [`verity_engine::PersistQueue::new`]).
+    pub next_sequence: u64,
+    /// A torn tail that was truncated.
+    pub truncated: Option<Truncated>,
+}
+
+/// A torn tail recovery cut off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truncated {
+    /// The segment.
+    pub path: PathBuf,
+    /// Where the tail started (the segment's new length).
+    pub offset: u64,
+    /// How many bytes it held.
+    pub discarded_bytes: u64,
+    /// What its first bytes looked like.
+    pub damage: Damage,
 }
 
 fn segment_path(dir: &Path, number: u64) -> PathBuf {
@@ -126,37 +143,51 @@ impl SegmentedWal {
         let last = *numbers.last().expect("at least one segment");
         let mut recovered = Recovered::default();
         let mut records = 0;
+        let mut next_sequence = 0;
         let mut truncated = None;
         let mut active_bytes = 0;
         for &number in &numbers {
             let path = segment_path(dir, number);
+            // What a crashed process left in the page cache reads back like synced data but
+            // is not durable until synced: sync it before trusting it (acknowledging, voting).
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io("open", &path))?;
+            file.sync_all().map_err(io("sync", &path))?;
             let bytes = fs::read(&path).map_err(io("read", &path))?;
-            let recovery = wal::recover_continuing(recovered, &bytes).map_err(|error| {
-                StorageError::Corrupt {
-                    path: path.clone(),
-                    error,
-                }
-            })?;
+            let recovery =
+                wal::recover_continuing(recovered, next_sequence, &bytes).map_err(|error| {
+                    StorageError::Corrupt {
+                        path: path.clone(),
+                        error,
+                    }
+                })?;
             recovered = recovery.recovered;
             records += recovery.records;
+            next_sequence = recovery.next_sequence;
             if let Tail::Torn {
                 offset,
                 discarded_bytes,
+                damage,
             } = recovery.tail
             {
                 if number != last {
                     return Err(StorageError::TornBeforeEnd { path, offset });
                 }
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io("open", &path))?;
                 file.set_len(offset).map_err(io("truncate", &path))?;
                 file.sync_all().map_err(io("sync", &path))?;
-                truncated = Some((path, offset, discarded_bytes));
+                truncated = Some(Truncated {
+                    path,
+                    offset,
+                    discarded_bytes,
+                    damage,
+                });
             }
             active_bytes = recovery.valid_bytes;
         }
+        sync_dir(dir).map_err(io("sync directory", dir))?;
         let active_path = segment_path(dir, last);
         let active = OpenOptions::new()
             .append(true)
@@ -173,6 +204,7 @@ impl SegmentedWal {
             recovered,
             segments: last,
             records,
+            next_sequence,
             truncated,
         })
     }
