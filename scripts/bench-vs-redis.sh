@@ -3,7 +3,8 @@
 # --appendonly yes --appendfsync always, measured by redis-benchmark in the same run, with
 # the ratio. Loopback only; every run is bounded by -n requests.
 #
-#   scripts/bench-vs-redis.sh [VERITY_BINARY ...]     (default: target/release/verity)
+#   scripts/bench-vs-redis.sh [VERITY_BINARY ...]     (default: target/release/verity; a
+#                                                      build without --initial-cluster-state fails)
 #   REQUESTS=300000 CLIENTS=50 PIPELINE=16 TESTS=set,get scripts/bench-vs-redis.sh
 #
 # Needs redis-server and redis-benchmark (apt-get install redis-server redis-tools).
@@ -42,11 +43,13 @@ for test in "${!anchor[@]}"; do
 done
 
 port=7100
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/peer-secret"
 for binary in "${binaries[@]}"; do
   label=$binary
   peers="1=127.0.0.1:$((port + 11)),2=127.0.0.1:$((port + 12)),3=127.0.0.1:$((port + 13))"
   for id in 1 2 3; do
-    "$binary" node --id "$id" --data-dir "$work/$port-n$id" --initial-cluster-state new --peer-addr "127.0.0.1:$((port + 10 + id))" \
+    "$binary" node --id "$id" --data-dir "$work/$port-n$id" --initial-cluster-state new \
+      --peer-secret-file "$work/peer-secret" --peer-addr "127.0.0.1:$((port + 10 + id))" \
       --client-addr "127.0.0.1:$((port + id))" --peers "$peers" >"$work/$port-n$id.log" 2>&1 &
     pids+=($!)
   done

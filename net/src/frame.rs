@@ -1,8 +1,8 @@
 //! Codec frames on async byte streams.
 //!
 //! A frame is [`verity_core::codec`]'s `[length u32][crc32 u32][bincode payload]`. Reading
-//! checks the length against a caller-chosen limit before allocating, so a forged length costs
-//! nothing, and reads the payload into a reused buffer.
+//! checks the length against a caller-chosen limit, then reads the payload into a reused
+//! buffer that grows only as bytes arrive, so a forged or stalled length costs nothing.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -71,14 +71,15 @@ where
             limit_bytes,
         });
     }
-    buffer.resize(HEADER_BYTES + length_bytes as usize, 0);
-    if let Err(error) = reader.read_exact(&mut buffer[HEADER_BYTES..]).await {
-        return Err(if error.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated {
-                received_bytes: HEADER_BYTES,
-            }
-        } else {
-            FrameError::Io(error)
+    // Grow with the bytes that arrive, not with what the header announces: a peer that
+    // announces a large frame and stalls costs only what it sent.
+    let payload = (&mut *reader)
+        .take(u64::from(length_bytes))
+        .read_to_end(buffer)
+        .await?;
+    if payload < length_bytes as usize {
+        return Err(FrameError::Truncated {
+            received_bytes: HEADER_BYTES + payload,
         });
     }
     let decoded = codec::decode::<T>(buffer)?;
@@ -126,6 +127,26 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, FrameError::TooLarge { .. }), "{error}");
         assert!(buffer.capacity() < 1024);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_frame_holds_only_the_bytes_that_arrived() {
+        // Issue 11, failure 5: a header announcing 64 MiB made the reader allocate all of it
+        // before any payload arrived; four stalled connections cost 256 MiB.
+        let (mut sender, mut receiver) = tokio::io::duplex(1 << 16);
+        let mut wire = (64u32 << 20).to_le_bytes().to_vec();
+        wire.extend_from_slice(&[0; 4]);
+        wire.extend_from_slice(&[7; 1000]);
+        sender.write_all(&wire).await.unwrap();
+        let mut buffer = Vec::new();
+        let read = read_frame::<Vec<u8>, _>(&mut receiver, u32::MAX, &mut buffer);
+        let stalled = tokio::time::timeout(std::time::Duration::from_millis(50), read).await;
+        assert!(stalled.is_err(), "the rest of the frame never comes");
+        assert!(
+            buffer.capacity() < 64 << 10,
+            "{} bytes reserved for 1,008 received",
+            buffer.capacity()
+        );
     }
 
     #[tokio::test]

@@ -9,15 +9,20 @@
 //!   when its queue is momentarily empty (so bursts share a syscall). On any failure it waits
 //!   with exponential backoff (`backoff_min_ms` doubling to `backoff_max_ms`, each wait drawn
 //!   uniformly from its upper half) and dials again.
-//! - **Accepting**: at most `max_inbound_connections` connections at once; each must finish the
-//!   handshake within `handshake_timeout_ms`. A frame that fails its checksum or decode, exceeds
-//!   `max_frame_bytes`, or claims a sender other than the authenticated peer closes that
-//!   connection (logged); nothing reaches the node from it afterwards.
+//! - **Accepting**: every connection is accepted at once, then admitted as a *handshaking* one
+//!   only while fewer than `max_handshaking` are, and fewer than `max_handshaking_per_address`
+//!   from its IP address; otherwise it is closed at once. A handshaking connection must finish
+//!   the handshake within `handshake_timeout_ms`, so strangers that connect and stay silent
+//!   hold a slot for that long at most and cannot keep a real peer out: they are never queued
+//!   ahead of it. An authenticated connection takes one of `max_inbound_connections` slots. A
+//!   frame that fails its checksum or decode, exceeds `max_frame_bytes`, or claims a sender
+//!   other than the authenticated peer closes that connection (logged); nothing reaches the
+//!   node from it afterwards.
 
 use crate::frame::{self, FrameError};
 use crate::handshake::{self, HandshakeConfig};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,9 +44,13 @@ pub struct TransportConfig {
     pub send_queue_frames: usize,
     /// The largest frame accepted from a peer.
     pub max_frame_bytes: u32,
-    /// Inbound connections served at once; further ones wait to be accepted.
+    /// Authenticated inbound connections served at once; further ones are closed.
     pub max_inbound_connections: usize,
-    /// How long a new inbound connection has to complete the handshake.
+    /// Inbound connections still in their handshake at once; further ones are closed.
+    pub max_handshaking: usize,
+    /// Inbound connections from one IP address in their handshake at once.
+    pub max_handshaking_per_address: usize,
+    /// How long a connection has to complete the handshake (both ways).
     pub handshake_timeout_ms: u64,
     /// First reconnection delay.
     pub backoff_min_ms: u64,
@@ -304,16 +313,71 @@ async fn write_one<W: tokio::io::AsyncWrite + Unpin>(
     }
 }
 
+/// Inbound connections in their handshake, in all and by address.
+#[derive(Default)]
+struct Handshaking {
+    total: usize,
+    by_address: BTreeMap<IpAddr, usize>,
+}
+
+/// A handshaking slot, given back when dropped.
+struct HandshakeSlot {
+    table: Arc<Mutex<Handshaking>>,
+    address: IpAddr,
+}
+
+impl HandshakeSlot {
+    /// Takes a slot for `address`, if the limits allow.
+    fn take(
+        table: &Arc<Mutex<Handshaking>>,
+        config: &TransportConfig,
+        address: IpAddr,
+    ) -> Option<HandshakeSlot> {
+        let mut handshaking = table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let from_address = handshaking.by_address.get(&address).copied().unwrap_or(0);
+        if handshaking.total >= config.max_handshaking
+            || from_address >= config.max_handshaking_per_address
+        {
+            return None;
+        }
+        handshaking.total += 1;
+        handshaking.by_address.insert(address, from_address + 1);
+        Some(HandshakeSlot {
+            table: Arc::clone(table),
+            address,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut handshaking = self
+            .table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handshaking.total -= 1;
+        let count = handshaking
+            .by_address
+            .get_mut(&self.address)
+            .expect("a slot counts its address");
+        *count -= 1;
+        if *count == 0 {
+            handshaking.by_address.remove(&self.address);
+        }
+    }
+}
+
 async fn accept_loop(
     config: Arc<TransportConfig>,
     listener: TcpListener,
     inbound: mpsc::Sender<Inbound>,
 ) {
-    let slots = Arc::new(Semaphore::new(config.max_inbound_connections.max(1)));
+    let served = Arc::new(Semaphore::new(config.max_inbound_connections.max(1)));
+    let handshaking = Arc::new(Mutex::new(Handshaking::default()));
+    let mut refused: u64 = 0;
     loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -322,11 +386,19 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(slot) = HandshakeSlot::take(&handshaking, &config, remote.ip()) else {
+            // Closed at once; logged once per power of two so a flood cannot fill the log.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%remote, refused, "[PEER] too many connections in their handshake; closed");
+            }
+            continue;
+        };
         let config = Arc::clone(&config);
         let inbound = inbound.clone();
+        let served = Arc::clone(&served);
         tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(error) = serve_inbound(&config, stream, &inbound).await {
+            if let Err(error) = serve_inbound(&config, stream, slot, &served, &inbound).await {
                 tracing::warn!(%remote, %error, "[PEER] inbound connection closed");
             }
         });
@@ -336,6 +408,8 @@ async fn accept_loop(
 async fn serve_inbound(
     config: &TransportConfig,
     mut stream: TcpStream,
+    slot: HandshakeSlot,
+    served: &Arc<Semaphore>,
     inbound: &mpsc::Sender<Inbound>,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -344,6 +418,13 @@ async fn serve_inbound(
         .await
         .map_err(|_| format!("no handshake within {} ms", config.handshake_timeout_ms))?
         .map_err(|e| e.to_string())?;
+    drop(slot);
+    let Ok(_permit) = Arc::clone(served).try_acquire_owned() else {
+        return Err(format!(
+            "node {from} authenticated, but {} peer connections are served already",
+            config.max_inbound_connections
+        ));
+    };
     tracing::debug!(peer = from.0, "[PEER] accepted connection");
     let mut reader = tokio::io::BufReader::new(stream);
     let mut buffer = Vec::new();

@@ -1,14 +1,16 @@
 //! `verity cluster`: a local cluster of real node processes, for trying Verity out.
 //!
 //! Node `i` (from 1) serves clients on `127.0.0.1:(client_port + i - 1)` and peers on
-//! `127.0.0.1:(peer_port + i - 1)`, with its data in `DIR/node-i`. Every line a node logs is
+//! `127.0.0.1:(peer_port + i - 1)`, with its data in `DIR/node-i`. The nodes share the peer
+//! secret in `DIR/peer-secret` (made on the first start: 32 random bytes, hex, readable by the
+//! owner only), unless the node flags name one or say `--insecure-peers`. Every line a node logs is
 //! echoed with its `[nI]` prefix. Ctrl-C (or SIGTERM) sends SIGTERM to every node and waits
 //! for them to close; a second signal kills them.
 
 use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -49,6 +51,15 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         peers.push(format!("{i}=127.0.0.1:{}", port(args.peer_port, i)?));
     }
     let peers = peers.join(",");
+    let mut secret_flags = Vec::new();
+    if !args
+        .node_flags
+        .iter()
+        .any(|flag| flag == "--peer-secret-file" || flag == "--insecure-peers")
+    {
+        let path = peer_secret(&args.dir)?;
+        secret_flags = vec!["--peer-secret-file".into(), path.into_os_string()];
+    }
     let mut children: Vec<Child> = Vec::new();
     let mut forwarders = Vec::new();
     for i in 1..=args.nodes {
@@ -74,6 +85,7 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 &format!("127.0.0.1:{}", port(args.client_port, i)?),
             ])
             .args(["--peers", &peers])
+            .args(&secret_flags)
             .args(&args.node_flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -148,4 +160,29 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
     }
     Ok(())
+}
+
+/// The cluster's peer secret file in `dir`, made (32 random bytes in hex, mode 0600) if absent.
+fn peer_secret(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("peer-secret");
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("no OS randomness for the peer secret: {error}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create the peer secret {}", path.display()))?;
+    file.write_all(hex.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write the peer secret {}", path.display()))?;
+    Ok(path)
 }

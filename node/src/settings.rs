@@ -48,9 +48,16 @@ pub struct NodeArgs {
     #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
     #[serde(default, deserialize_with = "peers_from_text")]
     pub peers: Option<BTreeMap<u64, SocketAddr>>,
-    /// File holding a shared secret; when set, peers must prove they know it (HMAC-SHA256).
+    /// File holding the cluster's shared secret (16 bytes or more, the same on every node):
+    /// peers must prove they know it (HMAC-SHA256) before the node reads a frame from them.
+    /// Required, unless --insecure-peers.
     #[arg(long, value_name = "FILE")]
     pub peer_secret_file: Option<PathBuf>,
+    /// Accept peer connections without a secret: anyone who can reach the peer port can
+    /// pose as a peer and, with one forged message, depose the leader. Trusted networks only.
+    #[arg(long)]
+    #[serde(default)]
+    pub insecure_peers: bool,
     /// Length of one Raft tick in milliseconds. [default: 10]
     #[arg(long)]
     pub tick_ms: Option<u64>,
@@ -209,7 +216,12 @@ impl NodeArgs {
                 }
                 Some(secret)
             }
-            None => None,
+            None if self.insecure_peers || file.insecure_peers => None,
+            None => bail!(
+                "the peer port needs the cluster's shared secret: --peer-secret-file FILE (16 or \
+                 more random bytes, the same on every node; `verity cluster` makes one), or \
+                 --insecure-peers to let anyone who reaches the peer port pose as a peer"
+            ),
         };
         let settings = NodeSettings {
             id: NodeId(id),
@@ -334,7 +346,7 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "id = 2\ndata_dir = \"d\"\npeer_addr = \"127.0.0.1:7002\"\nclient_addr = \"127.0.0.1:6002\"\ntick_ms = 20\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\n",
+            "id = 2\ndata_dir = \"d\"\npeer_addr = \"127.0.0.1:7002\"\nclient_addr = \"127.0.0.1:6002\"\ntick_ms = 20\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002\"\ninsecure_peers = true\n",
         )
         .unwrap();
         let args = NodeArgs {
@@ -365,6 +377,7 @@ mod tests {
             peer_addr: Some("127.0.0.1:7004".parse().unwrap()),
             client_addr: Some("127.0.0.1:6004".parse().unwrap()),
             peers: Some(parse_peers("1=127.0.0.1:7001").unwrap()),
+            insecure_peers: true,
             ..NodeArgs::default()
         };
         assert!(
@@ -373,5 +386,25 @@ mod tests {
                 .to_string()
                 .contains("not in --peers")
         );
+    }
+
+    #[test]
+    fn a_node_without_a_peer_secret_is_refused_unless_told_it_is_insecure() {
+        let args = NodeArgs {
+            id: Some(1),
+            data_dir: Some("d".into()),
+            peer_addr: Some("127.0.0.1:7001".parse().unwrap()),
+            client_addr: Some("127.0.0.1:6001".parse().unwrap()),
+            peers: Some(parse_peers("1=127.0.0.1:7001").unwrap()),
+            ..NodeArgs::default()
+        };
+        let error = args.clone().resolve().unwrap_err().to_string();
+        assert!(error.contains("--peer-secret-file FILE"), "{error}");
+        assert!(error.contains("--insecure-peers"), "{error}");
+        let insecure = NodeArgs {
+            insecure_peers: true,
+            ..args
+        };
+        assert_eq!(insecure.resolve().unwrap().peer_secret, None);
     }
 }

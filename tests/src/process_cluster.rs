@@ -70,11 +70,24 @@ pub struct ProcessCluster {
 }
 
 impl ProcessCluster {
-    /// Starts `nodes` nodes with the given extra flags for each.
+    /// Starts `nodes` nodes with the given extra flags for each. Unless the flags name a
+    /// peer secret or `--insecure-peers`, the nodes share one written into the cluster's
+    /// directory.
     #[must_use]
     pub fn start(nodes: usize, extra_flags: &[&str]) -> ProcessCluster {
+        let mut extra_flags: Vec<String> = extra_flags.iter().map(|s| (*s).to_string()).collect();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        if !extra_flags
+            .iter()
+            .any(|flag| flag == "--peer-secret-file" || flag == "--insecure-peers")
+        {
+            let path = dir.path().join("peer-secret");
+            std::fs::write(&path, "the test cluster's peer secret\n").expect("peer secret");
+            extra_flags.push("--peer-secret-file".into());
+            extra_flags.push(path.display().to_string());
+        }
         let mut cluster = ProcessCluster {
-            dir: tempfile::tempdir().expect("temporary directory"),
+            dir,
             client_addrs: (0..nodes)
                 .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
                 .collect(),
@@ -83,7 +96,7 @@ impl ProcessCluster {
                 .collect(),
             children: (0..nodes).map(|_| None).collect(),
             started: vec![false; nodes],
-            extra_flags: extra_flags.iter().map(|s| (*s).to_string()).collect(),
+            extra_flags,
         };
         for id in 1..=nodes {
             cluster.start_node(id);

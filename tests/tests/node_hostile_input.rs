@@ -1,6 +1,7 @@
 //! Hostile bytes on both ports of real nodes: random bytes, half frames, a handshake from the
-//! wrong cluster or without the peer secret, oversized and malformed client requests. Each
-//! gets an error or a closed connection; the nodes stay up and keep serving.
+//! wrong cluster or without the peer secret, oversized and malformed client requests, a flood
+//! of idle peer connections. Each gets an error or a closed connection; the nodes stay up and
+//! keep serving, and a node without a peer secret does not start unless told it is insecure.
 
 use redis::Commands;
 use std::io::{Read, Write};
@@ -154,4 +155,53 @@ fn hostile_peers_and_clients_never_stop_a_node() {
         log.contains("cluster id"),
         "the refusal is logged with its reason"
     );
+}
+
+#[test]
+fn idle_connections_on_a_peer_port_do_not_keep_a_restarted_peer_out() {
+    // Issue 11, failure 5: 250 idle connections took every slot before the handshake and kept
+    // a restarted peer out for 17 s (slots were held for the 5 s handshake timeout in turn).
+    let mut cluster = ProcessCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let follower = if leader == 1 { 2 } else { 1 };
+    cluster.kill9(follower);
+    let idle: Vec<TcpStream> = (0..250)
+        .filter_map(|_| TcpStream::connect(cluster.peer_addrs[leader - 1]).ok())
+        .collect();
+    assert!(idle.len() > 200, "{} idle connections opened", idle.len());
+    let started = std::time::Instant::now();
+    cluster.start_node(follower);
+    let link = format!("peer_{leader}");
+    let connected = |cluster: &ProcessCluster| {
+        cluster
+            .info(follower)
+            .and_then(|info| info.get(&link).cloned())
+            .is_some_and(|state| state.starts_with("state=connected"))
+    };
+    while !connected(&cluster) && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    drop(idle);
+    assert!(
+        took < Duration::from_secs(5),
+        "the restarted node reached the flooded peer port only after {took:?}"
+    );
+}
+
+#[test]
+fn a_node_without_a_peer_secret_refuses_to_start_unless_told_it_is_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(verity_tests::verity_binary())
+        .args(["node", "--id", "1", "--initial-cluster-state", "new"])
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .args(["--peer-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:1"])
+        .args(["--peers", "1=127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--peer-secret-file FILE"), "{stderr}");
+    assert!(stderr.contains("--insecure-peers"), "{stderr}");
 }
