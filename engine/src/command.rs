@@ -31,7 +31,13 @@ pub const CONNECTION_SPECS: &[Spec] = &[
         "hello",
         -1,
         "connection",
-        "Handshakes with the Redis server (RESP2 only).",
+        "Handshakes with the Redis server (RESP2 only), optionally authenticating.",
+    ),
+    spec(
+        "auth",
+        -2,
+        "connection",
+        "Authenticates the connection as a user (the default one if only a password is given).",
     ),
     spec(
         "select",
@@ -152,8 +158,22 @@ pub enum ClientCommand {
     Echo(Vec<u8>),
     /// `QUIT`
     Quit,
-    /// `HELLO [protover ...]`
-    Hello(Option<Vec<u8>>),
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
+    Hello {
+        /// The protocol version asked for.
+        version: Option<Vec<u8>>,
+        /// `AUTH username password`.
+        auth: Option<(Vec<u8>, Vec<u8>)>,
+        /// `SETNAME clientname`.
+        name: Option<Vec<u8>>,
+    },
+    /// `AUTH [username] password`
+    Auth {
+        /// The user (`None`: the default user).
+        user: Option<Vec<u8>>,
+        /// The password.
+        password: Vec<u8>,
+    },
     /// `SELECT index`
     Select(i64),
     /// `CLIENT …`
@@ -227,7 +247,39 @@ impl ClientCommand {
                 args.drain();
                 ClientCommand::Quit
             }
-            "hello" => ClientCommand::Hello(args.drain().into_iter().next()),
+            "hello" => {
+                let version = (args.remaining() > 0).then(|| args.word()).transpose()?;
+                let (mut auth, mut name) = (None, None);
+                while args.remaining() > 0 {
+                    match args.next_keyword()?.as_str() {
+                        "auth" if args.remaining() >= 2 => {
+                            auth = Some((args.word()?, args.word()?));
+                        }
+                        "setname" if args.remaining() >= 1 => name = Some(args.word()?),
+                        option => {
+                            return Err(CommandError::Incompatible(format!(
+                                "Syntax error in HELLO option '{option}'"
+                            )));
+                        }
+                    }
+                }
+                ClientCommand::Hello {
+                    version,
+                    auth,
+                    name,
+                }
+            }
+            "auth" => match args.remaining() {
+                1 => ClientCommand::Auth {
+                    user: None,
+                    password: args.word()?,
+                },
+                2 => ClientCommand::Auth {
+                    user: Some(args.word()?),
+                    password: args.word()?,
+                },
+                _ => return Err(CommandError::Syntax),
+            },
             "select" => ClientCommand::Select(args.next_integer()?),
             "client" => ClientCommand::Client(match args.next_keyword()?.as_str() {
                 "setname" => ClientSub::SetName(args.word()?),

@@ -35,10 +35,12 @@
 //! command). Bounds: at most `pipeline_depth` commands are read ahead of their replies, and a
 //! transaction queues at most [`MAX_QUEUED_COMMANDS`] commands and `max_transaction_bytes`.
 
+use crate::auth::{self, Users};
 use crate::command::{ClientCommand, ClientSub};
 use crate::introspection;
 use crate::resp::{self, Limits};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use verity_core::kv::cmd::{Transaction, VerityCommand};
 use verity_core::{
     Access, ClientId, ClientOp, ClientRequest, Command, Frame, Reply, Sequence, SessionError,
@@ -66,6 +68,8 @@ pub struct ConnectionConfig {
     /// Most payload bytes (keys and values) one `MULTI` may queue: a transaction is one log
     /// entry, which must fit in a replication frame.
     pub max_transaction_bytes: u64,
+    /// Who may use a connection.
+    pub users: Arc<Users>,
 }
 
 impl ConnectionConfig {
@@ -262,6 +266,11 @@ pub struct Connection {
     /// `WATCH`ed keys with the versions read.
     watched: Vec<(Vec<u8>, u64)>,
     name: Option<Vec<u8>>,
+    /// Whether the client may use the connection (it authenticated, or needs not).
+    authenticated: bool,
+    /// Protected mode turned this (non-loopback) client away: its first command is answered
+    /// `-DENIED` and the connection closes.
+    denied: bool,
     next_attempt: u64,
     output: Vec<u8>,
     closing: bool,
@@ -274,10 +283,19 @@ pub struct Connection {
 impl Connection {
     /// A new connection with id `id` (for `CLIENT ID`); `token` guards the session it will
     /// open, so it must be unpredictable (the host draws it from a seeded or OS generator).
+    /// `loopback` says whether the client connected over the loopback interface (protected
+    /// mode serves only those when no password is set).
     #[must_use]
-    pub fn new(id: u64, config: ConnectionConfig, token: SessionToken) -> Connection {
+    pub fn new(
+        id: u64,
+        config: ConnectionConfig,
+        token: SessionToken,
+        loopback: bool,
+    ) -> Connection {
         Connection {
             id,
+            authenticated: !config.users.required(),
+            denied: config.users.denies_remote() && !loopback,
             config,
             input: Vec::new(),
             slots: VecDeque::new(),
@@ -906,6 +924,23 @@ impl Connection {
             .collect::<String>()
             .to_ascii_uppercase();
         let parsed = ClientCommand::parse(words);
+        if self.denied {
+            self.protocol_error(auth::DENIED.to_string());
+            return;
+        }
+        if !self.authenticated
+            && !matches!(
+                parsed,
+                Ok(ClientCommand::Auth { .. } | ClientCommand::Hello { .. } | ClientCommand::Quit)
+            )
+        {
+            if let Some((_, aborted)) = &mut self.transaction {
+                *aborted = true;
+            }
+            self.slots
+                .push_back(Slot::Ready(Frame::error(auth::NOAUTH)));
+            return;
+        }
         if let Some((queued, aborted)) = &mut self.transaction {
             match parsed {
                 Ok(
@@ -973,10 +1008,12 @@ impl Connection {
                 self.on_client_closed();
                 return;
             }
-            ClientCommand::Hello(version) => Slot::Ready(match version.as_deref() {
-                None | Some(b"2") => introspection::hello(self.id, host.role()),
-                Some(_) => Frame::error("NOPROTO this server speaks RESP2 only"),
-            }),
+            ClientCommand::Hello {
+                version,
+                auth,
+                name,
+            } => Slot::Ready(self.hello(version.as_deref(), auth, name, host)),
+            ClientCommand::Auth { user, password } => Slot::Ready(self.auth(user, &password)),
             ClientCommand::Select(0) => Slot::Ready(Frame::ok()),
             ClientCommand::Select(_) => Slot::Ready(Frame::error(
                 "ERR DB index is out of range (Verity has only database 0)",
@@ -1056,6 +1093,50 @@ impl Connection {
             }
         };
         self.slots.push_back(slot);
+    }
+
+    /// `HELLO [version [AUTH user password] [SETNAME name]]`.
+    fn hello(
+        &mut self,
+        version: Option<&[u8]>,
+        auth: Option<(Vec<u8>, Vec<u8>)>,
+        name: Option<Vec<u8>>,
+        host: &dyn Host,
+    ) -> Frame {
+        if !matches!(version, None | Some(b"2")) {
+            return Frame::error("NOPROTO this server speaks RESP2 only");
+        }
+        if let Some((user, password)) = auth {
+            if !self.config.users.check(&user, &password) {
+                return Frame::error(auth::WRONGPASS);
+            }
+            self.authenticated = true;
+        }
+        if !self.authenticated {
+            return Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
+        }
+        if name.is_some() {
+            self.name = name;
+        }
+        introspection::hello(self.id, host.role())
+    }
+
+    /// `AUTH [user] password`.
+    fn auth(&mut self, user: Option<Vec<u8>>, password: &[u8]) -> Frame {
+        if user.is_none() && !self.config.users.required() {
+            return Frame::error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        }
+        let user = user.unwrap_or_else(|| auth::DEFAULT_USER.as_bytes().to_vec());
+        if self.config.users.check(&user, password) {
+            self.authenticated = true;
+            Frame::ok()
+        } else {
+            Frame::error(auth::WRONGPASS)
+        }
     }
 
     /// `EXEC`: the queued transaction becomes one command (or `EXECABORT`).

@@ -11,7 +11,8 @@
 //!   pipelining, transactions, retries, and replies that tell the truth.
 //! - [`router`]: where each operation goes (proposed here, or forwarded to the leader) and
 //!   how its answer comes back; [`envelope`]: what peers send each other.
-//! - [`introspection`]: `HELLO`, `CONFIG GET`, `COMMAND`.
+//! - [`introspection`]: `HELLO`, `CONFIG GET`, `COMMAND`; [`auth`]: who may use a
+//!   connection (passwords, users, protected mode).
 //! - [`persist`]: the `Ready` contract (write, then send and acknowledge; group commit),
 //!   carried out one way for the node's WAL writer and the simulator's disk.
 //!
@@ -34,6 +35,7 @@ macro_rules! injected {
 }
 pub(crate) use injected;
 
+pub mod auth;
 pub mod command;
 pub mod connection;
 pub mod envelope;

@@ -110,6 +110,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
             pipeline_depth: settings.pipeline_depth,
             request_timeout_ms: settings.request_timeout_ms,
             max_transaction_bytes: settings.max_entry_bytes(),
+            users: Arc::clone(&settings.users),
         },
         fsync: settings.fsync,
     };

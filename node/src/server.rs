@@ -68,7 +68,12 @@ pub async fn serve(
             tracing::error!(%error, "[CLIENT] no randomness for a session token; refusing the connection");
             continue;
         }
-        let connection = Connection::new(next_id, config.connection.clone(), SessionToken(token));
+        let connection = Connection::new(
+            next_id,
+            config.connection.clone(),
+            SessionToken(token),
+            remote.ip().is_loopback(),
+        );
         let served = Served {
             driver: driver.clone(),
             config: Arc::clone(&config),
@@ -204,6 +209,15 @@ impl Host for NodeHost<'_> {
             ("save", String::new()),
             ("databases", "1".to_string()),
             ("maxclients", config.max_clients.to_string()),
+            (
+                "protected-mode",
+                if config.connection.users.denies_remote() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+            ),
             (
                 "proto-max-bulk-len",
                 config.connection.limits.max_arg_bytes.to_string(),

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use verity_core::{Config, NodeId};
+use verity_engine::auth::Users;
 
 /// Flags of `verity node` (each may instead come from the `--config` file, same name with
 /// underscores).
@@ -91,6 +93,21 @@ pub struct NodeArgs {
     /// How long a command may wait for a leader and a commit before it fails. [default: 5000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
+    /// The `default` user's password: clients must `AUTH password` (or `HELLO 2 AUTH default
+    /// password`) first. Visible to local users in the process list: prefer --config or
+    /// --acl-file on shared machines.
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// File of users with passwords, one per line as in a Redis ACL file:
+    /// `user NAME on >PASSWORD` (every user has full access); clients must `AUTH NAME
+    /// PASSWORD` first.
+    #[arg(long, value_name = "FILE")]
+    pub acl_file: Option<PathBuf>,
+    /// With no password set, serve only clients on the loopback interface (`yes`, the
+    /// default), or anyone who reaches the client port (`no`: trusted networks only).
+    #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+    #[serde(default, deserialize_with = "yes_no_from_text")]
+    pub protected_mode: Option<bool>,
     /// Most exactly-once client sessions the cluster keeps (one per connection that wrote or
     /// read); opening one more evicts the least recently active. Must be the same on every
     /// node. [default: 4096]
@@ -139,6 +156,35 @@ pub struct NodeSettings {
     pub request_timeout_ms: u64,
     /// Session table size.
     pub max_sessions: usize,
+    /// Who may use the client port.
+    pub users: Arc<Users>,
+}
+
+/// Parses `yes` or `no` (Redis's spelling of booleans).
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => Err(format!("{other:?} is neither yes nor no")),
+    }
+}
+
+/// Reads `protected_mode = "yes"` (or a TOML boolean) in a config file.
+fn yes_no_from_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum YesNo {
+        Bool(bool),
+        Text(String),
+    }
+    match YesNo::deserialize(deserializer)? {
+        YesNo::Bool(value) => Ok(Some(value)),
+        YesNo::Text(text) => parse_yes_no(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
@@ -223,6 +269,27 @@ impl NodeArgs {
                  --insecure-peers to let anyone who reaches the peer port pose as a peer"
             ),
         };
+        let acl = match pick!(acl_file) {
+            Some(path) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read --acl-file {}", path.display()))
+                    .map(|text| (path, text))?,
+            ),
+            None => None,
+        };
+        let requirepass = pick!(requirepass);
+        if requirepass.as_deref() == Some("") {
+            bail!("--requirepass is empty: give a password, or leave it out for none");
+        }
+        let users = Users::new(
+            requirepass.as_deref().map(str::as_bytes),
+            acl.as_ref().map(|(_, text)| text.as_str()),
+            pick!(protected_mode).unwrap_or(true),
+        )
+        .map_err(|error| match &acl {
+            Some((path, _)) => anyhow::anyhow!("{}: {error}", path.display()),
+            None => anyhow::anyhow!("{error}"),
+        })?;
         let settings = NodeSettings {
             id: NodeId(id),
             cluster_id: pick!(cluster_id).unwrap_or_else(|| "verity".into()),
@@ -243,6 +310,7 @@ impl NodeArgs {
             pipeline_depth: pick!(pipeline_depth).unwrap_or(64),
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
             max_sessions: pick!(max_sessions).unwrap_or(4096),
+            users: Arc::new(users),
         };
         settings.check()?;
         Ok(settings)

@@ -1028,13 +1028,14 @@ impl Simulation {
             pipeline_depth: MAX_PIPELINE as usize,
             request_timeout_ms: self.options.connection_budget_us() / 1000,
             max_transaction_bytes: 1 << 20,
+            users: std::sync::Arc::new(verity_engine::auth::Users::open()),
         };
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         if sim_node.node.is_none() {
             self.schedule(0, Event::ConnectionRefused { client, connection });
             return;
         }
-        let served = Connection::new(connection, config, token);
+        let served = Connection::new(connection, config, token, true);
         #[cfg(feature = "bug-catalogue")]
         let served = served.with_bug(self.options.bug);
         sim_node.connections.insert(

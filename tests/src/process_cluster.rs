@@ -66,6 +66,9 @@ pub struct ProcessCluster {
     children: Vec<Option<Child>>,
     /// Whether node `i` has been started before (then it must find its data).
     started: Vec<bool>,
+    /// The `default` user's password (`--requirepass` among the flags), for the cluster's
+    /// own connections.
+    password: Option<String>,
     extra_flags: Vec<String>,
 }
 
@@ -86,6 +89,10 @@ impl ProcessCluster {
             extra_flags.push("--peer-secret-file".into());
             extra_flags.push(path.display().to_string());
         }
+        let password = extra_flags
+            .iter()
+            .position(|flag| flag == "--requirepass")
+            .and_then(|at| extra_flags.get(at + 1).cloned());
         let mut cluster = ProcessCluster {
             dir,
             client_addrs: (0..nodes)
@@ -96,6 +103,7 @@ impl ProcessCluster {
                 .collect(),
             children: (0..nodes).map(|_| None).collect(),
             started: vec![false; nodes],
+            password,
             extra_flags,
         };
         for id in 1..=nodes {
@@ -189,11 +197,19 @@ impl ProcessCluster {
             .is_some_and(|child| child.try_wait().expect("wait").is_none())
     }
 
-    /// A connection to node `id`'s client port.
+    /// The URL of node `id`'s client port, with the password if the nodes require one.
+    fn url(&self, id: usize) -> String {
+        let credentials = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |password| format!(":{password}@"));
+        format!("redis://{credentials}{}/", self.client_addrs[id - 1])
+    }
+
+    /// A connection to node `id`'s client port (authenticated if the nodes require it).
     #[must_use]
     pub fn connect(&self, id: usize) -> redis::Connection {
-        let url = format!("redis://{}/", self.client_addrs[id - 1]);
-        let client = redis::Client::open(url).expect("redis url");
+        let client = redis::Client::open(self.url(id)).expect("redis url");
         let deadline = Instant::now() + WAIT;
         loop {
             match client.get_connection_with_timeout(Duration::from_secs(5)) {
@@ -217,8 +233,7 @@ impl ProcessCluster {
     /// `INFO` of node `id` as `field -> value`, or `None` if it does not answer.
     #[must_use]
     pub fn info(&self, id: usize) -> Option<std::collections::BTreeMap<String, String>> {
-        let url = format!("redis://{}/", self.client_addrs[id - 1]);
-        let client = redis::Client::open(url).ok()?;
+        let client = redis::Client::open(self.url(id)).ok()?;
         let mut connection = client
             .get_connection_with_timeout(Duration::from_secs(2))
             .ok()?;

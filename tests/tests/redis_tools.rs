@@ -1,7 +1,8 @@
 //! The stock Redis tools against a real 3-node cluster: `redis-cli` commands (including the
 //! ones it sends by itself), `redis-benchmark` (`-t set,get`, and pipelined `-P 16` SET, GET,
 //! INCR, MSET and GETSET) against a follower without an error, a `redis` crate pipeline of
-//! every command Verity runs, and `verity bench`, which speaks the same protocol.
+//! every command Verity runs, and `verity bench`, which speaks the same protocol; and
+//! `redis-cli` against nodes that require a password or an ACL user.
 //! Needs redis-tools installed (`.ci/run` installs it).
 
 use std::process::{Command, Output, Stdio};
@@ -200,4 +201,40 @@ fn a_redis_crate_pipeline_of_every_command_runs_against_a_follower() {
         .query(&mut connection)
         .unwrap();
     assert_eq!((incremented, read.as_str()), (2, "2"));
+}
+
+#[test]
+fn redis_cli_authenticates_with_requirepass_and_acl_users() {
+    // Issue 11, failure 6: AUTH was unknown and HELLO 2 AUTH accepted any password.
+    let acl = tempfile::tempdir().unwrap();
+    let acl_file = acl.path().join("users.acl");
+    std::fs::write(&acl_file, "user alice on >wonderland ~* +@all\n").unwrap();
+    let acl_path = acl_file.display().to_string();
+    let cluster = ProcessCluster::start(3, &["--requirepass", "sesame", "--acl-file", &acl_path]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let port = cluster.client_addrs[leader - 1].port().to_string();
+    let cli = |args: &[&str]| {
+        let mut full = vec!["-p", port.as_str(), "--no-auth-warning"];
+        full.extend_from_slice(args);
+        let output = Command::new("redis-cli")
+            .args(&full)
+            .output()
+            .expect("redis-cli (install redis-tools)");
+        String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    assert!(cli(&["SET", "k", "v"]).contains("NOAUTH Authentication required"));
+    assert!(cli(&["-a", "wrong", "SET", "k", "v"]).contains("WRONGPASS"));
+    assert_eq!(cli(&["-a", "sesame", "SET", "k", "v"]), "OK");
+    assert_eq!(
+        cli(&["--user", "alice", "--pass", "wonderland", "GET", "k"]),
+        "v"
+    );
+    assert!(cli(&["--user", "alice", "--pass", "sesame", "GET", "k"]).contains("WRONGPASS"));
+    assert!(cli(&["-2", "HELLO", "2", "AUTH", "default", "nope"]).contains("WRONGPASS"));
+    let mut connection = cluster.connect(leader);
+    let value: String = redis::cmd("GET").arg("k").query(&mut connection).unwrap();
+    assert_eq!(value, "v", "the redis crate authenticates from the URL");
 }

@@ -44,6 +44,7 @@ fn config() -> ConnectionConfig {
         pipeline_depth: 64,
         request_timeout_ms: TIMEOUT_MS,
         max_transaction_bytes: 1 << 20,
+        users: Arc::new(Users::open()),
     }
 }
 
@@ -72,11 +73,20 @@ impl Node {
     }
 
     fn connect(&mut self) -> usize {
+        self.connect_as(Users::open(), true)
+    }
+
+    /// Connects a client, over the loopback interface or not, to a node with `users`.
+    fn connect_as(&mut self, users: Users, loopback: bool) -> usize {
         let id = self.connections.len();
         self.connections.push(Connection::new(
             id as u64,
-            config(),
+            ConnectionConfig {
+                users: Arc::new(users),
+                ..config()
+            },
             SessionToken([id as u8 + 1; 16]),
+            loopback,
         ));
         id
     }
@@ -611,4 +621,70 @@ fn a_resent_command_whose_session_vanished_is_never_run_again() {
     node.send(fresh, "INCR k\n");
     node.settle();
     assert_eq!(node.output(fresh), resp(&[":2"]));
+}
+
+#[test]
+fn with_a_password_nothing_but_auth_hello_and_quit_runs_before_authentication() {
+    let mut node = Node::new();
+    let users = Users::new(Some(b"sesame"), Some("user alice on >wonderland"), true).unwrap();
+    let c = node.connect_as(users, false);
+    node.send(
+        c,
+        "SET k v\nPING\nMULTI\nAUTH nope\nAUTH alice sesame\nHELLO 2\nAUTH sesame\nSET k v\nGET k\n",
+    );
+    node.settle();
+    let wrongpass = "-WRONGPASS invalid username-password pair or user is disabled.";
+    let output = node.output(c);
+    let lines: Vec<&str> = output.split("\r\n").collect();
+    assert_eq!(lines[0], "-NOAUTH Authentication required.");
+    assert_eq!(lines[1], "-NOAUTH Authentication required.");
+    assert_eq!(lines[2], "-NOAUTH Authentication required.");
+    assert_eq!(lines[3], wrongpass);
+    assert_eq!(lines[4], wrongpass);
+    assert!(
+        lines[5].starts_with("-NOAUTH HELLO must be called"),
+        "{output}"
+    );
+    assert!(output.ends_with("+OK\r\n+OK\r\n$1\r\nv\r\n"), "{output}");
+    assert!(
+        node.machine.store().get(b"k").is_some(),
+        "the SET after AUTH ran"
+    );
+
+    let users = Users::new(Some(b"sesame"), Some("user alice on >wonderland"), true).unwrap();
+    let d = node.connect_as(users, false);
+    node.send(
+        d,
+        "HELLO 2 AUTH alice wonderland SETNAME app\nCLIENT GETNAME\n",
+    );
+    node.settle();
+    let output = node.output(d);
+    assert!(output.starts_with("*14\r\n"), "HELLO's map: {output}");
+    assert!(output.ends_with("$3\r\napp\r\n"), "{output}");
+}
+
+#[test]
+fn protected_mode_turns_away_remote_clients_only_while_no_password_is_set() {
+    let mut node = Node::new();
+    let remote = node.connect_as(Users::new(None, None, true).unwrap(), false);
+    node.send(remote, "PING\nPING\n");
+    let output = node.output(remote);
+    assert!(
+        output.starts_with("-DENIED Verity is running in protected mode"),
+        "{output}"
+    );
+    assert_eq!(output.matches("\r\n").count(), 1, "one reply: {output}");
+    assert!(node.connections[remote].is_closed());
+
+    let local = node.connect_as(Users::new(None, None, true).unwrap(), true);
+    node.send(local, "PING\nAUTH x\nAUTH default x\n");
+    assert_eq!(
+        node.output(local),
+        "+PONG\r\n-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n+OK\r\n"
+    );
+
+    let with_password = Users::new(Some(b"sesame"), None, true).unwrap();
+    let remote = node.connect_as(with_password, false);
+    node.send(remote, "AUTH sesame\nPING\n");
+    assert_eq!(node.output(remote), "+OK\r\n+PONG\r\n");
 }
