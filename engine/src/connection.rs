@@ -257,6 +257,8 @@ pub struct Connection {
     id: u64,
     config: ConnectionConfig,
     input: Vec<u8>,
+    /// Where parsing of an incomplete command at the front of `input` stopped.
+    parser: resp::CommandParser,
     slots: VecDeque<Slot>,
     session: Session,
     /// The token for the next session this connection opens.
@@ -298,6 +300,7 @@ impl Connection {
             denied: config.users.denies_remote() && !loopback,
             config,
             input: Vec::new(),
+            parser: resp::CommandParser::default(),
             slots: VecDeque::new(),
             session: Session::None,
             fresh_token: token,
@@ -887,7 +890,10 @@ impl Connection {
     fn parse_input(&mut self, now_ms: u64, host: &dyn Host) {
         let mut consumed = 0;
         while !self.closing && self.slots.len() < self.config.pipeline_depth {
-            match resp::parse_command(&self.input[consumed..], self.config.limits) {
+            match self
+                .parser
+                .parse(&self.input[consumed..], self.config.limits)
+            {
                 Ok(Some(parsed)) => {
                     consumed += parsed.consumed;
                     if !parsed.args.is_empty() {

@@ -1,9 +1,10 @@
 //! The RESP2 wire format, client side in and server side out.
 //!
-//! [`parse_command`] reads one command from the front of a buffer: either a RESP array of bulk
+//! [`CommandParser`] reads one command from the front of a buffer: either a RESP array of bulk
 //! strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what client libraries send) or an inline line
 //! (`GET k\r\n`, what a person types over telnet; double quotes group words). It returns
-//! `Ok(None)` while the command is incomplete, so the caller reads more and tries again, and
+//! `Ok(None)` while the command is incomplete, so the caller reads more and tries again (and
+//! the parser resumes where it stopped: linear in the bytes however slowly they come), and
 //! never allocates more than the declared limits allow however the bytes lie. Replies are
 //! [`verity_core::Frame`]s; [`parse_reply`] reads them back (the client side).
 
@@ -87,42 +88,105 @@ fn integer_line(
     Ok(Some((value, end + 2)))
 }
 
-/// Reads one command from the front of `buffer`. See the module docs.
+/// Reads one command from the front of `buffer`. See the module docs. Stateless: a caller
+/// that receives a command in pieces should keep a [`CommandParser`], which never looks at a
+/// byte twice.
 pub fn parse_command(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
-    match buffer.first() {
-        None => Ok(None),
-        Some(b'*') => parse_array(buffer, limits),
-        Some(_) => parse_inline(buffer, limits),
+    CommandParser::default().parse(buffer, limits)
+}
+
+/// An incremental command parser: it remembers how far into an incomplete command it got, so
+/// a command that arrives in many pieces costs time linear in its bytes, however slowly it
+/// comes. Give it the same buffer again, with more bytes appended, until it returns a
+/// command; then the next call starts a new command at the front of the buffer it is given.
+#[derive(Clone, Debug, Default)]
+pub struct CommandParser {
+    partial: Option<Partial>,
+}
+
+/// How far into an incomplete command the parser got.
+#[derive(Clone, Debug)]
+enum Partial {
+    /// An array of `count` arguments, of which `args` are read; the next starts at `at`.
+    Array {
+        count: usize,
+        args: Vec<Vec<u8>>,
+        at: usize,
+    },
+    /// An inline line with no newline in its first `scanned` bytes.
+    Inline { scanned: usize },
+}
+
+impl CommandParser {
+    /// Reads one command from the front of `buffer`, continuing where the last call on this
+    /// command stopped (see [`parse_command`] for what it reads and returns). After an error
+    /// the connection must close; the parser is left as new.
+    pub fn parse(
+        &mut self,
+        buffer: &[u8],
+        limits: Limits,
+    ) -> Result<Option<Parsed>, ProtocolError> {
+        let partial = self.partial.take();
+        let result = match (buffer.first(), partial) {
+            (None, _) => return Ok(None),
+            (Some(b'*'), Some(Partial::Array { count, args, at })) => {
+                parse_array(buffer, limits, count, args, at)
+            }
+            (Some(b'*'), _) => {
+                let Some((count, at)) = integer_line(buffer, 1, limits.max_args)? else {
+                    return Ok(None);
+                };
+                if count < 1 {
+                    // Redis skips empty arrays; an empty command has no name to answer.
+                    return Err(syntax("empty command array", 0));
+                }
+                let count = usize::try_from(count).expect("at most max_args");
+                parse_array(buffer, limits, count, Vec::with_capacity(count), at)
+            }
+            (Some(_), Some(Partial::Inline { scanned })) => parse_inline(buffer, limits, scanned),
+            (Some(_), _) => parse_inline(buffer, limits, 0),
+        };
+        match result {
+            Ok(Step::Done(parsed)) => Ok(Some(parsed)),
+            Ok(Step::More(partial)) => {
+                self.partial = Some(partial);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
-fn parse_array(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
-    let Some((count, mut at)) = integer_line(buffer, 1, limits.max_args)? else {
-        return Ok(None);
-    };
-    if count < 1 {
-        // Redis skips empty arrays; so do we, by reporting a command-less parse as an error
-        // the caller can answer (an empty command has no name).
-        return Err(syntax("empty command array", 0));
-    }
-    let mut args = Vec::with_capacity(count as usize);
-    for _ in 0..count {
+/// What one parsing step found.
+enum Step {
+    Done(Parsed),
+    More(Partial),
+}
+
+fn parse_array(
+    buffer: &[u8],
+    limits: Limits,
+    count: usize,
+    mut args: Vec<Vec<u8>>,
+    mut at: usize,
+) -> Result<Step, ProtocolError> {
+    while args.len() < count {
         match buffer.get(at) {
-            None => return Ok(None),
+            None => return Ok(Step::More(Partial::Array { count, args, at })),
             Some(b'$') => {}
             Some(&other) => {
                 return Err(syntax(format!("expected '$', got {:?}", other as char), at));
             }
         }
         let Some((length, start)) = integer_line(buffer, at + 1, limits.max_arg_bytes)? else {
-            return Ok(None);
+            return Ok(Step::More(Partial::Array { count, args, at }));
         };
         if length < 0 {
             return Err(syntax("null bulk string in a command", at));
         }
         let end = start + length as usize;
         if buffer.len() < end + 2 {
-            return Ok(None);
+            return Ok(Step::More(Partial::Array { count, args, at }));
         }
         if &buffer[end..end + 2] != b"\r\n" {
             return Err(syntax("bulk string not followed by CRLF", end));
@@ -130,22 +194,28 @@ fn parse_array(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, Protocol
         args.push(buffer[start..end].to_vec());
         at = end + 2;
     }
-    Ok(Some(Parsed { args, consumed: at }))
+    Ok(Step::Done(Parsed { args, consumed: at }))
 }
 
-fn parse_inline(buffer: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
-    let Some(newline) = buffer.iter().position(|&b| b == b'\n') else {
+fn parse_inline(buffer: &[u8], limits: Limits, scanned: usize) -> Result<Step, ProtocolError> {
+    let Some(newline) = buffer[scanned..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|position| scanned + position)
+    else {
         if buffer.len() > MAX_INLINE_BYTES {
             return Err(ProtocolError::Limit(format!(
                 "inline command longer than {MAX_INLINE_BYTES} bytes"
             )));
         }
-        return Ok(None);
+        return Ok(Step::More(Partial::Inline {
+            scanned: buffer.len(),
+        }));
     };
     let line = &buffer[..newline];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let args = split_inline(line, limits)?;
-    Ok(Some(Parsed {
+    Ok(Step::Done(Parsed {
         args,
         consumed: newline + 1,
     }))
@@ -441,5 +511,55 @@ mod tests {
         assert!(parse_command(b"*1\r\n$2\r\nabcd\r\n", LIMITS).is_err());
         assert!(parse_command(b"*x\r\n", LIMITS).is_err());
         assert!(parse_command(b"*0\r\n", LIMITS).is_err());
+    }
+
+    #[test]
+    fn a_command_fed_in_any_pieces_parses_as_it_does_whole() {
+        let wires: [&[u8]; 4] = [
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\nGET k\r\n",
+            b"SET k \"two words\"\r\n*1\r\n$4\r\nPING\r\n",
+            b"*2\r\n$3\r\nGET\r\n$16\r\n0123456789abcdef\r\n",
+            b"*2\r\n$3\r\nGET\r\n$2\r\nabcd\r\n",
+        ];
+        for wire in wires {
+            let whole: Vec<_> = {
+                let (mut rest, mut commands) = (wire, Vec::new());
+                loop {
+                    match parse_command(rest, LIMITS) {
+                        Ok(Some(parsed)) => {
+                            rest = &rest[parsed.consumed..];
+                            commands.push(Ok(parsed.args));
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            commands.push(Err(error));
+                            break;
+                        }
+                    }
+                }
+                commands
+            };
+            for piece in 1..=3 {
+                let (mut parser, mut buffer, mut commands) =
+                    (CommandParser::default(), Vec::new(), Vec::new());
+                'feed: for chunk in wire.chunks(piece) {
+                    buffer.extend_from_slice(chunk);
+                    loop {
+                        match parser.parse(&buffer, LIMITS) {
+                            Ok(Some(parsed)) => {
+                                buffer.drain(..parsed.consumed);
+                                commands.push(Ok(parsed.args));
+                            }
+                            Ok(None) => break,
+                            Err(error) => {
+                                commands.push(Err(error));
+                                break 'feed;
+                            }
+                        }
+                    }
+                }
+                assert_eq!(commands, whole, "{wire:?} in pieces of {piece}");
+            }
+        }
     }
 }
