@@ -22,3 +22,4 @@ pub mod run;
 pub mod server;
 pub mod settings;
 pub mod storage;
+pub mod tls;

@@ -93,6 +93,16 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
     let client_listener = TcpListener::bind(settings.client_addr)
         .await
         .with_context(|| format!("cannot listen for clients on {}", settings.client_addr))?;
+    let tls_listener = match &settings.tls_clients {
+        Some((addr, cert_file, key_file)) => {
+            let acceptor = crate::tls::acceptor(cert_file, key_file)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for TLS clients on {addr}"))?;
+            Some((listener, acceptor))
+        }
+        None => None,
+    };
     let (stop, stopping) = watch::channel(false);
     let persist = PersistQueue::new(0, opened.next_sequence);
     let (started, mut consensus) =
@@ -116,6 +126,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
     };
     let server = tokio::spawn(server::serve(
         client_listener,
+        tls_listener,
         handle,
         server_config,
         stopping,
@@ -131,6 +142,13 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         settings.client_addr.port()
     );
 
+    if let Some((addr, _, _)) = &settings.tls_clients {
+        tracing::info!(
+            "[START] TLS clients on {addr}: redis-cli --tls --cacert CA.pem -h {} -p {}",
+            addr.ip(),
+            addr.port()
+        );
+    }
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     tokio::select! {

@@ -8,15 +8,19 @@
 //! node's memory), submits what the connection asks to the driver, feeds back the results and
 //! the time, and writes the replies. On shutdown every connection is told
 //! [`Connection::shut_down`], which answers each waiting command with what is known of it.
+//! With a TLS listener, its connections are served the same way once their TLS handshake
+//! (at most 5 s) is done.
 
 use crate::driver::{DriverHandle, NodeStatus};
 use crate::storage::FsyncPolicy;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use verity_core::SessionToken;
 use verity_engine::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host};
 
@@ -31,9 +35,14 @@ pub struct ServerConfig {
     pub fsync: FsyncPolicy,
 }
 
-/// Serves clients on `listener` until `shutdown` becomes true.
+/// How long a client has to complete a TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// Serves clients on `listener`, and with TLS on `tls_listener` if given, until `shutdown`
+/// becomes true. Both share the connection limit.
 pub async fn serve(
     listener: TcpListener,
+    tls_listener: Option<(TcpListener, TlsAcceptor)>,
     driver: DriverHandle,
     config: ServerConfig,
     mut shutdown: watch::Receiver<bool>,
@@ -43,8 +52,9 @@ pub async fn serve(
     let started = Instant::now();
     let mut next_id = 0u64;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (accepted, tls) = tokio::select! {
+            accepted = listener.accept() => (accepted, None),
+            accepted = accept_tls(tls_listener.as_ref()) => accepted,
             _ = shutdown.changed() => return,
         };
         let (mut socket, remote) = match accepted {
@@ -62,6 +72,9 @@ pub async fn serve(
                 .await;
             continue;
         };
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%remote, %error, "[CLIENT] cannot set TCP_NODELAY");
+        }
         next_id += 1;
         let mut token = [0; 16];
         if let Err(error) = getrandom::fill(&mut token) {
@@ -83,7 +96,20 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(error) = served.run(connection, socket, shutdown).await {
+            let ended = match tls {
+                None => served.run(connection, socket, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(socket)).await {
+                        Ok(Ok(stream)) => served.run(connection, stream, shutdown).await,
+                        Ok(Err(error)) => Err(error),
+                        Err(_) => Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no TLS handshake within 5 s",
+                        )),
+                    }
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%remote, %error, "[CLIENT] connection ended");
             }
         });
@@ -105,15 +131,14 @@ impl Served {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Runs `connection` on `socket` until it closes.
-    async fn run(
+    /// Runs `connection` on `socket` (TCP, or TLS over TCP) until it closes.
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         mut connection: Connection,
-        socket: TcpStream,
+        socket: S,
         mut shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
-        socket.set_nodelay(true)?;
-        let (mut reader, mut writer) = socket.into_split();
+        let (mut reader, mut writer) = tokio::io::split(socket);
         let mut buffer = vec![0; 16 * 1024];
         let (results_sender, mut results) = mpsc::unbounded_channel();
         let mut stopping = false;
@@ -164,6 +189,19 @@ impl Served {
 
     fn host(&self) -> NodeHost<'_> {
         NodeHost { served: self }
+    }
+}
+
+/// Accepts on the TLS listener, if there is one (otherwise never returns).
+async fn accept_tls(
+    tls: Option<&(TcpListener, TlsAcceptor)>,
+) -> (
+    std::io::Result<(TcpStream, SocketAddr)>,
+    Option<TlsAcceptor>,
+) {
+    match tls {
+        Some((listener, acceptor)) => (listener.accept().await, Some(acceptor.clone())),
+        None => std::future::pending().await,
     }
 }
 
@@ -234,9 +272,9 @@ const LINGER: Duration = Duration::from_millis(500);
 /// discards what the client still sends (bounded by [`LINGER_BYTES`] and [`LINGER`]) until it
 /// closes too. Dropping a socket with unread input resets it, and a reset can destroy the
 /// final reply (a protocol error, `QUIT`'s `+OK`) before the client reads it.
-async fn linger(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+async fn linger<S: AsyncRead + AsyncWrite>(
+    mut reader: ReadHalf<S>,
+    mut writer: WriteHalf<S>,
 ) -> std::io::Result<()> {
     writer.shutdown().await?;
     let drain = async {

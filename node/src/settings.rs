@@ -45,6 +45,16 @@ pub struct NodeArgs {
     /// Address to accept Redis-protocol clients on.
     #[arg(long, value_name = "ADDR")]
     pub client_addr: Option<SocketAddr>,
+    /// Address to accept Redis-protocol clients over TLS on (beside --client-addr, like
+    /// Redis's tls-port); needs --tls-cert-file and --tls-key-file.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_client_addr: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) the TLS client port presents.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Every voter of the cluster with its peer address, this node included:
     /// `1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`.
     #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
@@ -158,6 +168,8 @@ pub struct NodeSettings {
     pub max_sessions: usize,
     /// Who may use the client port.
     pub users: Arc<Users>,
+    /// The TLS client port: its address, certificate chain file and key file.
+    pub tls_clients: Option<(SocketAddr, PathBuf, PathBuf)>,
 }
 
 /// Parses `yes` or `no` (Redis's spelling of booleans).
@@ -290,6 +302,18 @@ impl NodeArgs {
             Some((path, _)) => anyhow::anyhow!("{}: {error}", path.display()),
             None => anyhow::anyhow!("{error}"),
         })?;
+        let tls_clients = match (
+            pick!(tls_client_addr),
+            pick!(tls_cert_file),
+            pick!(tls_key_file),
+        ) {
+            (None, None, None) => None,
+            (Some(addr), Some(cert), Some(key)) => Some((addr, cert, key)),
+            _ => bail!(
+                "a TLS client port needs all of --tls-client-addr, --tls-cert-file and \
+                 --tls-key-file"
+            ),
+        };
         let settings = NodeSettings {
             id: NodeId(id),
             cluster_id: pick!(cluster_id).unwrap_or_else(|| "verity".into()),
@@ -311,6 +335,7 @@ impl NodeArgs {
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
             max_sessions: pick!(max_sessions).unwrap_or(4096),
             users: Arc::new(users),
+            tls_clients,
         };
         settings.check()?;
         Ok(settings)

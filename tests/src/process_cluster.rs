@@ -42,7 +42,8 @@ pub fn verity_binary() -> PathBuf {
 /// connection (the nodes dial each other), and the node fails with "address in use". Ports
 /// below the ephemeral range are never chosen that way. Each test process walks its own
 /// stretch of 20000-32000 (chosen by its pid), skipping ports that are busy.
-fn free_port() -> u16 {
+#[must_use]
+pub fn free_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let base = 20_000 + (std::process::id() % 60) * 200;
     for _ in 0..12_000 {

@@ -2,7 +2,7 @@
 //! ones it sends by itself), `redis-benchmark` (`-t set,get`, and pipelined `-P 16` SET, GET,
 //! INCR, MSET and GETSET) against a follower without an error, a `redis` crate pipeline of
 //! every command Verity runs, and `verity bench`, which speaks the same protocol; and
-//! `redis-cli` against nodes that require a password or an ACL user.
+//! `redis-cli` against nodes that require a password or an ACL user, and over TLS.
 //! Needs redis-tools installed (`.ci/run` installs it).
 
 use std::process::{Command, Output, Stdio};
@@ -237,4 +237,53 @@ fn redis_cli_authenticates_with_requirepass_and_acl_users() {
     let mut connection = cluster.connect(leader);
     let value: String = redis::cmd("GET").arg("k").query(&mut connection).unwrap();
     assert_eq!(value, "v", "the redis crate authenticates from the URL");
+}
+
+#[test]
+fn redis_cli_speaks_tls_to_the_tls_client_port() {
+    // Issue 11, failure 6: no TLS for clients. A certificate made here, redis-cli --tls.
+    let certificates = tempfile::tempdir().unwrap();
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_file = certificates.path().join("cert.pem");
+    let key_file = certificates.path().join("key.pem");
+    std::fs::write(&cert_file, made.cert.pem()).unwrap();
+    std::fs::write(&key_file, made.key_pair.serialize_pem()).unwrap();
+    let tls_port = verity_tests::process_cluster::free_port().to_string();
+    let tls_addr = format!("127.0.0.1:{tls_port}");
+    let (cert, key) = (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    );
+    let cluster = ProcessCluster::start(
+        1,
+        &[
+            "--tls-client-addr",
+            &tls_addr,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+        ],
+    );
+    cluster.wait_for_leader(&[1]);
+    let tls = |args: &[&str]| {
+        let mut full = vec!["--tls", "--cacert", cert.as_str(), "-h", "127.0.0.1", "-p"];
+        full.push(tls_port.as_str());
+        full.extend_from_slice(args);
+        run("redis-cli", &full, Duration::from_secs(30))
+            .trim_end()
+            .to_string()
+    };
+    assert_eq!(tls(&["SET", "over", "tls"]), "OK");
+    assert_eq!(tls(&["GET", "over"]), "tls");
+    let plain = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", tls_port.as_str(), "PING"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&plain.stdout) + String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        !said.contains("PONG"),
+        "plain text is not served on the TLS port: {said}"
+    );
 }
