@@ -18,5 +18,5 @@ pub mod transport;
 
 pub use frame::FrameError;
 pub use handshake::{HandshakeConfig, HandshakeError, PROTOCOL_VERSION};
-pub use transport::{Inbound, PeerState, SendError, Transport, TransportConfig};
+pub use transport::{Inbound, PeerState, PeerTls, SendError, Transport, TransportConfig};
 pub use verity_engine::envelope::{ForwardResult, PeerFrame};

@@ -21,15 +21,17 @@
 
 use crate::frame::{self, FrameError};
 use crate::handshake::{self, HandshakeConfig};
+use rustls::pki_types::ServerName;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use verity_core::NodeId;
 use verity_engine::envelope::PeerFrame;
 
@@ -52,11 +54,35 @@ pub struct TransportConfig {
     pub max_handshaking_per_address: usize,
     /// How long a connection has to complete the handshake (both ways).
     pub handshake_timeout_ms: u64,
+    /// Mutual TLS between peers, if configured: every connection is TLS, both sides present
+    /// a certificate, and each checks the other's against the cluster's CA.
+    pub tls: Option<PeerTls>,
     /// First reconnection delay.
     pub backoff_min_ms: u64,
     /// Largest reconnection delay.
     pub backoff_max_ms: u64,
 }
+
+/// Both sides of mutual TLS between peers.
+#[derive(Clone)]
+pub struct PeerTls {
+    /// Accepts peers' connections, asking for their certificate.
+    pub acceptor: TlsAcceptor,
+    /// Dials peers, presenting this node's certificate and checking theirs (issued for the
+    /// IP address dialed).
+    pub connector: TlsConnector,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerTls")
+    }
+}
+
+/// A peer connection: TCP, or TLS over TCP.
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for S {}
+type PeerStream = Box<dyn PeerIo>;
 
 /// A frame that arrived from an authenticated peer.
 #[derive(Debug)]
@@ -247,11 +273,20 @@ async fn connect(
     config: &TransportConfig,
     peer: NodeId,
     addr: SocketAddr,
-) -> Result<(TcpStream, String), String> {
+) -> Result<(PeerStream, String), String> {
     let timeout = Duration::from_millis(config.handshake_timeout_ms);
     let attempt = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut stream: PeerStream = match &config.tls {
+            Some(tls) => Box::new(
+                tls.connector
+                    .connect(ServerName::IpAddress(addr.ip().into()), stream)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?,
+            ),
+            None => Box::new(stream),
+        };
         let client_addr = handshake::dial(&mut stream, &config.handshake, peer)
             .await
             .map_err(|e| e.to_string())?;
@@ -269,11 +304,11 @@ async fn connect(
 
 /// Writes queued frames until the queue closes (`Ok`) or the connection fails.
 async fn pump(
-    stream: TcpStream,
+    stream: PeerStream,
     queue: &mut mpsc::Receiver<PeerFrame>,
     counters: &PeerCounters,
 ) -> Result<(), FrameError> {
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = BufWriter::new(writer);
     let mut probe = [0u8; 1];
     loop {
@@ -407,17 +442,31 @@ async fn accept_loop(
 
 async fn serve_inbound(
     config: &TransportConfig,
-    mut stream: TcpStream,
+    stream: TcpStream,
     slot: HandshakeSlot,
     served: &Arc<Semaphore>,
     inbound: &mpsc::Sender<Inbound>,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let timeout = Duration::from_millis(config.handshake_timeout_ms);
-    let from = tokio::time::timeout(timeout, handshake::accept(&mut stream, &config.handshake))
+    let handshake = async {
+        let mut stream: PeerStream = match &config.tls {
+            Some(tls) => Box::new(
+                tls.acceptor
+                    .accept(stream)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?,
+            ),
+            None => Box::new(stream),
+        };
+        let from = handshake::accept(&mut stream, &config.handshake)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((stream, from))
+    };
+    let (stream, from) = tokio::time::timeout(timeout, handshake)
         .await
-        .map_err(|_| format!("no handshake within {} ms", config.handshake_timeout_ms))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| format!("no handshake within {} ms", config.handshake_timeout_ms))??;
     drop(slot);
     let Ok(_permit) = Arc::clone(served).try_acquire_owned() else {
         return Err(format!(

@@ -222,6 +222,10 @@ async fn wire_consensus(
     let peer_listener = TcpListener::bind(settings.peer_addr)
         .await
         .with_context(|| format!("cannot listen for peers on {}", settings.peer_addr))?;
+    let tls = match &settings.peer_tls {
+        Some((cert, key, ca)) => Some(crate::tls::peer_tls(cert, key, ca)?),
+        None => None,
+    };
     let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE_FRAMES);
     let transport = Transport::start(
         TransportConfig {
@@ -247,6 +251,7 @@ async fn wire_consensus(
             max_inbound_connections: 64,
             max_handshaking: 64,
             max_handshaking_per_address: 8,
+            tls,
             handshake_timeout_ms: 1_000,
             backoff_min_ms: 20,
             backoff_max_ms: 1_000,

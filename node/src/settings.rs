@@ -65,6 +65,17 @@ pub struct NodeArgs {
     /// Required, unless --insecure-peers.
     #[arg(long, value_name = "FILE")]
     pub peer_secret_file: Option<PathBuf>,
+    /// PEM certificate chain this node presents to its peers (mutual TLS on the peer port,
+    /// with --peer-tls-key-file and --peer-tls-ca-file); issued for the IP address of this
+    /// node's --peer-addr.
+    #[arg(long, value_name = "FILE")]
+    pub peer_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --peer-tls-cert-file.
+    #[arg(long, value_name = "FILE")]
+    pub peer_tls_key_file: Option<PathBuf>,
+    /// PEM certificates of the cluster's CA: a peer's chain must lead to one of them.
+    #[arg(long, value_name = "FILE")]
+    pub peer_tls_ca_file: Option<PathBuf>,
     /// Accept peer connections without a secret: anyone who can reach the peer port can
     /// pose as a peer and, with one forged message, depose the leader. Trusted networks only.
     #[arg(long)]
@@ -170,6 +181,8 @@ pub struct NodeSettings {
     pub users: Arc<Users>,
     /// The TLS client port: its address, certificate chain file and key file.
     pub tls_clients: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// Mutual TLS between peers: certificate chain, key and CA files.
+    pub peer_tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 /// Parses `yes` or `no` (Redis's spelling of booleans).
@@ -314,6 +327,18 @@ impl NodeArgs {
                  --tls-key-file"
             ),
         };
+        let peer_tls = match (
+            pick!(peer_tls_cert_file),
+            pick!(peer_tls_key_file),
+            pick!(peer_tls_ca_file),
+        ) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => Some((cert, key, ca)),
+            _ => bail!(
+                "mutual TLS between peers needs all of --peer-tls-cert-file, \
+                 --peer-tls-key-file and --peer-tls-ca-file"
+            ),
+        };
         let settings = NodeSettings {
             id: NodeId(id),
             cluster_id: pick!(cluster_id).unwrap_or_else(|| "verity".into()),
@@ -336,6 +361,7 @@ impl NodeArgs {
             max_sessions: pick!(max_sessions).unwrap_or(4096),
             users: Arc::new(users),
             tls_clients,
+            peer_tls,
         };
         settings.check()?;
         Ok(settings)

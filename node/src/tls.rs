@@ -1,33 +1,22 @@
-//! TLS for the client port: the server's certificate chain and key, read from PEM files.
+//! TLS from PEM files: the client port's server side, and mutual TLS between peers.
 
 use anyhow::Context;
+use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use std::path::Path;
 use std::sync::Arc;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use verity_net::PeerTls;
 
 /// A TLS acceptor presenting the certificate chain in `cert_file` (PEM, leaf first) with the
 /// private key in `key_file` (PEM: PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3, no client
 /// certificates. The error names the file that is missing or wrong.
 pub fn acceptor(cert_file: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor> {
-    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .with_context(|| format!("cannot read --tls-cert-file {}", cert_file.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("--tls-cert-file {} is not PEM", cert_file.display()))?;
-    anyhow::ensure!(
-        !certificates.is_empty(),
-        "--tls-cert-file {} holds no certificate",
-        cert_file.display()
-    );
-    let key = PrivateKeyDer::from_pem_file(key_file).with_context(|| {
-        format!(
-            "cannot read a private key from --tls-key-file {}",
-            key_file.display()
-        )
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let certificates = read_certificates(cert_file, "--tls-cert-file")?;
+    let key = read_key(key_file, "--tls-key-file")?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
@@ -40,4 +29,63 @@ pub fn acceptor(cert_file: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor
             )
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Mutual TLS between peers: every node presents the chain in `cert_file` (issued for the IP
+/// address of its peer port) with `key_file`, and accepts only peers whose chain leads to a
+/// certificate in `ca_file`. The error names the file that is missing or wrong.
+pub fn peer_tls(cert_file: &Path, key_file: &Path, ca_file: &Path) -> anyhow::Result<PeerTls> {
+    let certificates = read_certificates(cert_file, "--peer-tls-cert-file")?;
+    let key = read_key(key_file, "--peer-tls-key-file")?;
+    let mut roots = RootCertStore::empty();
+    for certificate in read_certificates(ca_file, "--peer-tls-ca-file")? {
+        roots.add(certificate).with_context(|| {
+            format!(
+                "--peer-tls-ca-file {} holds an unusable certificate",
+                ca_file.display()
+            )
+        })?;
+    }
+    let roots = Arc::new(roots);
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider())
+        .build()
+        .context("cannot build the peer certificate verifier")?;
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certificates.clone(), key.clone_key())
+        .context("the peer TLS key does not fit its certificate")?;
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certificates, key)
+        .context("the peer TLS key does not fit its certificate")?;
+    Ok(PeerTls {
+        acceptor: TlsAcceptor::from(Arc::new(server)),
+        connector: TlsConnector::from(Arc::new(client)),
+    })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_certificates(file: &Path, flag: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+        .with_context(|| format!("cannot read {flag} {}", file.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{flag} {} is not PEM", file.display()))?;
+    anyhow::ensure!(
+        !certificates.is_empty(),
+        "{flag} {} holds no certificate",
+        file.display()
+    );
+    Ok(certificates)
+}
+
+fn read_key(file: &Path, flag: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(file)
+        .with_context(|| format!("cannot read a private key from {flag} {}", file.display()))
 }

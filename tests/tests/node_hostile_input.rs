@@ -2,6 +2,7 @@
 //! wrong cluster or without the peer secret, oversized and malformed client requests, a flood
 //! of idle peer connections. Each gets an error or a closed connection; the nodes stay up and
 //! keep serving, and a node without a peer secret does not start unless told it is insecure.
+//! With mutual TLS between peers, the cluster runs over it and a plain-text peer is refused.
 
 use redis::Commands;
 use std::io::{Read, Write};
@@ -204,4 +205,74 @@ fn a_node_without_a_peer_secret_refuses_to_start_unless_told_it_is_insecure() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("--peer-secret-file FILE"), "{stderr}");
     assert!(stderr.contains("--insecure-peers"), "{stderr}");
+}
+
+/// A CA and a certificate it issued for 127.0.0.1, as PEM files in `dir`: (cert, key, ca).
+fn peer_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    (
+        write("node.pem", leaf.pem()),
+        write("node.key", leaf_key.serialize_pem()),
+        write("ca.pem", ca.pem()),
+    )
+}
+
+#[test]
+fn peers_run_over_mutual_tls_and_a_plain_text_peer_is_refused() {
+    let certificates = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = peer_certificates(certificates.path());
+    let cluster = ProcessCluster::start(
+        3,
+        &[
+            "--peer-tls-cert-file",
+            &cert,
+            "--peer-tls-key-file",
+            &key,
+            "--peer-tls-ca-file",
+            &ca,
+        ],
+    );
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let mut connection = cluster.connect(follower);
+    let _: () = connection.set("tls", "forwarded").unwrap();
+    let value: String = cluster.connect(leader).get("tls").unwrap();
+    assert_eq!(value, "forwarded", "a follower forwarded over TLS");
+
+    let config = HandshakeConfig {
+        cluster_id: "verity".into(),
+        node: NodeId(leader as u64),
+        peers: [NodeId(follower as u64)].into(),
+        secret: Some(Arc::new(b"the test cluster's peer secret".to_vec())),
+        client_addr: "127.0.0.1:1".into(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let refused = runtime.block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(cluster.peer_addrs[follower - 1])
+            .await
+            .unwrap();
+        handshake::dial(&mut stream, &config, NodeId(follower as u64)).await
+    });
+    assert!(
+        refused.is_err(),
+        "a plain-text handshake on a TLS peer port"
+    );
+    let log = std::fs::read_to_string(cluster.log_path(follower)).unwrap();
+    assert!(
+        log.contains("[PEER] inbound connection closed"),
+        "the refusal is logged: {log}"
+    );
 }
