@@ -99,6 +99,15 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
     Ok(frame)
 }
 
+/// The size of `value`'s frame (header and payload), computed without encoding it; a value
+/// too large to frame counts as one byte over the limit.
+pub fn encoded_bytes<T: Serialize>(value: &T) -> u64 {
+    let payload = options()
+        .serialized_size(value)
+        .unwrap_or(u64::from(MAX_FRAME_BYTES) + 1);
+    HEADER_BYTES as u64 + payload
+}
+
 /// Appends the bincode payload of `value` (no header) to `out` and returns its length, at
 /// most [`MAX_FRAME_BYTES`]. For formats that frame payloads their own way (the WAL).
 pub fn encode_payload<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<u32, EncodeError> {

@@ -1,7 +1,8 @@
 //! The peer transport: one dialer task per peer, one acceptor task, bounded everywhere.
 //!
 //! - **Sending**: [`Transport::send`] puts a frame on the peer's queue (bounded at
-//!   `send_queue_frames`) without waiting. A full queue drops the frame: Raft tolerates lost
+//!   `send_queue_frames` frames and `send_queue_bytes` encoded bytes, counted until the dialer
+//!   takes the frame to write it) without waiting. A full queue drops the frame: Raft tolerates lost
 //!   messages, and a slow or dead peer must never grow this node's memory. While a peer is
 //!   unreachable its queue is drained and dropped as well, so a reconnection does not start by
 //!   replaying seconds of stale heartbeats.
@@ -33,6 +34,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use verity_core::NodeId;
+use verity_core::codec;
 use verity_engine::envelope::PeerFrame;
 
 /// Settings of the transport.
@@ -44,6 +46,9 @@ pub struct TransportConfig {
     pub peer_addrs: BTreeMap<NodeId, SocketAddr>,
     /// Frames queued per peer before new ones are dropped.
     pub send_queue_frames: usize,
+    /// Encoded bytes queued per peer (not yet written to its socket) before new frames are
+    /// dropped.
+    pub send_queue_bytes: u64,
     /// The largest frame accepted from a peer.
     pub max_frame_bytes: u32,
     /// Authenticated inbound connections served at once; further ones are closed.
@@ -123,11 +128,30 @@ struct PeerCounters {
     client_addr: Mutex<Option<String>>,
     sent_frames: AtomicU64,
     dropped_frames: AtomicU64,
+    /// Encoded bytes of the frames queued and not yet written.
+    queued_bytes: AtomicU64,
 }
 
+impl PeerCounters {
+    /// A queued frame of `bytes` was written or dropped.
+    fn dequeued(&self, bytes: u64) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// A queued frame of `bytes` was dropped.
+    fn dropped(&self, bytes: u64) {
+        self.dequeued(bytes);
+        self.dropped_frames.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A frame on a peer's queue, with its encoded size.
+type Queued = (PeerFrame, u64);
+
 struct PeerLink {
-    queue: mpsc::Sender<PeerFrame>,
+    queue: mpsc::Sender<Queued>,
     counters: Arc<PeerCounters>,
+    limit_bytes: u64,
 }
 
 /// A running transport. Dropping it stops every task it started.
@@ -158,7 +182,14 @@ impl Transport {
                 receiver,
                 Arc::clone(&counters),
             )));
-            links.insert(peer, PeerLink { queue, counters });
+            links.insert(
+                peer,
+                PeerLink {
+                    queue,
+                    counters,
+                    limit_bytes: config.send_queue_bytes,
+                },
+            );
         }
         tasks.push(tokio::spawn(accept_loop(config, listener, inbound)));
         Transport { links, tasks }
@@ -167,8 +198,15 @@ impl Transport {
     /// Queues `frame` for `to` without waiting; see the module docs for when it is dropped.
     pub fn send(&self, to: NodeId, frame: PeerFrame) -> Result<(), SendError> {
         let link = self.links.get(&to).ok_or(SendError::UnknownPeer(to))?;
-        link.queue.try_send(frame).map_err(|_| {
-            link.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+        let bytes = codec::encoded_bytes(&frame);
+        let counters = &link.counters;
+        let queued = counters.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if queued + bytes > link.limit_bytes {
+            counters.dropped(bytes);
+            return Err(SendError::Dropped(to));
+        }
+        link.queue.try_send((frame, bytes)).map_err(|_| {
+            counters.dropped(bytes);
             SendError::Dropped(to)
         })
     }
@@ -217,7 +255,7 @@ async fn dial_loop(
     config: Arc<TransportConfig>,
     peer: NodeId,
     addr: SocketAddr,
-    mut queue: mpsc::Receiver<PeerFrame>,
+    mut queue: mpsc::Receiver<Queued>,
     counters: Arc<PeerCounters>,
 ) {
     let mut ceiling_ms = config.backoff_min_ms;
@@ -257,9 +295,7 @@ async fn dial_loop(
             tokio::select! {
                 () = &mut wait => break,
                 frame = queue.recv() => match frame {
-                    Some(_) => {
-                        counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Some((_, bytes)) => counters.dropped(bytes),
                     None => return,
                 },
             }
@@ -305,7 +341,7 @@ async fn connect(
 /// Writes queued frames until the queue closes (`Ok`) or the connection fails.
 async fn pump(
     stream: PeerStream,
-    queue: &mut mpsc::Receiver<PeerFrame>,
+    queue: &mut mpsc::Receiver<Queued>,
     counters: &PeerCounters,
 ) -> Result<(), FrameError> {
     let (mut reader, writer) = tokio::io::split(stream);
@@ -319,22 +355,24 @@ async fn pump(
                 return Err(FrameError::Io(std::io::ErrorKind::ConnectionReset.into()));
             }
         };
-        let Some(frame) = frame else { return Ok(()) };
-        write_one(&mut writer, &frame, counters).await?;
-        while let Ok(frame) = queue.try_recv() {
-            write_one(&mut writer, &frame, counters).await?;
+        let Some(queued) = frame else { return Ok(()) };
+        write_one(&mut writer, queued, counters).await?;
+        while let Ok(queued) = queue.try_recv() {
+            write_one(&mut writer, queued, counters).await?;
         }
         writer.flush().await?;
     }
 }
 
-/// Writes one frame; a frame too large to encode is dropped (and logged), not the connection.
+/// Writes one frame taken off the queue; a frame too large to encode is dropped (and
+/// logged), not the connection.
 async fn write_one<W: tokio::io::AsyncWrite + Unpin>(
     writer: &mut W,
-    frame: &PeerFrame,
+    (frame, bytes): Queued,
     counters: &PeerCounters,
 ) -> Result<(), FrameError> {
-    match frame::write_frame(writer, frame).await {
+    counters.dequeued(bytes);
+    match frame::write_frame(writer, &frame).await {
         Ok(()) => {
             counters.sent_frames.fetch_add(1, Ordering::Relaxed);
             Ok(())
@@ -495,5 +533,67 @@ async fn serve_inbound(
         if inbound.send(Inbound { from, frame }).await.is_err() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_core::kv::{ClientOp, ClientRequest, Command, SessionToken};
+    use verity_core::{ClientId, Sequence};
+
+    #[tokio::test]
+    async fn a_peer_queue_is_bounded_in_bytes_not_only_in_frames() {
+        // Issue 11, failure 7: 4,096 frames of up to 8 MiB could queue for one slow peer.
+        // This peer accepts the TCP connection and never answers the handshake, so nothing
+        // leaves the queue.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = NodeId(2);
+        let config = TransportConfig {
+            handshake: HandshakeConfig {
+                cluster_id: "c".into(),
+                node: NodeId(1),
+                peers: [peer].into(),
+                secret: None,
+                client_addr: "127.0.0.1:1".into(),
+            },
+            peer_addrs: [(peer, silent.local_addr().unwrap())].into(),
+            send_queue_frames: 4_096,
+            send_queue_bytes: 64 * 1024,
+            max_frame_bytes: codec::MAX_FRAME_BYTES,
+            max_inbound_connections: 1,
+            max_handshaking: 1,
+            max_handshaking_per_address: 1,
+            handshake_timeout_ms: 60_000,
+            tls: None,
+            backoff_min_ms: 10,
+            backoff_max_ms: 10,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (inbound, _received) = mpsc::channel(1);
+        let transport = Transport::start(config, listener, inbound);
+        let forward = |id: u64| PeerFrame::Forward {
+            id,
+            op: ClientOp::Request(ClientRequest {
+                client: ClientId(1),
+                token: SessionToken::default(),
+                sequence: Sequence(id),
+                may_skip_earlier: false,
+                command: Command::set(*b"k", vec![b'v'; 10 * 1024]),
+            }),
+        };
+        let sent: Vec<bool> = (0..20)
+            .map(|id| transport.send(peer, forward(id)).is_ok())
+            .collect();
+        let queued = sent.iter().filter(|&&ok| ok).count();
+        assert!(
+            (5..=6).contains(&queued),
+            "64 KiB holds six 10 KiB frames: {sent:?}"
+        );
+        assert!(!sent[19], "the rest are dropped");
+        assert_eq!(
+            transport.peer_states()[&peer].dropped_frames,
+            (20 - queued) as u64
+        );
     }
 }

@@ -31,6 +31,8 @@ use verity_net::{HandshakeConfig, Transport, TransportConfig};
 const INBOUND_QUEUE_FRAMES: usize = 4096;
 /// Frames queued per peer before new ones are dropped.
 const PEER_QUEUE_FRAMES: usize = 4096;
+/// Encoded bytes queued per peer before new frames are dropped (a few full AppendEntries).
+const PEER_QUEUE_BYTES: u64 = 64 << 20;
 /// WAL jobs queued before the driver waits for the disk.
 const WAL_QUEUE_JOBS: usize = 4096;
 /// Worker threads of the consensus runtime (the driver and the peer connections' tasks).
@@ -247,6 +249,7 @@ async fn wire_consensus(
                 .map(|(&peer, &addr)| (peer, addr))
                 .collect(),
             send_queue_frames: PEER_QUEUE_FRAMES,
+            send_queue_bytes: PEER_QUEUE_BYTES,
             max_frame_bytes: verity_core::codec::MAX_FRAME_BYTES,
             max_inbound_connections: 64,
             max_handshaking: 64,
