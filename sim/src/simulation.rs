@@ -1476,6 +1476,11 @@ impl Simulation {
             Ok(recovery) => recovery,
             Err(error) if sim_node.damaged => {
                 sim_node.refused = true;
+                *self
+                    .stats
+                    .faults
+                    .entry("disk-damage-refused".to_string())
+                    .or_default() += 1;
                 self.record(What::Fault {
                     description: format!(
                         "n{} refuses to start from its damaged WAL: {error}",

@@ -232,8 +232,10 @@ fn an_answer_lost_after_execution_is_retried_under_the_same_number_and_runs_once
     assert_eq!(node.machine.store().get(b"ctr").unwrap().value, b"1");
 }
 
-#[test]
-fn a_retry_whose_session_vanished_answers_outcome_unknown_and_never_runs_again() {
+/// An `INCR` executes, its attempt is answered `result`, and then another connection's
+/// session evicts the `INCR`'s (a table of one session): the `INCR` must be answered "outcome
+/// unknown" and never run again.
+fn after_its_session_vanishes_a_command_that_may_have_run_is_never_rerun(result: AttemptResult) {
     let mut tight = limits();
     tight.max_sessions = 1;
     let mut node = Node::with_limits(tight);
@@ -242,8 +244,7 @@ fn a_retry_whose_session_vanished_answers_outcome_unknown_and_never_runs_again()
     node.settle_one();
     let incr = node.take();
     let _ = node.apply(&incr.1.op);
-    node.answer(incr, AttemptResult::Unknown);
-    // Another connection opens a session, which evicts the victim's.
+    node.answer(incr, result);
     let other = node.connect();
     node.send(other, "GET x\n");
     node.settle_one();
@@ -262,38 +263,19 @@ fn a_retry_whose_session_vanished_answers_outcome_unknown_and_never_runs_again()
 }
 
 #[test]
+fn a_retry_whose_session_vanished_answers_outcome_unknown_and_never_runs_again() {
+    after_its_session_vanishes_a_command_that_may_have_run_is_never_rerun(AttemptResult::Unknown);
+}
+
+#[test]
 fn a_forwarded_refusal_is_no_proof_so_a_vanished_session_never_reruns_the_command() {
     // The network duplicated a forwarded INCR: the leader ran one copy and refused the other
-    // as overloaded, and the refusal came back first. Then the session expired.
-    let mut tight = limits();
-    tight.max_sessions = 1;
-    let mut node = Node::with_limits(tight);
-    let victim = node.connect();
-    node.send(victim, "INCR ctr\n");
-    node.settle_one();
-    let incr = node.take();
-    let _ = node.apply(&incr.1.op);
-    node.answer(
-        incr,
+    // as overloaded, and the refusal came back first.
+    after_its_session_vanishes_a_command_that_may_have_run_is_never_rerun(
         AttemptResult::NotProposed {
             reason: Refusal::Overloaded,
             copies_may_run: true,
         },
-    );
-    let other = node.connect();
-    node.send(other, "GET x\n");
-    node.settle_one();
-    node.advance(200);
-    node.settle();
-    let output = node.output(victim);
-    assert!(
-        output.starts_with("-ERR outcome unknown: command 1 of session 1 (INCR)"),
-        "{output}"
-    );
-    assert_eq!(
-        node.machine.store().get(b"ctr").unwrap().value,
-        b"1",
-        "INCR ran once"
     );
 }
 

@@ -4,6 +4,7 @@
 
 use super::ClusterArgs;
 use super::wallclock::Stopwatch;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
 use std::process::ExitCode;
@@ -66,6 +67,7 @@ pub fn sweep(
     let progress = std::io::stderr().is_terminal();
     let clock = Stopwatch::start();
     let (mut ops, mut faults) = (0u64, 0u64);
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut undecided: Vec<u64> = Vec::new();
     let mut rates: Vec<f64> = Vec::with_capacity(chosen.len());
     let mut failures: Vec<(u64, String, String)> = Vec::new();
@@ -75,6 +77,9 @@ pub fn sweep(
             Ok(outcome) => {
                 ops += outcome.stats.ops_ok + outcome.stats.ops_fail + outcome.stats.ops_info;
                 faults += outcome.stats.faults_total();
+                for (kind, count) in &outcome.stats.faults {
+                    *by_kind.entry(kind.clone()).or_default() += count;
+                }
                 rates.push(outcome.stats.events as f64 / result.seconds.max(1e-9));
                 if outcome.verdict == Some(Verdict::Undecided) {
                     undecided.push(seed);
@@ -129,6 +134,13 @@ pub fn sweep(
         median,
         clock.seconds()
     );
+    if !by_kind.is_empty() {
+        let kinds: Vec<String> = by_kind
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        println!("faults by kind: {}", kinds.join(", "));
+    }
     if !undecided.is_empty() {
         println!(
             "\nlinearizability undecided within the checker's budget (not failures) for seeds {undecided:?}; \
