@@ -728,3 +728,37 @@ fn casver_swaps_only_on_the_exact_version_and_cad_deletes_only_the_expected_valu
     assert_eq!(h.run("GET k"), Frame::Null);
     assert_eq!(h.run("CAD k w"), Frame::Integer(0), "already gone");
 }
+
+#[test]
+fn a_reply_larger_than_64_of_the_largest_values_is_refused_before_it_is_built() {
+    // Issue 11, failure 7: one MGET could build a reply as large as every value it names.
+    // Values here are at most 128 bytes, so replies carry at most 8,192.
+    let mut h = Harness::new(limits());
+    let value = "v".repeat(128);
+    for key in 0..70 {
+        assert_eq!(h.run(&format!("SET key:{key:03} {value}")), Frame::ok());
+    }
+    let keys: Vec<String> = (0..70).map(|key| format!("key:{key:03}")).collect();
+    let refused = h.run(&format!("MGET {}", keys.join(" ")));
+    let Frame::Error(text) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(
+        text.starts_with("ERR the reply would carry 8960 bytes, over the limit of 8192"),
+        "{text}"
+    );
+    let Frame::Array(values) = h.run(&format!("MGET {}", keys[..64].join(" "))) else {
+        panic!("64 values fit")
+    };
+    assert_eq!(values.len(), 64);
+    let long_key = "k".repeat(120);
+    for key in 0..70 {
+        assert_eq!(h.run(&format!("SET {long_key}{key:03} x")), Frame::ok());
+    }
+    assert!(matches!(h.run("KEYS kkk*"), Frame::Error(_)));
+    assert!(matches!(h.run("SCAN 0 COUNT 1000"), Frame::Error(_)));
+    let Frame::Array(found) = h.run("KEYS key:00*") else {
+        panic!("a small KEYS fits")
+    };
+    assert_eq!(found.len(), 10);
+}

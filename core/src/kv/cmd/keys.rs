@@ -194,6 +194,7 @@ fn parse_scan(args: &mut Args) -> Result<KeyCommand, CommandError> {
 
 impl KeyCommand {
     pub(super) fn apply(&self, context: &mut Context<'_>) -> Frame {
+        let max_value_bytes = context.max_value_bytes;
         let store = &mut *context.store;
         match self {
             KeyCommand::Del { keys } => Frame::count(
@@ -213,13 +214,14 @@ impl KeyCommand {
                 .to_string(),
             ),
             KeyCommand::DbSize => Frame::count(store.len()),
-            KeyCommand::Keys { pattern } => Frame::Array(
-                store
-                    .keys()
-                    .filter(|key| glob::matches(pattern, key))
-                    .map(|key| Frame::Bulk(key.clone()))
-                    .collect(),
-            ),
+            KeyCommand::Keys { pattern } => {
+                let matching = || store.keys().filter(|key| glob::matches(pattern, key));
+                let bytes = matching().map(|key| key.len() as u64).sum();
+                if let Err(error) = super::reply_fits(bytes, max_value_bytes) {
+                    return error.into();
+                }
+                Frame::Array(matching().map(|key| Frame::Bulk(key.clone())).collect())
+            }
             KeyCommand::Scan {
                 cursor,
                 pattern,
@@ -228,10 +230,17 @@ impl KeyCommand {
             } => {
                 let (keys, next) =
                     store.scan(*cursor, usize::try_from(*count).unwrap_or(usize::MAX));
-                let keys = keys
+                let keys: Vec<_> = keys
                     .into_iter()
                     .filter(|key| pattern.as_ref().is_none_or(|p| glob::matches(p, key)))
                     .filter(|_| only_strings.unwrap_or(true))
+                    .collect();
+                let bytes = keys.iter().map(|key| key.len() as u64).sum();
+                if let Err(error) = super::reply_fits(bytes, max_value_bytes) {
+                    return error.into();
+                }
+                let keys = keys
+                    .into_iter()
                     .map(|key| Frame::Bulk(key.clone()))
                     .collect();
                 Frame::Array(vec![Frame::text(next.to_string()), Frame::Array(keys)])

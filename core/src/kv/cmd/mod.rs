@@ -98,6 +98,16 @@ pub enum CommandError {
     /// Options that exclude each other.
     #[error("ERR {0}")]
     Incompatible(String),
+    /// The reply would be larger than the limit.
+    #[error(
+        "ERR the reply would carry {bytes} bytes, over the limit of {limit} (64 values of the largest size): ask for fewer keys at a time, or use SCAN with a smaller COUNT"
+    )]
+    ReplyTooLarge {
+        /// Bytes of keys and values the reply would carry.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl From<CommandError> for Frame {
@@ -172,6 +182,22 @@ pub struct Context<'a> {
     pub index: LogIndex,
     /// Largest value a write may produce.
     pub max_value_bytes: u64,
+}
+
+/// How many of the largest values one reply may carry: a reply (`MGET`, `KEYS`, `SCAN`) that
+/// would be larger than this many times `max_value_bytes` is refused before it is built, on
+/// every replica alike.
+pub const MAX_REPLY_VALUES: u64 = 64;
+
+/// Refuses a reply of `bytes` (keys and values it would carry) over the reply limit of a
+/// store whose values are at most `max_value_bytes`.
+fn reply_fits(bytes: u64, max_value_bytes: u64) -> Result<(), CommandError> {
+    let limit = max_value_bytes.saturating_mul(MAX_REPLY_VALUES);
+    if bytes > limit {
+        Err(CommandError::ReplyTooLarge { bytes, limit })
+    } else {
+        Ok(())
+    }
 }
 
 /// Shorthands for the commands a workload generator or a test builds most.

@@ -445,7 +445,7 @@ impl StringCommand {
     }
 
     fn run(&self, context: &mut Context<'_>) -> Result<Frame, CommandError> {
-        let index = context.index;
+        let (index, max_value_bytes) = (context.index, context.max_value_bytes);
         let now_ms = context.store.now_ms();
         let store = &mut *context.store;
         let value_of = |key: &[u8]| store.get(key).map(|v| v.value.clone());
@@ -523,11 +523,19 @@ impl StringCommand {
                 context.store.set(key, bytes, index, Deadline::Keep);
                 Frame::count(length)
             }
-            StringCommand::MGet { keys } => Frame::Array(
-                keys.iter()
-                    .map(|key| Frame::optional(value_of(key)))
-                    .collect(),
-            ),
+            StringCommand::MGet { keys } => {
+                let bytes = keys
+                    .iter()
+                    .filter_map(|key| store.get(key))
+                    .map(|entry| entry.value.len() as u64)
+                    .sum();
+                super::reply_fits(bytes, max_value_bytes)?;
+                Frame::Array(
+                    keys.iter()
+                        .map(|key| Frame::optional(value_of(key)))
+                        .collect(),
+                )
+            }
             StringCommand::MSet {
                 pairs,
                 only_if_none_exist,
