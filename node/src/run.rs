@@ -31,8 +31,10 @@ use verity_net::{HandshakeConfig, Transport, TransportConfig};
 const INBOUND_QUEUE_FRAMES: usize = 4096;
 /// Frames queued per peer before new ones are dropped.
 const PEER_QUEUE_FRAMES: usize = 4096;
-/// Encoded bytes queued per peer before new frames are dropped (a few full AppendEntries).
-const PEER_QUEUE_BYTES: u64 = 64 << 20;
+/// Encoded bytes queued per peer before new frames are dropped: four of the largest frames.
+/// Forwarded replies travel on these queues and are not sent again when dropped (the client
+/// waits out its forward timeout), so the bound must hold a burst of large replies.
+const PEER_QUEUE_BYTES: u64 = 4 * verity_core::codec::MAX_FRAME_BYTES as u64;
 /// WAL jobs queued before the driver waits for the disk.
 const WAL_QUEUE_JOBS: usize = 4096;
 /// Worker threads of the consensus runtime (the driver and the peer connections' tasks).
