@@ -42,7 +42,7 @@ impl Simulation {
         let kinds: Vec<FaultKind> = self.plan.enabled.iter().copied().collect();
         let kind = *self.rng.pick(&kinds);
         if let Some(fault) = self.inject(kind) {
-            self.count_fault(kind);
+            self.count_fault(kind.name());
             let id = self.next_fault_id;
             self.next_fault_id += 1;
             self.active_faults.insert(id, fault);

@@ -24,7 +24,7 @@ use crate::disk::SimDisk;
 use crate::history::{History, OpOutcome, completion_event, invoke_event};
 use crate::invariants::{self, Durable, Stepped, Watch};
 use crate::network::Network;
-use crate::options::{FaultKind, FaultPlan, SimOptions};
+use crate::options::{FaultPlan, SimOptions};
 use crate::rng::SimRng;
 use crate::trace::{self, Trace, What};
 use serde::Serialize;
@@ -1452,11 +1452,7 @@ impl Simulation {
             return;
         };
         sim_node.damaged = true;
-        *self
-            .stats
-            .faults
-            .entry("disk-damage".to_string())
-            .or_default() += 1;
+        self.count_fault("disk-damage");
         self.record(What::Fault {
             description: format!("damage n{}'s synced WAL: {damage:?}", id.0),
         });
@@ -1476,11 +1472,7 @@ impl Simulation {
             Ok(recovery) => recovery,
             Err(error) if sim_node.damaged => {
                 sim_node.refused = true;
-                *self
-                    .stats
-                    .faults
-                    .entry("disk-damage-refused".to_string())
-                    .or_default() += 1;
+                self.count_fault("disk-damage-refused");
                 self.record(What::Fault {
                     description: format!(
                         "n{} refuses to start from its damaged WAL: {error}",
@@ -1658,12 +1650,9 @@ impl Simulation {
         }
     }
 
-    pub(crate) fn count_fault(&mut self, kind: FaultKind) {
-        *self
-            .stats
-            .faults
-            .entry(kind.name().to_string())
-            .or_default() += 1;
+    /// Counts one fault of `kind` (a [`crate::options::FaultKind`]'s name, or a disk fault) in the stats.
+    pub(crate) fn count_fault(&mut self, kind: &str) {
+        *self.stats.faults.entry(kind.to_string()).or_default() += 1;
     }
 }
 
