@@ -382,7 +382,6 @@ fn replay_segment(
 ) -> Result<WalRecovery, WalError> {
     let mut recovered = start;
     let mut offset = 0usize;
-    let mut records = 0u64;
     let first_sequence = next_sequence;
     while offset < bytes.len() {
         let rest = &bytes[offset..];
@@ -409,7 +408,6 @@ fn replay_segment(
                     .map_err(|error| inconsistent(error.to_string()))?;
                 replay(&mut recovered, value).map_err(inconsistent)?;
                 offset += record.bytes();
-                records += 1;
                 next_sequence += 1;
                 continue;
             }
@@ -428,7 +426,7 @@ fn replay_segment(
         return Ok(WalRecovery {
             recovered,
             valid_bytes: offset as u64,
-            records,
+            records: next_sequence - first_sequence,
             next_sequence,
             tail: Tail::Torn {
                 offset: offset as u64,
@@ -437,11 +435,10 @@ fn replay_segment(
             },
         });
     }
-    debug_assert_eq!(next_sequence - first_sequence, records);
     Ok(WalRecovery {
         recovered,
         valid_bytes: offset as u64,
-        records,
+        records: next_sequence - first_sequence,
         next_sequence,
         tail: Tail::Clean,
     })

@@ -11,7 +11,7 @@
 use super::data_dir::sync_dir;
 use super::{IoError, io};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use verity_core::Recovered;
 use verity_core::wal::{self, Damage, Tail, WalError};
@@ -150,13 +150,14 @@ impl SegmentedWal {
             let path = segment_path(dir, number);
             // What a crashed process left in the page cache reads back like synced data but
             // is not durable until synced: sync it before trusting it (acknowledging, voting).
-            let file = OpenOptions::new()
+            let mut file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(&path)
                 .map_err(io("open", &path))?;
             file.sync_all().map_err(io("sync", &path))?;
-            let bytes = fs::read(&path).map_err(io("read", &path))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io("read", &path))?;
             let recovery =
                 wal::recover_continuing(recovered, next_sequence, &bytes).map_err(|error| {
                     StorageError::Corrupt {
