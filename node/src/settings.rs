@@ -185,6 +185,18 @@ pub struct NodeSettings {
     pub peer_tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
+/// Three settings that go together: all given, or none; `message` says which otherwise.
+fn all_or_none<A, B, C>(
+    settings: (Option<A>, Option<B>, Option<C>),
+    message: &str,
+) -> anyhow::Result<Option<(A, B, C)>> {
+    match settings {
+        (None, None, None) => Ok(None),
+        (Some(a), Some(b), Some(c)) => Ok(Some((a, b, c))),
+        _ => bail!("{message}"),
+    }
+}
+
 /// Parses `yes` or `no` (Redis's spelling of booleans).
 fn parse_yes_no(text: &str) -> Result<bool, String> {
     match text {
@@ -315,30 +327,24 @@ impl NodeArgs {
             Some((path, _)) => anyhow::anyhow!("{}: {error}", path.display()),
             None => anyhow::anyhow!("{error}"),
         })?;
-        let tls_clients = match (
-            pick!(tls_client_addr),
-            pick!(tls_cert_file),
-            pick!(tls_key_file),
-        ) {
-            (None, None, None) => None,
-            (Some(addr), Some(cert), Some(key)) => Some((addr, cert, key)),
-            _ => bail!(
-                "a TLS client port needs all of --tls-client-addr, --tls-cert-file and \
-                 --tls-key-file"
+        let tls_clients = all_or_none(
+            (
+                pick!(tls_client_addr),
+                pick!(tls_cert_file),
+                pick!(tls_key_file),
             ),
-        };
-        let peer_tls = match (
-            pick!(peer_tls_cert_file),
-            pick!(peer_tls_key_file),
-            pick!(peer_tls_ca_file),
-        ) {
-            (None, None, None) => None,
-            (Some(cert), Some(key), Some(ca)) => Some((cert, key, ca)),
-            _ => bail!(
-                "mutual TLS between peers needs all of --peer-tls-cert-file, \
-                 --peer-tls-key-file and --peer-tls-ca-file"
+            "a TLS client port needs all of --tls-client-addr, --tls-cert-file and \
+             --tls-key-file",
+        )?;
+        let peer_tls = all_or_none(
+            (
+                pick!(peer_tls_cert_file),
+                pick!(peer_tls_key_file),
+                pick!(peer_tls_ca_file),
             ),
-        };
+            "mutual TLS between peers needs all of --peer-tls-cert-file, --peer-tls-key-file \
+             and --peer-tls-ca-file",
+        )?;
         let settings = NodeSettings {
             id: NodeId(id),
             cluster_id: pick!(cluster_id).unwrap_or_else(|| "verity".into()),

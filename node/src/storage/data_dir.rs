@@ -151,7 +151,6 @@ impl DataDir {
         node: NodeId,
         initial: InitialClusterState,
     ) -> Result<DataDir, DataDirError> {
-        let meta_path = path.join(METADATA_FILE);
         if !holds_node_data(path) && initial == InitialClusterState::Existing {
             return Err(DataDirError::NoData {
                 path: path.into(),
@@ -180,8 +179,10 @@ impl DataDir {
             cluster_id: cluster_id.to_string(),
             node_id: node.0,
         };
-        let fresh = !meta_path.exists();
+        // Checked again under the lock: the check above only keeps a refusal from creating.
+        let fresh = !holds_node_data(path);
         if !fresh {
+            let meta_path = path.join(METADATA_FILE);
             let text = fs::read_to_string(&meta_path).map_err(io("read", &meta_path))?;
             let found: Metadata =
                 toml::from_str(&text).map_err(|error| DataDirError::BadMetadata {
@@ -214,7 +215,7 @@ impl DataDir {
     /// directory); call once its WAL exists and is synced. Does nothing for a directory that
     /// had metadata.
     pub fn commit(&self) -> Result<(), DataDirError> {
-        if self.fresh && !self.path.join(METADATA_FILE).exists() {
+        if self.fresh {
             write_metadata(&self.path, &self.metadata)?;
         }
         Ok(())
