@@ -381,13 +381,41 @@ fn parse_reply_at(
 /// Fuzz body: arbitrary bytes through the parser, command after command, and each command
 /// through [`crate::command::ClientCommand::parse`]. Never panics; each parse consumes at
 /// least one byte and no more than it was given, respects the limits, and an array command
-/// re-encoded as RESP parses back to the same arguments.
+/// re-encoded as RESP parses back to the same arguments; and the same bytes arriving one at a
+/// time through a [`CommandParser`] (as a connection reads them) give the same commands and
+/// fail where the whole buffer fails.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_parse(bytes: &[u8]) {
     let limits = Limits {
         max_args: 16,
         max_arg_bytes: 64,
     };
+    let outcomes = |pieces: usize| {
+        let (mut parser, mut buffer, mut outcomes) =
+            (CommandParser::default(), Vec::new(), Vec::new());
+        for chunk in bytes.chunks(pieces) {
+            buffer.extend_from_slice(chunk);
+            loop {
+                match parser.parse(&buffer, limits) {
+                    Ok(Some(parsed)) => {
+                        buffer.drain(..parsed.consumed);
+                        outcomes.push(Some(parsed.args));
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        outcomes.push(None);
+                        return outcomes;
+                    }
+                }
+            }
+        }
+        outcomes
+    };
+    assert_eq!(
+        outcomes(1),
+        outcomes(bytes.len().max(1)),
+        "byte by byte and whole, the same commands"
+    );
     let mut rest = bytes;
     while let Ok(Some(parsed)) = parse_command(rest, limits) {
         assert!(parsed.consumed >= 1 && parsed.consumed <= rest.len());
