@@ -378,6 +378,34 @@ fn parse_reply_at(
     }
 }
 
+/// The commands (or the error that ends them) a connection's [`CommandParser`] finds in
+/// `bytes` arriving `pieces` bytes at a time: what the fuzz target and the tests compare.
+#[cfg(any(test, feature = "fuzzing"))]
+fn parse_in_pieces(
+    bytes: &[u8],
+    pieces: usize,
+    limits: Limits,
+) -> Vec<Result<Vec<Vec<u8>>, ProtocolError>> {
+    let (mut parser, mut buffer, mut commands) = (CommandParser::default(), Vec::new(), Vec::new());
+    for chunk in bytes.chunks(pieces) {
+        buffer.extend_from_slice(chunk);
+        loop {
+            match parser.parse(&buffer, limits) {
+                Ok(Some(parsed)) => {
+                    buffer.drain(..parsed.consumed);
+                    commands.push(Ok(parsed.args));
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    commands.push(Err(error));
+                    return commands;
+                }
+            }
+        }
+    }
+    commands
+}
+
 /// Fuzz body: arbitrary bytes through the parser, command after command, and each command
 /// through [`crate::command::ClientCommand::parse`]. Never panics; each parse consumes at
 /// least one byte and no more than it was given, respects the limits, and an array command
@@ -390,30 +418,9 @@ pub fn fuzz_parse(bytes: &[u8]) {
         max_args: 16,
         max_arg_bytes: 64,
     };
-    let outcomes = |pieces: usize| {
-        let (mut parser, mut buffer, mut outcomes) =
-            (CommandParser::default(), Vec::new(), Vec::new());
-        for chunk in bytes.chunks(pieces) {
-            buffer.extend_from_slice(chunk);
-            loop {
-                match parser.parse(&buffer, limits) {
-                    Ok(Some(parsed)) => {
-                        buffer.drain(..parsed.consumed);
-                        outcomes.push(Some(parsed.args));
-                    }
-                    Ok(None) => break,
-                    Err(_) => {
-                        outcomes.push(None);
-                        return outcomes;
-                    }
-                }
-            }
-        }
-        outcomes
-    };
     assert_eq!(
-        outcomes(1),
-        outcomes(bytes.len().max(1)),
+        parse_in_pieces(bytes, 1, limits),
+        parse_in_pieces(bytes, bytes.len().max(1), limits),
         "byte by byte and whole, the same commands"
     );
     let mut rest = bytes;
@@ -568,24 +575,7 @@ mod tests {
                 commands
             };
             for piece in 1..=3 {
-                let (mut parser, mut buffer, mut commands) =
-                    (CommandParser::default(), Vec::new(), Vec::new());
-                'feed: for chunk in wire.chunks(piece) {
-                    buffer.extend_from_slice(chunk);
-                    loop {
-                        match parser.parse(&buffer, LIMITS) {
-                            Ok(Some(parsed)) => {
-                                buffer.drain(..parsed.consumed);
-                                commands.push(Ok(parsed.args));
-                            }
-                            Ok(None) => break,
-                            Err(error) => {
-                                commands.push(Err(error));
-                                break 'feed;
-                            }
-                        }
-                    }
-                }
+                let commands = parse_in_pieces(wire, piece, LIMITS);
                 assert_eq!(commands, whole, "{wire:?} in pieces of {piece}");
             }
         }
