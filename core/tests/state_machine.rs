@@ -70,6 +70,22 @@ impl Harness {
         }
     }
 
+    /// Runs `MULTI`, `commands`, `EXEC` (with `watched` versions) as the next command of the
+    /// harness's own session.
+    fn exec(&mut self, watched: Vec<(Vec<u8>, u64)>, commands: &[&str]) -> Reply {
+        self.sequence += 1;
+        self.apply(ClientOp::Request(ClientRequest {
+            client: self.client,
+            token: TOKEN,
+            may_skip_earlier: true,
+            sequence: Sequence(self.sequence),
+            command: Command::Exec(verity_core::kv::cmd::Transaction {
+                watched,
+                commands: commands.iter().map(|line| parse(line)).collect(),
+            }),
+        }))
+    }
+
     fn wait_ms(&mut self, ms: u64) {
         self.time_ms += ms;
     }
@@ -315,25 +331,9 @@ fn a_transaction_runs_whole_or_not_at_all_when_a_watched_key_changed() {
     let Frame::Integer(version) = versions[1] else {
         panic!()
     };
-    let transaction = |watched: u64| {
-        Command::Exec(verity_core::kv::cmd::Transaction {
-            watched: vec![(b"a".to_vec(), watched)],
-            commands: vec![
-                parse("INCR a"),
-                parse("INCR s"),
-                parse("SET s x"),
-                parse("INCR s"),
-            ],
-        })
-    };
-    h.sequence += 1;
-    let reply = h.apply(ClientOp::Request(ClientRequest {
-        client: h.client,
-        token: TOKEN,
-        may_skip_earlier: true,
-        sequence: Sequence(h.sequence),
-        command: transaction(version as u64),
-    }));
+    let commands = ["INCR a", "INCR s", "SET s x", "INCR s"];
+    let watched = vec![(b"a".to_vec(), version as u64)];
+    let reply = h.exec(watched.clone(), &commands);
     assert_eq!(
         reply,
         Reply::Executed(array(&[
@@ -343,14 +343,7 @@ fn a_transaction_runs_whole_or_not_at_all_when_a_watched_key_changed() {
             error("ERR value is not an integer or out of range"),
         ]))
     );
-    h.sequence += 1;
-    let reply = h.apply(ClientOp::Request(ClientRequest {
-        client: h.client,
-        token: TOKEN,
-        may_skip_earlier: true,
-        sequence: Sequence(h.sequence),
-        command: transaction(version as u64),
-    }));
+    let reply = h.exec(watched, &commands);
     assert_eq!(
         reply,
         Reply::Executed(Frame::NullArray),
@@ -727,6 +720,32 @@ fn casver_swaps_only_on_the_exact_version_and_cad_deletes_only_the_expected_valu
     assert_eq!(h.run("CAD k w"), Frame::Integer(1));
     assert_eq!(h.run("GET k"), Frame::Null);
     assert_eq!(h.run("CAD k w"), Frame::Integer(0), "already gone");
+}
+
+#[test]
+fn a_transactions_replies_together_stay_within_the_reply_limit_and_its_writes_still_run() {
+    // Issue 11, failure 7: a transaction of many large reads could build a reply of its
+    // commands' limits added up. Values here are at most 128 bytes: 8,192 in all.
+    let mut h = Harness::new(limits());
+    let value = "v".repeat(128);
+    assert_eq!(h.run(&format!("SET big {value}")), Frame::ok());
+    let mut commands = vec!["GET big"; 65];
+    commands.push("INCR n");
+    let Reply::Executed(Frame::Array(replies)) = h.exec(Vec::new(), &commands) else {
+        panic!("the transaction runs")
+    };
+    assert_eq!(replies.len(), 66);
+    assert!(replies[..64].iter().all(|reply| *reply == bulk(&value)));
+    for dropped in &replies[64..] {
+        let Frame::Error(text) = dropped else {
+            panic!("{dropped:?}")
+        };
+        assert!(
+            text.starts_with("ERR the transaction's replies carry more than 8192 bytes"),
+            "{text}"
+        );
+    }
+    assert_eq!(h.run("GET n"), bulk("1"), "the write past the limit ran");
 }
 
 #[test]

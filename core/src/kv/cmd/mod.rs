@@ -108,6 +108,15 @@ pub enum CommandError {
         /// The limit.
         limit: u64,
     },
+    /// A transaction's replies so far carry more than the reply limit: this command ran, but
+    /// its reply is dropped.
+    #[error(
+        "ERR the transaction's replies carry more than {limit} bytes (64 values of the largest size): this command ran, its reply was dropped; read in smaller transactions"
+    )]
+    TransactionReplyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl From<CommandError> for Frame {

@@ -4,10 +4,13 @@
 //! changed it runs nothing and answers the null array, as Redis does; otherwise it runs every
 //! command in order and answers the array of their replies. A command that fails at run time
 //! (`INCR` on a non-number) answers its error in the array while the others take effect (Redis
-//! has no rollback either).
+//! has no rollback either). The replies together carry at most the reply limit of one command
+//! ([`MAX_REPLY_VALUES`] of the largest values): each command past it still takes effect, but
+//! its reply is replaced by an error, so a transaction of a thousand large reads cannot build
+//! gigabytes on every replica.
 
 use super::verity::version_of;
-use super::{Command, Context};
+use super::{Command, CommandError, Context, MAX_REPLY_VALUES};
 use crate::kv::frame::Frame;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +32,8 @@ impl Transaction {
         if changed {
             return Frame::NullArray;
         }
+        let limit = context.max_value_bytes.saturating_mul(MAX_REPLY_VALUES);
+        let mut carried = 0u64;
         Frame::Array(
             self.commands
                 .iter()
@@ -37,7 +42,13 @@ impl Transaction {
                         !matches!(command, Command::Exec(_)),
                         "transactions do not nest"
                     );
-                    command.apply(context)
+                    let reply = command.apply(context);
+                    carried = carried.saturating_add(carried_bytes(&reply));
+                    if carried > limit {
+                        CommandError::TransactionReplyTooLarge { limit }.into()
+                    } else {
+                        reply
+                    }
                 })
                 .collect(),
         )
@@ -55,5 +66,16 @@ impl Transaction {
                 .iter()
                 .map(Command::payload_bytes)
                 .sum::<u64>()
+    }
+}
+
+/// Bytes of keys and values (bulk strings) a reply carries.
+fn carried_bytes(reply: &Frame) -> u64 {
+    match reply {
+        Frame::Bulk(bytes) => bytes.len() as u64,
+        Frame::Array(items) => items.iter().map(carried_bytes).sum(),
+        Frame::Simple(_) | Frame::Error(_) | Frame::Integer(_) | Frame::Null | Frame::NullArray => {
+            0
+        }
     }
 }
