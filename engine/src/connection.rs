@@ -13,7 +13,8 @@
 //!        ▲                   │                                          │
 //!        │                   ▼                                          ▼
 //!   wants_input()      take_output() ─► write      on_result(attempt, result, now) ─► process …
-//!                      is_closed()  ─► close       next_deadline_ms() ─► process(now) when due
+//!                      report_unwritten(bytes)     next_deadline_ms() ─► process(now) when due
+//!                      is_closed()  ─► close (output_overflowed(): without writing)
 //! ```
 //!
 //! # Order
@@ -34,11 +35,15 @@
 //! session and number and the recipe that learns it (`SESSION id token number`, then the same
 //! command). Bounds: at most `pipeline_depth` commands are read ahead of their replies, and a
 //! transaction queues at most [`MAX_QUEUED_COMMANDS`] commands and `max_transaction_bytes`.
+//! Replies the client does not read pause reading, and past the output limit drop the
+//! connection ([`output`]).
 
 use crate::auth::{self, Users};
 use crate::command::{ClientCommand, ClientSub};
 use crate::introspection;
 use crate::resp::{self, Limits};
+use output::Output;
+pub use output::{OutputLimit, READ_PAUSE_BYTES};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use verity_core::kv::cmd::{Transaction, VerityCommand};
@@ -46,6 +51,8 @@ use verity_core::{
     Access, ClientId, ClientOp, ClientRequest, Command, Frame, Reply, Sequence, SessionError,
     SessionToken,
 };
+
+pub mod output;
 
 /// Most commands one `MULTI` may queue before `EXEC`.
 pub const MAX_QUEUED_COMMANDS: usize = 4_096;
@@ -70,6 +77,8 @@ pub struct ConnectionConfig {
     pub max_transaction_bytes: u64,
     /// Who may use a connection.
     pub users: Arc<Users>,
+    /// When a client that does not read its replies is disconnected.
+    pub output_limit: OutputLimit,
 }
 
 impl ConnectionConfig {
@@ -274,7 +283,7 @@ pub struct Connection {
     /// `-DENIED` and the connection closes.
     denied: bool,
     next_attempt: u64,
-    output: Vec<u8>,
+    output: Output,
     closing: bool,
     closed: bool,
     /// The catalogued bug switched on, if any (testing builds only).
@@ -308,7 +317,7 @@ impl Connection {
             watched: Vec::new(),
             name: None,
             next_attempt: 0,
-            output: Vec::new(),
+            output: Output::default(),
             closing: false,
             closed: false,
             #[cfg(feature = "bug-catalogue")]
@@ -332,10 +341,11 @@ impl Connection {
     }
 
     /// Whether the host should read more: fewer than `pipeline_depth` commands wait for their
-    /// replies and the connection is not closing.
+    /// replies, fewer than [`READ_PAUSE_BYTES`] of replies wait to be written, and the
+    /// connection is not closing.
     #[must_use]
     pub fn wants_input(&self) -> bool {
-        !self.closing && self.slots.len() < self.config.pipeline_depth
+        !self.closing && self.slots.len() < self.config.pipeline_depth && !self.output.wants_pause()
     }
 
     /// The client closed its side: answer what was sent, then close.
@@ -346,13 +356,14 @@ impl Connection {
         }
     }
 
-    /// Parses buffered input into commands (up to `pipeline_depth` waiting), answers what can
-    /// be answered now, gives up on commands past their deadline, and moves finished replies
+    /// Parses buffered input into commands (up to `pipeline_depth` waiting, and none while
+    /// reading is paused for unwritten replies), answers what can be answered now, gives up on commands past their deadline, and moves finished replies
     /// to the output.
     pub fn process(&mut self, now_ms: u64, host: &dyn Host) {
         self.parse_input(now_ms, host);
         self.expire(now_ms);
         self.flush();
+        self.enforce_output_limit(now_ms);
     }
 
     /// The next operation to submit, if any is due at `now_ms`. Call until `None`.
@@ -453,6 +464,7 @@ impl Connection {
             self.on_pending_result(index, result, now_ms);
         }
         self.flush();
+        self.enforce_output_limit(now_ms);
     }
 
     /// The earliest time at which [`Connection::process`] or
@@ -484,19 +496,50 @@ impl Connection {
                 _ => None,
             })
             .chain(session)
+            .chain(self.output.deadline_ms(self.config.output_limit))
             .min()
     }
 
-    /// Bytes to write to the client (the replies finished so far, in order).
+    /// Bytes to write to the client (the replies finished so far, in order). They count
+    /// against the output limit until the host reports them written
+    /// ([`Connection::report_unwritten`]).
     pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.output)
+        self.output.take()
+    }
+
+    /// The host has `bytes` of what it took with [`Connection::take_output`] still to write
+    /// to the client (0, the initial value, when it writes everything at once).
+    pub fn report_unwritten(&mut self, bytes: u64) {
+        self.output.report_unwritten(bytes);
+    }
+
+    /// Reply bytes not yet written to the client: taken and unwritten, or not taken yet.
+    #[must_use]
+    pub fn buffered_output(&self) -> u64 {
+        self.output.buffered()
     }
 
     /// Whether everything is answered and the connection should be closed (after writing the
-    /// output).
+    /// output, unless [`Connection::output_overflowed`]).
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Whether the client passed the output limit: the connection is closed and what it
+    /// was not yet sent is discarded (close the socket without writing more).
+    #[must_use]
+    pub fn output_overflowed(&self) -> bool {
+        self.output.overflowed()
+    }
+
+    /// Drops the connection if its unwritten replies pass the output limit at `now_ms`.
+    fn enforce_output_limit(&mut self, now_ms: u64) {
+        if !self.output.overflowed() && self.output.enforce(self.config.output_limit, now_ms) {
+            self.closing = true;
+            self.closed = true;
+            self.slots.clear();
+        }
     }
 
     /// The node is stopping: every waiting command is answered with what is known of it, and
@@ -867,14 +910,14 @@ impl Connection {
         while let Some(slot) = self.slots.front() {
             match slot {
                 Slot::Ready(frame) => {
-                    frame.encode(&mut self.output);
+                    frame.encode(self.output.buffer());
                     self.slots.pop_front();
                 }
                 Slot::ShowSession { next, .. } => {
                     let Some(frame) = session_frame(&self.session, *next) else {
                         return;
                     };
-                    frame.encode(&mut self.output);
+                    frame.encode(self.output.buffer());
                     self.slots.pop_front();
                 }
                 Slot::Close => {
@@ -889,7 +932,10 @@ impl Connection {
 
     fn parse_input(&mut self, now_ms: u64, host: &dyn Host) {
         let mut consumed = 0;
-        while !self.closing && self.slots.len() < self.config.pipeline_depth {
+        while !self.closing
+            && self.slots.len() < self.config.pipeline_depth
+            && !self.output.wants_pause()
+        {
             match self
                 .parser
                 .parse(&self.input[consumed..], self.config.limits)

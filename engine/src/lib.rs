@@ -45,7 +45,7 @@ pub mod resp;
 pub mod router;
 
 pub use connection::{
-    AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Refusal, Submission,
+    AttemptId, AttemptResult, Connection, ConnectionConfig, Host, OutputLimit, Refusal, Submission,
 };
 pub use envelope::{ForwardResult, PeerFrame};
 pub use persist::{Accepted, PersistQueue, Release};

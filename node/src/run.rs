@@ -125,6 +125,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
             request_timeout_ms: settings.request_timeout_ms,
             max_transaction_bytes: settings.max_entry_bytes(),
             users: Arc::clone(&settings.users),
+            output_limit: settings.output_limit,
         },
         fsync: settings.fsync,
     };

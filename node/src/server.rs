@@ -8,14 +8,19 @@
 //! node's memory), submits what the connection asks to the driver, feeds back the results and
 //! the time, and writes the replies. On shutdown every connection is told
 //! [`Connection::shut_down`], which answers each waiting command with what is known of it.
+//! Replies are written as the socket accepts them while the connection goes on; the
+//! connection decides when unwritten replies pause reading or drop the client
+//! ([`verity_engine::OutputLimit`]).
 //! With a TLS listener, its connections are served the same way once their TLS handshake
 //! (at most 5 s) is done.
 
 use crate::driver::{DriverHandle, NodeStatus};
 use crate::storage::FsyncPolicy;
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,6 +55,7 @@ pub async fn serve(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_clients));
     let started = Instant::now();
+    let stats = Arc::new(ServerStats::default());
     let mut next_id = 0u64;
     loop {
         let (accepted, tls) = tokio::select! {
@@ -92,6 +98,7 @@ pub async fn serve(
             config: Arc::clone(&config),
             slots: Arc::clone(&slots),
             started,
+            stats: Arc::clone(&stats),
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -124,6 +131,14 @@ struct Served {
     slots: Arc<Semaphore>,
     /// The server's start: connections count time in milliseconds from it.
     started: Instant,
+    stats: Arc<ServerStats>,
+}
+
+/// Counters of the whole client server, for `INFO`.
+#[derive(Debug, Default)]
+struct ServerStats {
+    /// Clients disconnected for passing the output buffer limit.
+    output_limit_disconnections: AtomicU64,
 }
 
 impl Served {
@@ -140,6 +155,7 @@ impl Served {
     ) -> std::io::Result<()> {
         let (mut reader, mut writer) = tokio::io::split(socket);
         let mut buffer = vec![0; 16 * 1024];
+        let mut outbox = Outbox::default();
         let (results_sender, mut results) = mpsc::unbounded_channel();
         let mut stopping = false;
         loop {
@@ -152,11 +168,28 @@ impl Served {
             if !batch.is_empty() {
                 self.driver.submit(batch, &results_sender).await;
             }
-            let output = connection.take_output();
-            if !output.is_empty() {
-                writer.write_all(&output).await?;
+            if connection.output_overflowed() {
+                self.stats
+                    .output_limit_disconnections
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    unwritten = connection.buffered_output() + outbox.unwritten(),
+                    limit = ?self.config.connection.output_limit,
+                    "[CLIENT] disconnected: its unread replies passed the output buffer limit"
+                );
+                return Ok(());
             }
+            outbox.push(connection.take_output());
+            connection.report_unwritten(outbox.unwritten());
             if connection.is_closed() {
+                tokio::time::timeout(CLOSE_WRITE, outbox.write_all(&mut writer))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client read none of its last replies within 5 s",
+                        )
+                    })??;
                 return linger(reader, writer).await;
             }
             let wake = connection.next_deadline_ms().map(|at| {
@@ -164,6 +197,9 @@ impl Served {
                 tokio::time::Instant::now() + Duration::from_millis(wait)
             });
             tokio::select! {
+                written = outbox.write_some(&mut writer), if outbox.has_work() => {
+                    outbox.advance(written?);
+                }
                 Some((attempt, result)) = results.recv() => {
                     self.deliver(&mut connection, AttemptId(attempt), result);
                     while let Ok((attempt, result)) = results.try_recv() {
@@ -189,6 +225,72 @@ impl Served {
 
     fn host(&self) -> NodeHost<'_> {
         NodeHost { served: self }
+    }
+}
+
+/// How long a closing connection may take to write its last replies.
+const CLOSE_WRITE: Duration = Duration::from_secs(5);
+
+/// Reply bytes a connection took and has not yet written, written as the socket accepts
+/// them while the connection goes on reading and receiving results.
+#[derive(Default)]
+struct Outbox {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already written.
+    written: usize,
+    /// Whether bytes were written since the last flush (TLS buffers records).
+    unflushed: bool,
+}
+
+impl Outbox {
+    fn push(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.chunks.push_back(bytes);
+        }
+    }
+
+    fn unwritten(&self) -> u64 {
+        let total: usize = self.chunks.iter().map(Vec::len).sum();
+        (total - self.written) as u64
+    }
+
+    /// Whether [`Outbox::write_some`] has something to do.
+    fn has_work(&self) -> bool {
+        !self.chunks.is_empty() || self.unflushed
+    }
+
+    /// Writes some of the front chunk, or flushes once everything is written; returns the
+    /// bytes written (0 for a flush).
+    async fn write_some<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> std::io::Result<usize> {
+        match self.chunks.front() {
+            Some(chunk) => match writer.write(&chunk[self.written..]).await? {
+                0 => Err(std::io::ErrorKind::WriteZero.into()),
+                written => Ok(written),
+            },
+            None => writer.flush().await.map(|()| 0),
+        }
+    }
+
+    /// Records what [`Outbox::write_some`] did.
+    fn advance(&mut self, written: usize) {
+        let Some(front) = self.chunks.front() else {
+            self.unflushed = false;
+            return;
+        };
+        self.unflushed = true;
+        self.written += written;
+        if self.written == front.len() {
+            self.chunks.pop_front();
+            self.written = 0;
+        }
+    }
+
+    async fn write_all<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        while self.has_work() {
+            let written = self.write_some(writer).await?;
+            self.advance(written);
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +327,7 @@ impl Host for NodeHost<'_> {
             &self.served.driver.latest_status(),
             connected,
             &self.served.config,
+            &self.served.stats,
         )
     }
 
@@ -256,6 +359,15 @@ impl Host for NodeHost<'_> {
                 }
                 .to_string(),
             ),
+            ("client-output-buffer-limit", {
+                let limit = config.connection.output_limit;
+                format!(
+                    "normal {} {} {}",
+                    limit.hard_bytes,
+                    limit.soft_bytes,
+                    limit.soft_ms / 1000
+                )
+            }),
             (
                 "proto-max-bulk-len",
                 config.connection.limits.max_arg_bytes.to_string(),
@@ -300,7 +412,12 @@ fn role_name(status: &NodeStatus) -> &'static str {
 }
 
 /// `INFO` in Redis's layout: `# Section` headers and `field:value` lines.
-fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) -> String {
+fn info(
+    status: &NodeStatus,
+    connected_clients: usize,
+    config: &ServerConfig,
+    stats: &ServerStats,
+) -> String {
     let mut text = String::new();
     let crate::storage::WalFigures {
         records,
@@ -319,6 +436,11 @@ fn info(status: &NodeStatus, connected_clients: usize, config: &ServerConfig) ->
         text,
         "# Clients\r\nconnected_clients:{connected_clients}\r\nmaxclients:{}\r\nwaiting_requests:{}\r\nsessions:{}\r\nreply_cache_bytes:{}\r\n\r\n",
         config.max_clients, status.waiting, status.sessions, status.reply_cache_bytes
+    );
+    let _ = write!(
+        text,
+        "# Stats\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
+        stats.output_limit_disconnections.load(Ordering::Relaxed)
     );
     let _ = write!(
         text,

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use verity_core::{Config, NodeId};
+use verity_engine::OutputLimit;
 use verity_engine::auth::Users;
 
 /// Flags of `verity node` (each may instead come from the `--config` file, same name with
@@ -129,6 +130,14 @@ pub struct NodeArgs {
     #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
     #[serde(default, deserialize_with = "yes_no_from_text")]
     pub protected_mode: Option<bool>,
+    /// When a client that does not read its replies is disconnected, as Redis's
+    /// `client-output-buffer-limit normal`: `HARD SOFT SECONDS` (bytes, with Redis's units:
+    /// `kb`, `mb`, `gb`, or `k`, `m`, `g` for powers of 1000): at once with more than HARD
+    /// bytes of replies unwritten, or after SECONDS in a row over SOFT; 0 switches a rule
+    /// off. [default: "256mb 0 0", four of the largest replies]
+    #[arg(long, value_name = "HARD SOFT SECONDS", value_parser = parse_output_limit)]
+    #[serde(default, deserialize_with = "output_limit_from_text")]
+    pub client_output_buffer_limit: Option<OutputLimit>,
     /// Most exactly-once client sessions the cluster keeps (one per connection that wrote or
     /// read); opening one more evicts the least recently active. Must be the same on every
     /// node. [default: 4096]
@@ -179,6 +188,8 @@ pub struct NodeSettings {
     pub max_sessions: usize,
     /// Who may use the client port.
     pub users: Arc<Users>,
+    /// When a client that does not read its replies is disconnected.
+    pub output_limit: OutputLimit,
     /// The TLS client port: its address, certificate chain file and key file.
     pub tls_clients: Option<(SocketAddr, PathBuf, PathBuf)>,
     /// Mutual TLS between peers: certificate chain, key and CA files.
@@ -222,6 +233,74 @@ fn yes_no_from_text<'de, D: serde::Deserializer<'de>>(
             .map(Some)
             .map_err(serde::de::Error::custom),
     }
+}
+
+/// The default output limit: four replies of the largest size (64 values of 1 MiB).
+const DEFAULT_OUTPUT_LIMIT: OutputLimit = OutputLimit {
+    hard_bytes: 256 << 20,
+    soft_bytes: 0,
+    soft_ms: 0,
+};
+
+/// Parses an output limit as Redis writes one: `HARD SOFT SECONDS`, optionally after the
+/// client class `normal` (the only class here).
+pub fn parse_output_limit(text: &str) -> Result<OutputLimit, String> {
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    if words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("normal"))
+    {
+        words.remove(0);
+    }
+    let [hard, soft, seconds] = words[..] else {
+        return Err(format!(
+            "{text:?} is not HARD SOFT SECONDS (for example \"256mb 64mb 60\")"
+        ));
+    };
+    let seconds: u64 = seconds
+        .parse()
+        .map_err(|_| format!("{seconds:?} in {text:?} is not a number of seconds"))?;
+    Ok(OutputLimit {
+        hard_bytes: parse_memory(hard)?,
+        soft_bytes: parse_memory(soft)?,
+        soft_ms: seconds.saturating_mul(1000),
+    })
+}
+
+/// Parses a byte count with Redis's units: `b`, `k`/`kb`, `m`/`mb`, `g`/`gb` (the `b` forms
+/// are powers of 1024, the others of 1000), in any case.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{other:?} in {text:?} is not a unit (kb, mb, gb, k, m, g)"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a byte count"))
+}
+
+/// Reads `client_output_buffer_limit = "256mb 64mb 60"` in a config file.
+fn output_limit_from_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<OutputLimit>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_output_limit(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
@@ -366,6 +445,7 @@ impl NodeArgs {
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
             max_sessions: pick!(max_sessions).unwrap_or(4096),
             users: Arc::new(users),
+            output_limit: pick!(client_output_buffer_limit).unwrap_or(DEFAULT_OUTPUT_LIMIT),
             tls_clients,
             peer_tls,
         };
@@ -492,6 +572,30 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(format!("{error:#}").contains("bogus"), "{error:#}");
+    }
+
+    #[test]
+    fn output_limits_read_as_redis_writes_them() {
+        assert_eq!(
+            parse_output_limit("normal 256mb 64MB 60").unwrap(),
+            OutputLimit {
+                hard_bytes: 256 << 20,
+                soft_bytes: 64 << 20,
+                soft_ms: 60_000,
+            }
+        );
+        assert_eq!(parse_output_limit("0 0 0").unwrap(), OutputLimit::default());
+        assert_eq!(parse_output_limit("2k 1kb 1").unwrap().hard_bytes, 2_000);
+        for (bad, says) in [
+            ("256mb 64mb", "HARD SOFT SECONDS"),
+            ("256xb 0 0", "not a unit"),
+            ("mb 0 0", "not a byte count"),
+            ("99999999999gb 0 0", "not a byte count"),
+            ("1 1 soon", "seconds"),
+        ] {
+            let error = parse_output_limit(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -1029,6 +1029,7 @@ impl Simulation {
             request_timeout_ms: self.options.connection_budget_us() / 1000,
             max_transaction_bytes: 1 << 20,
             users: std::sync::Arc::new(verity_engine::auth::Users::open()),
+            output_limit: verity_engine::OutputLimit::default(),
         };
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         if sim_node.node.is_none() {

@@ -45,6 +45,7 @@ fn config() -> ConnectionConfig {
         request_timeout_ms: TIMEOUT_MS,
         max_transaction_bytes: 1 << 20,
         users: Arc::new(Users::open()),
+        output_limit: OutputLimit::default(),
     }
 }
 
@@ -78,13 +79,21 @@ impl Node {
 
     /// Connects a client, over the loopback interface or not, to a node with `users`.
     fn connect_as(&mut self, users: Users, loopback: bool) -> usize {
-        let id = self.connections.len();
-        self.connections.push(Connection::new(
-            id as u64,
+        self.connect_with(
             ConnectionConfig {
                 users: Arc::new(users),
                 ..config()
             },
+            loopback,
+        )
+    }
+
+    /// Connects a client to a node whose connections have `config`.
+    fn connect_with(&mut self, config: ConnectionConfig, loopback: bool) -> usize {
+        let id = self.connections.len();
+        self.connections.push(Connection::new(
+            id as u64,
+            config,
             SessionToken([id as u8 + 1; 16]),
             loopback,
         ));
@@ -445,6 +454,57 @@ fn reading_stops_at_the_pipeline_depth_until_replies_drain() {
     );
     assert!(output.ends_with(":100\r\n"));
     assert!(node.connections[c].wants_input());
+}
+
+#[test]
+fn a_client_that_reads_no_replies_pauses_reading_then_passes_the_output_limit_and_is_dropped() {
+    let mut node = Node::new();
+    let c = node.connect_with(
+        ConnectionConfig {
+            output_limit: OutputLimit {
+                hard_bytes: 2 << 20,
+                soft_bytes: 0,
+                soft_ms: 0,
+            },
+            ..config()
+        },
+        true,
+    );
+    let value = "v".repeat(400 << 10);
+    node.send(c, &format!("SET big {value}\n"));
+    node.settle();
+    assert_eq!(node.output(c), "+OK\r\n");
+    node.send(c, "GET big\nGET big\n");
+    node.settle();
+    let taken = node.connections[c].take_output();
+    node.connections[c].report_unwritten(taken.len() as u64);
+    assert!(
+        node.connections[c].wants_input(),
+        "800 KiB unwritten: below the pause"
+    );
+    node.send(c, "GET big\n");
+    node.settle();
+    assert!(
+        !node.connections[c].wants_input(),
+        "1.2 MiB unwritten: reading pauses until the client reads"
+    );
+    node.send(c, &"GET big\n".repeat(5));
+    assert_eq!(
+        node.inbox.len(),
+        0,
+        "paused: nothing parsed, nothing submitted"
+    );
+    assert!(!node.connections[c].output_overflowed());
+    node.connections[c].report_unwritten(0);
+    assert!(node.connections[c].wants_input(), "the client read 800 KiB");
+    node.pump(c);
+    node.settle();
+    assert!(
+        node.connections[c].output_overflowed() && node.connections[c].is_closed(),
+        "six replies of 400 KiB unread pass the 2 MiB limit"
+    );
+    assert!(node.connections[c].take_output().is_empty());
+    assert!(!node.connections[c].wants_input());
 }
 
 impl Node {
