@@ -122,6 +122,12 @@ impl ProcessCluster {
     /// Starts (or restarts) node `id` on its data directory: new the first time, existing
     /// after that.
     pub fn start_node(&mut self, id: usize) {
+        self.start_node_under(id, &[]);
+    }
+
+    /// Like [`ProcessCluster::start_node`], the node run by `wrapper` (a program and its
+    /// arguments, such as `strace -o FILE`) when it is not empty.
+    pub fn start_node_under(&mut self, id: usize, wrapper: &[&str]) {
         assert!(self.children[id - 1].is_none(), "node {id} is running");
         let peers: Vec<String> = self
             .peer_addrs
@@ -134,7 +140,15 @@ impl ProcessCluster {
             .append(true)
             .open(self.log_path(id))
             .expect("node log file");
-        let child = Command::new(verity_binary())
+        let mut command = match wrapper {
+            [] => Command::new(verity_binary()),
+            [program, arguments @ ..] => {
+                let mut command = Command::new(program);
+                command.args(arguments).arg(verity_binary());
+                command
+            }
+        };
+        let child = command
             .arg("node")
             .args(["--id", &id.to_string()])
             .arg("--data-dir")

@@ -4,10 +4,11 @@
 //!
 //! Bytes are *buffered* from the moment a reply is encoded until the host reports them
 //! written to the socket: those the host has not taken yet, plus those it took
-//! ([`Output::take`]) and says are still unwritten ([`Output::report_unwritten`]). Reading
-//! pauses once [`READ_PAUSE_BYTES`] are buffered, so a client that pipelines without reading
-//! is slowed by TCP; the limit catches what reading cannot stop: replies to commands already
-//! in flight (up to the pipeline depth of `MGET`s of up to 64 values each).
+//! ([`Connection::take_output`](super::Connection::take_output)) and says are still unwritten
+//! ([`Connection::report_unwritten`](super::Connection::report_unwritten)). Reading pauses once [`READ_PAUSE_BYTES`] are
+//! buffered, so a client that pipelines without reading is slowed by TCP; the limit catches
+//! what reading cannot stop: replies to commands already in flight (up to the pipeline depth
+//! of `MGET`s of up to 64 values each).
 
 /// Buffered reply bytes at which the connection stops reading new commands until the client
 /// reads what it was sent.
