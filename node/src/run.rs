@@ -94,15 +94,20 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
     )
     .context("the recovered WAL does not form a valid Raft state")?;
 
-    let client_listener = TcpListener::bind(settings.client_addr)
-        .await
-        .with_context(|| format!("cannot listen for clients on {}", settings.client_addr))?;
-    let tls_listener = match &settings.tls_clients {
-        Some((addr, cert_file, key_file)) => {
-            let acceptor = crate::tls::acceptor(cert_file, key_file)?;
-            let listener = TcpListener::bind(addr)
+    let client_listener = match settings.client_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("cannot listen for TLS clients on {addr}"))?;
+                .with_context(|| format!("cannot listen for clients on {addr}"))?,
+        ),
+        None => None,
+    };
+    let tls_listener = match &settings.tls_clients {
+        Some(tls) => {
+            let acceptor = crate::tls::acceptor(tls)?;
+            let listener = TcpListener::bind(tls.addr)
+                .await
+                .with_context(|| format!("cannot listen for TLS clients on {}", tls.addr))?;
             Some((listener, acceptor))
         }
         None => None,
@@ -136,22 +141,33 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         server_config,
         stopping,
     ));
-    tracing::info!(
-        clients = %settings.client_addr,
-        peers = %settings.peer_addr,
-        voters = settings.peers.len(),
-        "[START] node {} of cluster {:?} is up: redis-cli -h {} -p {}",
-        settings.id.0,
-        settings.cluster_id,
-        settings.client_addr.ip(),
-        settings.client_addr.port()
-    );
-
-    if let Some((addr, _, _)) = &settings.tls_clients {
+    if let Some(addr) = settings.client_addr {
         tracing::info!(
-            "[START] TLS clients on {addr}: redis-cli --tls --cacert CA.pem -h {} -p {}",
+            clients = %addr,
+            peers = %settings.peer_addr,
+            voters = settings.peers.len(),
+            "[START] node {} of cluster {:?} is up: redis-cli -h {} -p {}",
+            settings.id.0,
+            settings.cluster_id,
             addr.ip(),
             addr.port()
+        );
+    }
+    if let Some(tls) = &settings.tls_clients {
+        let client_certificate = if tls.ca_file.is_some() {
+            " --cert CLIENT.pem --key CLIENT.key"
+        } else {
+            ""
+        };
+        tracing::info!(
+            peers = %settings.peer_addr,
+            voters = settings.peers.len(),
+            "[START] node {} of cluster {:?} serves TLS clients on {}: redis-cli --tls --cacert CA.pem{client_certificate} -h {} -p {}",
+            settings.id.0,
+            settings.cluster_id,
+            tls.addr,
+            tls.addr.ip(),
+            tls.addr.port()
         );
     }
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -243,7 +259,7 @@ async fn wire_consensus(
                     .filter(|&peer| peer != settings.id)
                     .collect(),
                 secret: settings.peer_secret.clone().map(Arc::new),
-                client_addr: settings.client_addr.to_string(),
+                client_addr: settings.advertised_client_addr().to_string(),
             },
             peer_addrs: settings
                 .peers

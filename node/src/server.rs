@@ -43,10 +43,10 @@ pub struct ServerConfig {
 /// How long a client has to complete a TLS handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
 
-/// Serves clients on `listener`, and with TLS on `tls_listener` if given, until `shutdown`
-/// becomes true. Both share the connection limit.
+/// Serves clients on `listener` in plain text and on `tls_listener` with TLS (each if given)
+/// until `shutdown` becomes true. Both share the connection limit.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     tls_listener: Option<(TcpListener, TlsAcceptor)>,
     driver: DriverHandle,
     config: ServerConfig,
@@ -59,8 +59,10 @@ pub async fn serve(
     let mut next_id = 0u64;
     loop {
         let (accepted, tls) = tokio::select! {
-            accepted = listener.accept() => (accepted, None),
-            accepted = accept_tls(tls_listener.as_ref()) => accepted,
+            accepted = accept(listener.as_ref()) => (accepted, None),
+            accepted = accept(tls_listener.as_ref().map(|(listener, _)| listener)) => {
+                (accepted, tls_listener.as_ref().map(|(_, acceptor)| acceptor.clone()))
+            }
             _ = shutdown.changed() => return,
         };
         let (mut socket, remote) = match accepted {
@@ -294,15 +296,10 @@ impl Outbox {
     }
 }
 
-/// Accepts on the TLS listener, if there is one (otherwise never returns).
-async fn accept_tls(
-    tls: Option<&(TcpListener, TlsAcceptor)>,
-) -> (
-    std::io::Result<(TcpStream, SocketAddr)>,
-    Option<TlsAcceptor>,
-) {
-    match tls {
-        Some((listener, acceptor)) => (listener.accept().await, Some(acceptor.clone())),
+/// Accepts on `listener`, if there is one (otherwise never returns).
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
         None => std::future::pending().await,
     }
 }

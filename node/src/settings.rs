@@ -43,7 +43,8 @@ pub struct NodeArgs {
     /// Address to accept peer connections on.
     #[arg(long, value_name = "ADDR")]
     pub peer_addr: Option<SocketAddr>,
-    /// Address to accept Redis-protocol clients on.
+    /// Address to accept Redis-protocol clients on in plain text. Leave it out with
+    /// --tls-client-addr to serve clients over TLS only (Redis's `port 0`).
     #[arg(long, value_name = "ADDR")]
     pub client_addr: Option<SocketAddr>,
     /// Address to accept Redis-protocol clients over TLS on (beside --client-addr, like
@@ -56,6 +57,11 @@ pub struct NodeArgs {
     /// PEM private key of --tls-cert-file.
     #[arg(long, value_name = "FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// PEM certificates of the CA that issues client certificates: with it, a TLS client
+    /// must present a certificate chain leading to one of them (Redis's `tls-ca-cert-file`
+    /// with `tls-auth-clients yes`); without it, TLS clients present none.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
     /// Every voter of the cluster with its peer address, this node included:
     /// `1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`.
     #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
@@ -158,8 +164,8 @@ pub struct NodeSettings {
     pub initial_cluster_state: InitialClusterState,
     /// Peer listen address.
     pub peer_addr: SocketAddr,
-    /// Client listen address.
-    pub client_addr: SocketAddr,
+    /// Plain-text client listen address, if clients are served in plain text.
+    pub client_addr: Option<SocketAddr>,
     /// Voters and their peer addresses (this node included).
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Shared peer secret, if any.
@@ -190,10 +196,23 @@ pub struct NodeSettings {
     pub users: Arc<Users>,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
-    /// The TLS client port: its address, certificate chain file and key file.
-    pub tls_clients: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// The TLS client port, if any.
+    pub tls_clients: Option<TlsClients>,
     /// Mutual TLS between peers: certificate chain, key and CA files.
     pub peer_tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+/// The TLS client port's settings.
+#[derive(Clone, Debug)]
+pub struct TlsClients {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The certificate chain it presents (PEM, leaf first).
+    pub cert_file: PathBuf,
+    /// The chain's private key (PEM).
+    pub key_file: PathBuf,
+    /// The CA whose certificates clients must present, if clients must present one.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Three settings that go together: all given, or none; `message` says which otherwise.
@@ -406,6 +425,7 @@ impl NodeArgs {
             Some((path, _)) => anyhow::anyhow!("{}: {error}", path.display()),
             None => anyhow::anyhow!("{error}"),
         })?;
+        let tls_ca_file = pick!(tls_ca_cert_file);
         let tls_clients = all_or_none(
             (
                 pick!(tls_client_addr),
@@ -414,7 +434,24 @@ impl NodeArgs {
             ),
             "a TLS client port needs all of --tls-client-addr, --tls-cert-file and \
              --tls-key-file",
-        )?;
+        )?
+        .map(|(addr, cert_file, key_file)| TlsClients {
+            addr,
+            cert_file,
+            key_file,
+            ca_file: tls_ca_file.clone(),
+        });
+        if tls_clients.is_none() && tls_ca_file.is_some() {
+            bail!(
+                "--tls-ca-cert-file asks TLS clients for certificates: it needs --tls-client-addr"
+            );
+        }
+        if tls_clients.is_none() && pick!(client_addr).is_none() {
+            bail!(
+                "{}, or --tls-client-addr to serve clients over TLS only",
+                required("client-addr")
+            );
+        }
         let peer_tls = all_or_none(
             (
                 pick!(peer_tls_cert_file),
@@ -430,7 +467,7 @@ impl NodeArgs {
             data_dir: pick!(data_dir).with_context(|| required("data-dir"))?,
             initial_cluster_state: pick!(initial_cluster_state).unwrap_or_default(),
             peer_addr: pick!(peer_addr).with_context(|| required("peer-addr"))?,
-            client_addr: pick!(client_addr).with_context(|| required("client-addr"))?,
+            client_addr: pick!(client_addr),
             peers,
             peer_secret,
             tick_ms: pick!(tick_ms).unwrap_or(10),
@@ -511,6 +548,17 @@ impl NodeSettings {
     #[must_use]
     pub fn max_entry_bytes(&self) -> u64 {
         3 * self.max_value_bytes as u64
+    }
+
+    /// The client address this node tells its peers (for clients they redirect): the plain
+    /// port if it has one, else the TLS port.
+    #[must_use]
+    pub fn advertised_client_addr(&self) -> SocketAddr {
+        match (&self.client_addr, &self.tls_clients) {
+            (Some(addr), _) => *addr,
+            (None, Some(tls)) => tls.addr,
+            (None, None) => unreachable!("resolve requires a client port"),
+        }
     }
 
     /// Every voter.
@@ -596,6 +644,42 @@ mod tests {
             let error = parse_output_limit(bad).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn clients_need_a_plain_or_a_tls_port_and_a_client_ca_needs_the_tls_port() {
+        let tls_only = NodeArgs {
+            id: Some(1),
+            data_dir: Some("d".into()),
+            peer_addr: Some("127.0.0.1:7001".parse().unwrap()),
+            peers: Some(parse_peers("1=127.0.0.1:7001").unwrap()),
+            insecure_peers: true,
+            tls_client_addr: Some("127.0.0.1:6379".parse().unwrap()),
+            tls_cert_file: Some("cert.pem".into()),
+            tls_key_file: Some("key.pem".into()),
+            ..NodeArgs::default()
+        };
+        let settings = tls_only.clone().resolve().unwrap();
+        assert_eq!(settings.client_addr, None);
+        assert_eq!(
+            settings.advertised_client_addr(),
+            "127.0.0.1:6379".parse().unwrap()
+        );
+        let no_port = NodeArgs {
+            tls_client_addr: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            ..tls_only.clone()
+        };
+        let error = no_port.clone().resolve().unwrap_err().to_string();
+        assert!(error.contains("--client-addr is required"), "{error}");
+        let stray_ca = NodeArgs {
+            client_addr: Some("127.0.0.1:6001".parse().unwrap()),
+            tls_ca_cert_file: Some("ca.pem".into()),
+            ..no_port
+        };
+        let error = stray_ca.resolve().unwrap_err().to_string();
+        assert!(error.contains("needs --tls-client-addr"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! TLS from PEM files: the client port's server side, and mutual TLS between peers.
 
+use crate::settings::TlsClients;
 use anyhow::Context;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -10,22 +11,35 @@ use std::sync::Arc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use verity_net::PeerTls;
 
-/// A TLS acceptor presenting the certificate chain in `cert_file` (PEM, leaf first) with the
-/// private key in `key_file` (PEM: PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3, no client
-/// certificates. The error names the file that is missing or wrong.
-pub fn acceptor(cert_file: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor> {
-    let certificates = read_certificates(cert_file, "--tls-cert-file")?;
-    let key = read_key(key_file, "--tls-key-file")?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+/// The TLS client port's acceptor: it presents the chain in `tls.cert_file` (PEM, leaf first)
+/// with the private key in `tls.key_file` (PEM: PKCS#8, PKCS#1 or SEC1), speaks TLS 1.2 and
+/// 1.3, and with `tls.ca_file` accepts only clients whose certificate chain leads to one of
+/// its certificates (without it, clients present none). The error names the file that is
+/// missing or wrong.
+pub fn acceptor(tls: &TlsClients) -> anyhow::Result<TlsAcceptor> {
+    let certificates = read_certificates(&tls.cert_file, "--tls-cert-file")?;
+    let key = read_key(&tls.key_file, "--tls-key-file")?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
+        .context("TLS protocol versions")?;
+    let builder = match &tls.ca_file {
+        Some(ca_file) => {
+            let roots = read_roots(ca_file, "--tls-ca-cert-file")?;
+            builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .context("cannot build the client certificate verifier")?,
+            )
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
         .with_single_cert(certificates, key)
         .with_context(|| {
             format!(
                 "the key in {} does not fit the certificate in {}",
-                key_file.display(),
-                cert_file.display()
+                tls.key_file.display(),
+                tls.cert_file.display()
             )
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
@@ -37,16 +51,7 @@ pub fn acceptor(cert_file: &Path, key_file: &Path) -> anyhow::Result<TlsAcceptor
 pub fn peer_tls(cert_file: &Path, key_file: &Path, ca_file: &Path) -> anyhow::Result<PeerTls> {
     let certificates = read_certificates(cert_file, "--peer-tls-cert-file")?;
     let key = read_key(key_file, "--peer-tls-key-file")?;
-    let mut roots = RootCertStore::empty();
-    for certificate in read_certificates(ca_file, "--peer-tls-ca-file")? {
-        roots.add(certificate).with_context(|| {
-            format!(
-                "--peer-tls-ca-file {} holds an unusable certificate",
-                ca_file.display()
-            )
-        })?;
-    }
-    let roots = Arc::new(roots);
+    let roots = read_roots(ca_file, "--peer-tls-ca-file")?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider())
         .build()
         .context("cannot build the peer certificate verifier")?;
@@ -83,6 +88,17 @@ fn read_certificates(file: &Path, flag: &str) -> anyhow::Result<Vec<CertificateD
         file.display()
     );
     Ok(certificates)
+}
+
+/// The CA certificates in `file`, to check a chain against.
+fn read_roots(file: &Path, flag: &str) -> anyhow::Result<Arc<RootCertStore>> {
+    let mut roots = RootCertStore::empty();
+    for certificate in read_certificates(file, flag)? {
+        roots
+            .add(certificate)
+            .with_context(|| format!("{flag} {} holds an unusable certificate", file.display()))?;
+    }
+    Ok(Arc::new(roots))
 }
 
 fn read_key(file: &Path, flag: &str) -> anyhow::Result<PrivateKeyDer<'static>> {

@@ -10,8 +10,10 @@
 //!   processes on loopback ports, driven by the `redis` client crate, `redis-cli` and
 //!   `redis-benchmark`.
 //!
-//! The library is the process harness those tests share: [`ProcessCluster`].
+//! The library is what those tests share: the process harness [`ProcessCluster`], and
+//! [`certificates`] for TLS.
 
+pub mod certificates;
 pub mod process_cluster;
 
 pub use process_cluster::{ProcessCluster, verity_binary};

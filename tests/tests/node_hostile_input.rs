@@ -2,7 +2,8 @@
 //! wrong cluster or without the peer secret, oversized and malformed client requests, a flood
 //! of idle peer connections. Each gets an error or a closed connection; the nodes stay up and
 //! keep serving, and a node without a peer secret does not start unless told it is insecure.
-//! With mutual TLS between peers, the cluster runs over it and a plain-text peer is refused.
+//! With mutual TLS between peers, the cluster runs over it, and a plain-text peer and a peer
+//! whose certificate another CA issued are refused.
 
 use redis::Commands;
 use std::io::{Read, Write};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use verity_core::NodeId;
 use verity_net::handshake::{self, HandshakeConfig};
 use verity_tests::ProcessCluster;
+use verity_tests::certificates::Ca;
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure replays.
 fn noise(seed: u64, length: usize) -> Vec<u8> {
@@ -207,42 +209,20 @@ fn a_node_without_a_peer_secret_refuses_to_start_unless_told_it_is_insecure() {
     assert!(stderr.contains("--insecure-peers"), "{stderr}");
 }
 
-/// A CA and a certificate it issued for 127.0.0.1, as PEM files in `dir`: (cert, key, ca).
-fn peer_certificates(dir: &std::path::Path) -> (String, String, String) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    (
-        write("node.pem", leaf.pem()),
-        write("node.key", leaf_key.serialize_pem()),
-        write("ca.pem", ca.pem()),
-    )
-}
-
 #[test]
-fn peers_run_over_mutual_tls_and_a_plain_text_peer_is_refused() {
+fn peers_run_over_mutual_tls_and_plain_text_or_foreign_ca_peers_are_refused() {
     let certificates = tempfile::tempdir().unwrap();
-    let (cert, key, ca) = peer_certificates(certificates.path());
+    let ca = Ca::new(certificates.path(), "ca");
+    let node = ca.issue(certificates.path(), "node");
     let cluster = ProcessCluster::start(
         3,
         &[
             "--peer-tls-cert-file",
-            &cert,
+            &node.cert_file,
             "--peer-tls-key-file",
-            &key,
+            &node.key_file,
             "--peer-tls-ca-file",
-            &ca,
+            &ca.cert_file,
         ],
     );
     let leader = cluster.wait_for_leader(&[1, 2, 3]);
@@ -260,16 +240,41 @@ fn peers_run_over_mutual_tls_and_a_plain_text_peer_is_refused() {
         client_addr: "127.0.0.1:1".into(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let follower_addr = cluster.peer_addrs[follower - 1];
     let refused = runtime.block_on(async {
-        let mut stream = tokio::net::TcpStream::connect(cluster.peer_addrs[follower - 1])
-            .await
-            .unwrap();
+        let mut stream = tokio::net::TcpStream::connect(follower_addr).await.unwrap();
         handshake::dial(&mut stream, &config, NodeId(follower as u64)).await
     });
     assert!(
         refused.is_err(),
         "a plain-text handshake on a TLS peer port"
     );
+
+    // A peer whose certificate another CA issued (it knows the secret and trusts the
+    // cluster's CA): refused in the TLS handshake, before the secret is asked for.
+    let rogue = Ca::new(certificates.path(), "rogue-ca").issue(certificates.path(), "rogue");
+    let rogue_tls = verity_node::tls::peer_tls(
+        rogue.cert_file.as_ref(),
+        rogue.key_file.as_ref(),
+        ca.cert_file.as_ref(),
+    )
+    .unwrap();
+    let refused = runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(follower_addr).await.unwrap();
+        let server = rustls::pki_types::ServerName::IpAddress(follower_addr.ip().into());
+        match rogue_tls.connector.connect(server, stream).await {
+            Err(error) => Err(error.to_string()),
+            Ok(mut tls) => handshake::dial(&mut tls, &config, NodeId(follower as u64))
+                .await
+                .map_err(|error| error.to_string()),
+        }
+    });
+    assert!(
+        refused.is_err(),
+        "a peer certificate from another CA was accepted"
+    );
+    let value: String = cluster.connect(leader).get("tls").unwrap();
+    assert_eq!(value, "forwarded", "the cluster serves on");
     let log = std::fs::read_to_string(cluster.log_path(follower)).unwrap();
     assert!(
         log.contains("[PEER] inbound connection closed"),

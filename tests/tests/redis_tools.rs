@@ -8,6 +8,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use verity_tests::ProcessCluster;
+use verity_tests::certificates::Ca;
 
 /// Runs a command with a time limit; panics with its output if it fails.
 fn run(program: &str, args: &[&str], limit: Duration) -> String {
@@ -285,5 +286,85 @@ fn redis_cli_speaks_tls_to_the_tls_client_port() {
     assert!(
         !said.contains("PONG"),
         "plain text is not served on the TLS port: {said}"
+    );
+}
+
+/// A node process that is killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_tls_only_node_serves_only_clients_whose_certificate_its_ca_issued() {
+    // Redis's `port 0` with `tls-auth-clients yes`: no plain-text client port, and a TLS
+    // client must present a certificate from the configured CA.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let server = ca.issue(dir.path(), "server");
+    let client = ca.issue(dir.path(), "client");
+    let stranger = Ca::new(dir.path(), "other-ca").issue(dir.path(), "stranger");
+    let port = verity_tests::process_cluster::free_port().to_string();
+    let peer = format!("127.0.0.1:{}", verity_tests::process_cluster::free_port());
+    let _node = Killed(
+        Command::new(verity_tests::verity_binary())
+            .args(["node", "--id", "1", "--initial-cluster-state", "new"])
+            .arg("--data-dir")
+            .arg(dir.path().join("node-1"))
+            .args(["--peer-addr", &peer, "--peers", &format!("1={peer}")])
+            .arg("--insecure-peers")
+            .args(["--tls-client-addr", &format!("127.0.0.1:{port}")])
+            .args(["--tls-cert-file", &server.cert_file])
+            .args(["--tls-key-file", &server.key_file])
+            .args(["--tls-ca-cert-file", &ca.cert_file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let cli = |certificate: Option<&verity_tests::certificates::Issued>, args: &[&str]| {
+        let mut full = vec!["--tls", "--cacert", ca.cert_file.as_str()];
+        if let Some(certificate) = certificate {
+            full.extend([
+                "--cert",
+                &certificate.cert_file,
+                "--key",
+                &certificate.key_file,
+            ]);
+        }
+        full.extend(["-h", "127.0.0.1", "-p", port.as_str()]);
+        full.extend_from_slice(args);
+        let output = Command::new("redis-cli").args(&full).output().unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let said = cli(Some(&client), &["SET", "k", "over tls"]);
+        if said == "OK" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the TLS-only node never served: {said}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(cli(Some(&client), &["GET", "k"]), "over tls");
+    let without = cli(None, &["GET", "k"]);
+    assert!(
+        !without.contains("over tls"),
+        "served without a certificate: {without}"
+    );
+    let foreign = cli(Some(&stranger), &["GET", "k"]);
+    assert!(
+        !foreign.contains("over tls"),
+        "served a certificate from another CA: {foreign}"
     );
 }
