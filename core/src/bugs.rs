@@ -51,8 +51,8 @@ pub enum Bug {
     VoteBeforeFsync,
     /// A leader does not step down on a response carrying a higher term.
     LeaderIgnoresHigherTerm,
-    /// The leader's quorum check never clears a peer's "recently active" flag, so it fires
-    /// only once per peer.
+    /// The leader's quorum check counts a peer it heard from once as heard forever, so a
+    /// leader cut off after its first answers never steps down.
     CheckQuorumOnce,
     /// A follower advances its commit index to the leader's, bounded by its own last index
     /// instead of the index the append matched.

@@ -25,6 +25,11 @@ pub struct Config {
     pub election_timeout_ticks: u64,
     /// How often a leader sends heartbeats; must be well below `election_timeout_ticks`.
     pub heartbeat_interval_ticks: u64,
+    /// Whether a node whose election timer fires first asks its peers whether it could win
+    /// (pre-vote, dissertation §9.6), raising its term only if a majority would vote for it.
+    /// A node cut off from the cluster, or one that can send but not hear, then never deposes
+    /// a healthy leader. On by default; classic Raft without it is kept for tests.
+    pub pre_vote: bool,
     /// Most entries carried by one AppendEntries message (batching bound).
     pub max_entries_per_append: usize,
     /// Most payload bytes ([`crate::Entry::payload_bytes`]) in one AppendEntries; a message
@@ -108,6 +113,7 @@ impl Config {
             seed,
             election_timeout_ticks: 15,
             heartbeat_interval_ticks: 3,
+            pre_vote: true,
             max_entries_per_append: 256,
             max_append_bytes: 8 << 20,
             max_inflight_appends: 8,

@@ -115,7 +115,7 @@ impl Forged {
             LogIndex(u64::from(self.other % 16)),
         );
         let term = Term(u64::from(self.term % 8));
-        let body = match self.kind % 5 {
+        let body = match self.kind % 9 {
             0 => MessageBody::RequestVote {
                 last_log_index: index,
                 last_log_term: Term(u64::from(self.other % 8)),
@@ -136,6 +136,18 @@ impl Forged {
                 leader_commit: other,
             },
             3 => MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index: index }),
+            4 => MessageBody::PreVote {
+                last_log_index: index,
+                last_log_term: Term(u64::from(self.other % 8)),
+            },
+            5 => MessageBody::PreVoteResponse {
+                granted: self.other.is_multiple_of(2),
+            },
+            6 => MessageBody::TimeoutNow,
+            7 => MessageBody::TransferVote {
+                last_log_index: index,
+                last_log_term: Term(u64::from(self.other % 8)),
+            },
             _ => MessageBody::AppendEntriesResponse(AppendOutcome::Rejected {
                 rejected_index: index,
                 hint_index: other,

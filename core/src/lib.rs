@@ -50,6 +50,6 @@ pub use log::{Entry, EntryPayload};
 pub use message::{AppendOutcome, Message, MessageBody};
 pub use raft::{
     ClientReply, HardState, Node, Outcome, PersistAck, ProposeError, Ready, Recovered, RequestTag,
-    RestoreError, Role,
+    RestoreError, Role, TransferError,
 };
 pub use types::{ClientId, LogIndex, NodeId, Sequence, Term};

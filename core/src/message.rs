@@ -50,6 +50,32 @@ pub enum MessageBody {
     },
     /// The answer to an [`MessageBody::AppendEntries`].
     AppendEntriesResponse(AppendOutcome),
+    /// A node whose election timer fired asks whether it could win an election (pre-vote,
+    /// dissertation §9.6) before it raises its term. The message's term is the term it would
+    /// campaign in; the receiver's term and vote do not change.
+    PreVote {
+        /// Index of the asker's last log entry.
+        last_log_index: LogIndex,
+        /// Term of the asker's last log entry.
+        last_log_term: Term,
+    },
+    /// The answer to a [`MessageBody::PreVote`]: in the asked term if granted, in the
+    /// answerer's own term if not.
+    PreVoteResponse {
+        /// Whether the answerer would vote for the asker.
+        granted: bool,
+    },
+    /// A leader handing over its leadership tells the chosen follower, whose log it has
+    /// brought up to date, to campaign at once (dissertation §3.10).
+    TimeoutNow,
+    /// A RequestVote from the node its leader chose in a leadership transfer: voters answer it
+    /// even while they hear from that leader (they would ignore a plain RequestVote then).
+    TransferVote {
+        /// Index of the candidate's last log entry.
+        last_log_index: LogIndex,
+        /// Term of the candidate's last log entry.
+        last_log_term: Term,
+    },
 }
 
 /// A follower's verdict on an AppendEntries.

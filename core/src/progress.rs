@@ -93,8 +93,9 @@ pub struct Progress {
     pub probe_sent: bool,
     /// In Replicate: the messages in flight.
     pub inflights: Inflights,
-    /// Whether the follower answered anything since the leader last checked its quorum.
-    pub recently_active: bool,
+    /// The leader's tick count (ticks since it took office) when the follower last answered
+    /// anything; check-quorum counts the followers heard within an election timeout.
+    pub last_heard_tick: u64,
     /// In Replicate: heartbeats that passed with messages in flight and no acknowledgement.
     /// At [`Progress::STALL_HEARTBEATS`] the leader presumes a message lost and probes again.
     pub heartbeats_without_ack: u32,
@@ -106,16 +107,17 @@ impl Progress {
     /// message sent just before a heartbeat has a full interval to be answered.
     pub const STALL_HEARTBEATS: u32 = 2;
 
-    /// Progress of a follower about which nothing is known yet: probe from `next_index`.
+    /// Progress of a follower about which nothing is known yet: probe from `next_index`. It
+    /// counts as heard at `now_tick`, which gives a new leader one election timeout to reach it.
     #[must_use]
-    pub fn new(next_index: LogIndex, max_inflight: usize) -> Progress {
+    pub fn new(next_index: LogIndex, max_inflight: usize, now_tick: u64) -> Progress {
         Progress {
             match_index: LogIndex(0),
             next_index,
             state: ProgressState::Probe,
             probe_sent: false,
             inflights: Inflights::new(max_inflight),
-            recently_active: true,
+            last_heard_tick: now_tick,
             heartbeats_without_ack: 0,
         }
     }
@@ -236,7 +238,7 @@ mod tests {
 
     #[test]
     fn probe_sends_one_message_at_a_time() {
-        let mut progress = Progress::new(LogIndex(10), 4);
+        let mut progress = Progress::new(LogIndex(10), 4, 0);
         assert!(!progress.is_paused());
         progress.sent(LogIndex(12));
         assert!(progress.is_paused());
@@ -249,7 +251,7 @@ mod tests {
 
     #[test]
     fn acceptance_moves_probe_to_replicate() {
-        let mut progress = Progress::new(LogIndex(10), 4);
+        let mut progress = Progress::new(LogIndex(10), 4, 0);
         progress.sent(LogIndex(12));
         assert!(progress.accept(LogIndex(12)));
         assert_eq!(progress.state, ProgressState::Replicate);
@@ -258,7 +260,7 @@ mod tests {
 
     #[test]
     fn replicate_pipelines_up_to_the_inflight_bound() {
-        let mut progress = Progress::new(LogIndex(1), 2);
+        let mut progress = Progress::new(LogIndex(1), 2, 0);
         progress.accept(LogIndex(0));
         progress.state = ProgressState::Replicate;
         progress.sent(LogIndex(3));
@@ -275,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_stalled_pipeline_falls_back_to_probe_after_two_heartbeats() {
-        let mut progress = Progress::new(LogIndex(1), 4);
+        let mut progress = Progress::new(LogIndex(1), 4, 0);
         progress.accept(LogIndex(2));
         progress.sent(LogIndex(5));
         assert!(!progress.heartbeat(), "one silent interval is tolerated");
@@ -291,7 +293,7 @@ mod tests {
 
     #[test]
     fn stale_rejections_are_ignored() {
-        let mut progress = Progress::new(LogIndex(10), 4);
+        let mut progress = Progress::new(LogIndex(10), 4, 0);
         progress.sent(LogIndex(12));
         assert!(
             !progress.reject(LogIndex(5), LogIndex(3)),
@@ -303,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_rejection_that_would_not_move_the_probe_waits_for_the_heartbeat() {
-        let mut progress = Progress::new(LogIndex(8), 4);
+        let mut progress = Progress::new(LogIndex(8), 4, 0);
         progress.accept(LogIndex(7));
         progress.become_probe(LogIndex(8));
         progress.sent(LogIndex(9));
@@ -319,7 +321,7 @@ mod tests {
 
     #[test]
     fn rejection_never_moves_next_to_or_below_match() {
-        let mut progress = Progress::new(LogIndex(1), 4);
+        let mut progress = Progress::new(LogIndex(1), 4, 0);
         progress.accept(LogIndex(6));
         progress.sent(LogIndex(9));
         assert!(progress.reject(LogIndex(7), LogIndex(0)));

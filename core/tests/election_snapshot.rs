@@ -32,6 +32,16 @@ fn describe(body: &MessageBody) -> String {
             )
         }
         MessageBody::AppendEntriesResponse(outcome) => format!("AppendEntriesResponse {outcome:?}"),
+        MessageBody::PreVote {
+            last_log_index,
+            last_log_term,
+        } => format!("PreVote last={last_log_index}/{last_log_term}"),
+        MessageBody::PreVoteResponse { granted } => format!("PreVoteResponse granted={granted}"),
+        MessageBody::TimeoutNow => "TimeoutNow".to_string(),
+        MessageBody::TransferVote {
+            last_log_index,
+            last_log_term,
+        } => format!("TransferVote last={last_log_index}/{last_log_term}"),
     }
 }
 

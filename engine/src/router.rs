@@ -154,6 +154,10 @@ impl<O> Router<O> {
                 if let Err(error) = self.propose(node, op, waiter, clock_ms, out) {
                     let result = match error {
                         ProposeError::NotLeader { leader } => ForwardResult::NotLeader { leader },
+                        // Handing over: the next leader is not known yet.
+                        ProposeError::Transferring { .. } => {
+                            ForwardResult::NotLeader { leader: None }
+                        }
                         ProposeError::Overloaded { .. } => ForwardResult::Overloaded,
                     };
                     out.push(Routed::Send(from, PeerFrame::ForwardReply { id, result }));
@@ -272,7 +276,9 @@ impl<O> Router<O> {
             Err(error) => {
                 if let Waiter::Local(origin) = waiter {
                     let result = match error {
-                        ProposeError::NotLeader { .. } => refused(Refusal::NoLeader, false),
+                        ProposeError::NotLeader { .. } | ProposeError::Transferring { .. } => {
+                            refused(Refusal::NoLeader, false)
+                        }
                         ProposeError::Overloaded { .. } => refused(Refusal::Overloaded, false),
                     };
                     out.push(Routed::Answer(origin, result));

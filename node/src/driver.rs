@@ -92,6 +92,10 @@ enum Request {
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
+    /// Hand leadership to the best peer, if this node leads; answered with that peer.
+    HandOver {
+        reply: oneshot::Sender<Option<NodeId>>,
+    },
 }
 
 /// A cloneable handle for submitting to the driver.
@@ -130,6 +134,28 @@ impl DriverHandle {
         let (reply, answer) = oneshot::channel();
         self.requests.send(Request::Status { reply }).await.ok()?;
         answer.await.ok()
+    }
+
+    /// If this node leads, starts handing its leadership to the peer the core chooses
+    /// ([`Node::handover_target`]) and returns that peer; `None` if it does not lead, no peer
+    /// is live, or the driver has stopped. Proposals are refused until the transfer ends
+    /// (the new leader takes over, or an election timeout passes).
+    pub async fn hand_over(&self) -> Option<NodeId> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::HandOver { reply }).await.ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// Waits until this node no longer leads, or `within` passes; returns whether it
+    /// stopped leading.
+    pub async fn wait_until_not_leader(&self, within: Duration) -> bool {
+        let mut status = self.status.clone();
+        tokio::time::timeout(
+            within,
+            status.wait_for(|status| status.role != Role::Leader),
+        )
+        .await
+        .is_ok_and(|changed| changed.is_ok())
     }
 
     /// The status the driver published last (at most a tick old).
@@ -323,6 +349,15 @@ impl Driver {
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Request::HandOver { reply } => {
+                let target = self.node.handover_target();
+                if let Some(to) = target
+                    && let Err(error) = self.node.transfer_leadership(to)
+                {
+                    unreachable!("a leader's handover target is a peer: {error}");
+                }
+                let _ = reply.send(target);
+            }
             Request::Submit(batch) => {
                 let clock_ms = unix_time_ms();
                 for (op, answer) in batch {
@@ -401,6 +436,8 @@ impl Driver {
             "[ELECTION] {}",
             match role {
                 Role::Leader => "became leader".to_string(),
+                Role::PreCandidate =>
+                    "asking whether it could win an election (pre-vote)".to_string(),
                 Role::Candidate => "campaigning".to_string(),
                 Role::Follower => match leader {
                     Some(leader) => format!("following leader {leader}"),

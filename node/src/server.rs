@@ -404,6 +404,7 @@ fn role_name(status: &NodeStatus) -> &'static str {
     match status.role {
         verity_core::Role::Leader => "leader",
         verity_core::Role::Follower => "follower",
+        verity_core::Role::PreCandidate => "pre-candidate",
         verity_core::Role::Candidate => "candidate",
     }
 }

@@ -20,13 +20,13 @@
 //!   Figure 8's lost commit, which needs a rare schedule to show as a lost write).
 //! - **One vote per term** (`Watch::after_ready`): once a node has voted in a term, its vote
 //!   in that term never changes (nor is it cleared).
-//! - **Check-quorum** (`Watch::after_tick`): a leader that has not heard from a majority for
-//!   two election timeouts of its own ticks has stepped down. Its quorum check runs every
-//!   election timeout and counts peers heard since the previous check, so a peer last heard
-//!   just after a check counts once more and is forgotten at the check after: two timeouts.
-//!   Conversely, a leader steps down at a check only if fewer than a majority (itself
-//!   included) answered since the previous check: a leader that gives up a working quorum
-//!   leaves the cluster leaderless for an election, while a minority is down or forever.
+//! - **Check-quorum** (`Watch::after_tick`): a leader that has not heard from a majority
+//!   (itself included) within one election timeout of its own ticks has stepped down, so it
+//!   never believes it leads for longer than a follower waits before campaigning (and pre-vote
+//!   with leader stickiness cannot hold the cluster leaderless). Conversely, a leader steps
+//!   down in a tick only if fewer than a majority were heard within that timeout: a leader that
+//!   gives up a working quorum leaves the cluster leaderless for an election, while a minority
+//!   is down or forever.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -209,14 +209,20 @@ pub(crate) fn check_promises(
         missing,
     };
     let stored = durable.hard_state;
-    if message.term > stored.term {
+    // A pre-vote, and a yes to one, name the term the asker would campaign in: they promise
+    // nothing, and nobody has entered that term.
+    let promises_term = !matches!(
+        message.body,
+        MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true }
+    );
+    if promises_term && message.term > stored.term {
         return Err(broken(format!(
             "its term (the disk holds term {})",
             stored.term
         )));
     }
     let vote_for = match message.body {
-        MessageBody::RequestVote { .. } => Some(message.from),
+        MessageBody::RequestVote { .. } | MessageBody::TransferVote { .. } => Some(message.from),
         MessageBody::RequestVoteResponse { granted: true } => Some(message.to),
         _ => None,
     };
@@ -259,6 +265,12 @@ fn describe(message: &Message) -> String {
             format!("AppendEntries ({} entries)", entries.len())
         }
         MessageBody::AppendEntriesResponse(outcome) => format!("append response {outcome:?}"),
+        MessageBody::PreVote { .. } => "PreVote".to_string(),
+        MessageBody::PreVoteResponse { granted } => {
+            format!("pre-vote response (granted {granted})")
+        }
+        MessageBody::TimeoutNow => "TimeoutNow".to_string(),
+        MessageBody::TransferVote { .. } => "TransferVote".to_string(),
     };
     format!(
         "{kind} of term {} from {} to {}",
@@ -275,6 +287,18 @@ struct Leading {
     heard_at: BTreeMap<NodeId, u64>,
 }
 
+impl Leading {
+    /// The tick each peer of `node` was last heard at; a peer not heard from yet counts as
+    /// heard when the term's leadership began.
+    fn last_heard<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = u64> + 'a {
+        node.config()
+            .voters
+            .iter()
+            .filter(move |&&v| v != node.id())
+            .map(|peer| self.heard_at.get(peer).copied().unwrap_or(self.since_tick))
+    }
+}
+
 /// What the invariants need of a peer message, taken before the node's step consumes it:
 /// positions and terms only, never the entries' payloads.
 #[derive(Clone, Debug)]
@@ -285,6 +309,10 @@ pub(crate) struct Stepped {
     kind: SteppedKind,
     /// The receiver's commit index before the step.
     commit_before: LogIndex,
+    /// Whether the receiver may stay in its term after the step: the message is a pre-vote
+    /// or a yes to one (they name a term nobody entered), or a vote request the receiver
+    /// ignores because it hears from a live leader (leader stickiness).
+    may_stay_behind: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -312,9 +340,17 @@ impl Stepped {
                 entries: entries.iter().map(|e| (e.index, e.term)).collect(),
             },
             MessageBody::AppendEntriesResponse(_) => SteppedKind::AppendResponse,
-            MessageBody::RequestVote { .. } | MessageBody::RequestVoteResponse { .. } => {
-                SteppedKind::Other
-            }
+            MessageBody::RequestVote { .. }
+            | MessageBody::RequestVoteResponse { .. }
+            | MessageBody::PreVote { .. }
+            | MessageBody::PreVoteResponse { .. }
+            | MessageBody::TimeoutNow
+            | MessageBody::TransferVote { .. } => SteppedKind::Other,
+        };
+        let may_stay_behind = match message.body {
+            MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => true,
+            MessageBody::RequestVote { .. } => receiver.in_lease(),
+            _ => false,
         };
         Stepped {
             from: message.from,
@@ -322,6 +358,7 @@ impl Stepped {
             term: message.term,
             kind,
             commit_before: receiver.commit_index(),
+            may_stay_behind,
         }
     }
 }
@@ -363,7 +400,7 @@ impl Watch {
     /// Checks `node` after it processed the message `stepped` describes.
     pub(crate) fn after_step(&mut self, stepped: &Stepped, node: &Node) -> Result<(), Broken> {
         let for_this_node = stepped.to == node.id() && node.config().voters.contains(&stepped.from);
-        if for_this_node && node.term() < stepped.term {
+        if for_this_node && node.term() < stepped.term && !stepped.may_stay_behind {
             return Err(Broken::TermBehindMessage {
                 node: node.id(),
                 term: node.term(),
@@ -411,17 +448,18 @@ impl Watch {
         if node.term() != self.term {
             self.enter_term(node.term(), node.commit_index());
         }
+        let timeout = node.config().election_timeout_ticks;
+        let majority = quorum::majority(node.config().voters.len());
         if let Some(leading) = &self.leading
             && node.role() != Role::Leader
         {
-            // In a tick, a leader steps down only at its quorum check, which counts the peers
-            // heard since the check before (at this tick minus one election timeout).
-            let since = self
-                .ticks
-                .saturating_sub(node.config().election_timeout_ticks);
-            let heard = 1 + leading.heard_at.values().filter(|&&at| at >= since).count();
-            let first_check = leading.since_tick + node.config().election_timeout_ticks;
-            if self.ticks >= first_check && heard >= quorum::majority(node.config().voters.len()) {
+            // In a tick, a leader steps down only for want of a quorum heard within the
+            // election timeout.
+            let heard = 1 + leading
+                .last_heard(node)
+                .filter(|&at| self.ticks - at < timeout)
+                .count();
+            if heard >= majority {
                 return Err(Broken::SpuriousStepDown {
                     node: node.id(),
                     term: leading.term,
@@ -433,29 +471,17 @@ impl Watch {
         let Some(leading) = &self.leading else {
             return Ok(());
         };
-        let term = &leading.term;
-        // A peer not heard from yet counts as heard when the term's leadership began.
-        let peers = node.config().voters.iter().filter(|&&v| v != node.id());
-        let mut last_heard: Vec<u64> = peers
-            .map(|peer| {
-                leading
-                    .heard_at
-                    .get(peer)
-                    .copied()
-                    .unwrap_or(leading.since_tick)
-            })
-            .collect();
+        let mut last_heard: Vec<u64> = leading.last_heard(node).collect();
         last_heard.push(self.ticks);
         last_heard.sort_unstable_by(|a, b| b.cmp(a));
-        let majority_heard = last_heard[quorum::majority(last_heard.len()) - 1];
+        let majority_heard = last_heard[majority - 1];
         let silent = self.ticks - majority_heard;
-        let bound = 2 * node.config().election_timeout_ticks;
-        if silent >= bound {
+        if silent >= timeout {
             return Err(Broken::LeaderWithoutQuorum {
                 node: node.id(),
-                term: *term,
+                term: leading.term,
                 ticks: silent,
-                bound,
+                bound: timeout,
             });
         }
         Ok(())
@@ -651,13 +677,23 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_off_leader_steps_down_within_two_election_timeouts() {
+    fn a_cut_off_leader_steps_down_within_one_election_timeout() {
         let mut leader = node(1);
         let mut watch = Watch::new(&leader);
-        while leader.role() != Role::Candidate {
+        while leader.role() != Role::PreCandidate {
             leader.tick();
             assert_eq!(watch.after_tick(&leader), Ok(()));
         }
+        let pre_vote = message(
+            2,
+            1,
+            leader.term().next().0,
+            MessageBody::PreVoteResponse { granted: true },
+        );
+        let stepped = Stepped::of(&pre_vote, &leader);
+        leader.step(pre_vote);
+        assert_eq!(watch.after_step(&stepped, &leader), Ok(()));
+        assert_eq!(leader.role(), Role::Candidate);
         let vote = message(
             2,
             1,
@@ -675,7 +711,7 @@ mod tests {
             ticks += 1;
             assert_eq!(watch.after_tick(&leader), Ok(()));
         }
-        assert!(ticks <= 2 * timeout, "stepped down after {ticks} ticks");
+        assert!(ticks <= timeout, "stepped down after {ticks} ticks");
     }
 
     #[test]

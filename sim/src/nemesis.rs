@@ -39,6 +39,9 @@ impl Simulation {
         if self.phase != Phase::Chaos {
             return;
         }
+        if self.plan.transfer_per_mille > 0 && self.rng.chance(self.plan.transfer_per_mille) {
+            self.transfer_leadership(None);
+        }
         let kinds: Vec<FaultKind> = self.plan.enabled.iter().copied().collect();
         let kind = *self.rng.pick(&kinds);
         if let Some(fault) = self.inject(kind) {
@@ -55,6 +58,39 @@ impl Simulation {
             .rng
             .between(self.plan.nemesis_min_us, self.plan.nemesis_max_us);
         self.schedule(gap, Event::Nemesis);
+    }
+
+    /// Asks the live leader, if there is one, to hand its leadership to `to` (a random live
+    /// follower if `None`), as an operator or a stopping node would.
+    pub(crate) fn transfer_leadership(&mut self, to: Option<NodeId>) {
+        let leaders = self.nodes_where(|n| {
+            !n.paused
+                && n.node
+                    .as_ref()
+                    .is_some_and(|node| node.role() == verity_core::Role::Leader)
+        });
+        let Some(&leader) = leaders.first() else {
+            return;
+        };
+        let to = match to {
+            Some(to) => to,
+            None => {
+                let followers = self.nodes_where(|n| n.node.is_some());
+                let followers: Vec<NodeId> =
+                    followers.into_iter().filter(|&id| id != leader).collect();
+                if followers.is_empty() {
+                    return;
+                }
+                *self.rng.pick(&followers)
+            }
+        };
+        let node = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut());
+        let outcome = node.map(|node| node.transfer_leadership(to));
+        self.count_fault("transfer");
+        self.record(What::Fault {
+            description: format!("transfer leadership {leader} -> {to}: {outcome:?}"),
+        });
+        self.process(leader);
     }
 
     fn nodes_where(&self, wanted: impl Fn(&crate::simulation::SimNode) -> bool) -> Vec<NodeId> {

@@ -293,6 +293,14 @@ pub struct FaultPlan {
     /// Nodes' `max_uncommitted_entries` (`None`: their default): small in some seeds, so
     /// leaders refuse proposals as overloaded while followers lag.
     pub max_uncommitted_entries: Option<usize>,
+    /// Out of 1000 nemesis events, how many also ask the leader to hand its leadership to a
+    /// random live follower (0 in most seeds): transfers race client traffic, crashes and
+    /// partitions.
+    pub transfer_per_mille: u64,
+    /// Whether the forwarding-stress profile was drawn (duplicated frames, a leader that
+    /// refuses most proposals, sessions that expire while in use): the cluster is starved on
+    /// purpose, so a scenario's `progress_within` is not held against it.
+    pub forwarding_stress: bool,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -363,13 +371,21 @@ impl FaultPlan {
         // Forwarding under stress in some seeds: duplicated frames, a leader that refuses
         // proposals, sessions that expire while their commands are refused. A forward whose
         // copies meet different fates (one proposed, one refused) must not fool a follower.
-        if later.chance(100) {
+        let forwarding_stress = later.chance(100);
+        if forwarding_stress {
             network.duplicate_per_mille = later.between(200, 500);
             max_uncommitted_entries = Some(4);
             sessions = (options.clients as usize + 2, later.between(20, 60));
         }
+        let transfer_per_mille = if later.chance(250) {
+            later.between(100, 400)
+        } else {
+            0
+        };
         let pinned = &options.overrides;
         FaultPlan {
+            transfer_per_mille,
+            forwarding_stress,
             max_uncommitted_entries,
             leader_crash_per_mille,
             reply_window,

@@ -195,6 +195,7 @@ enum ActionName {
     Heal,
     PartitionLeaderMinority,
     Flap,
+    Transfer,
 }
 
 /// Split groups: a list (`[[1, 2], [3, 4, 5]]`) or named (`{ east = [1, 2], west = [3, 4, 5] }`).
@@ -462,6 +463,7 @@ impl Scenario {
                 }
                 ActionName::Heal => Action::Heal,
                 ActionName::PartitionLeaderMinority => Action::PartitionLeaderMinority,
+                ActionName::Transfer => Action::Transfer(target(&entry.target, "target", offset)?),
                 ActionName::Flap => {
                     let (Some(every), Some(lasting)) = (entry.every, entry.lasting) else {
                         return Err(error_at(offset, "`flap` needs `every` and `for`, such as every = \"200ms\", for = \"3s\"".into()));

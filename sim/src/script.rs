@@ -53,6 +53,8 @@ pub enum Action {
     Heal,
     /// Put the leader in a minority group and the rest in the majority.
     PartitionLeaderMinority,
+    /// Ask the leader to hand its leadership to `target` (a follower).
+    Transfer(Target),
     /// Isolate `target` and heal it again every `every` microseconds, for `lasting`.
     Flap {
         /// The node cut off and reconnected.

@@ -1575,12 +1575,15 @@ impl Simulation {
         }
     }
 
-    /// How long after the settle period clients have to finish.
+    /// How long after the settle period clients have to finish: a scenario's
+    /// `progress_within`, unless the forwarding-stress profile starves the cluster on purpose
+    /// (then, as without one, a bound that only a stuck cluster misses).
     fn liveness_deadline_us(&self) -> u64 {
-        self.options
-            .expect
-            .progress_within_us
-            .unwrap_or(LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us())
+        let stuck = LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us();
+        match self.options.expect.progress_within_us {
+            Some(within) if !self.plan.forwarding_stress => within,
+            _ => stuck,
+        }
     }
 
     /// Pauses node `id`: it stops taking steps and its inputs wait (see [`Simulation::resume`]).
@@ -1664,6 +1667,10 @@ fn kind_of(frame: &PeerFrame) -> &'static str {
             MessageBody::RequestVoteResponse { .. } => "RequestVoteResponse",
             MessageBody::AppendEntries { .. } => "AppendEntries",
             MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
+            MessageBody::PreVote { .. } => "PreVote",
+            MessageBody::PreVoteResponse { .. } => "PreVoteResponse",
+            MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::TransferVote { .. } => "TransferVote",
         },
         PeerFrame::Forward { .. } => "Forward",
         PeerFrame::ForwardReply { .. } => "ForwardReply",
@@ -1714,6 +1721,7 @@ impl Host for SimHost {
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Follower => "follower",
+        Role::PreCandidate => "pre-candidate",
         Role::Candidate => "candidate",
         Role::Leader => "leader",
     }

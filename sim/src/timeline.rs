@@ -215,6 +215,14 @@ impl Simulation {
                     self.cut_between(&left, majority, true);
                 }
             }
+            Action::Transfer(Target::Leader) => self.record(What::Fault {
+                description: "timeline: a leader cannot hand over to itself; step skipped".into(),
+            }),
+            Action::Transfer(t) => {
+                if let Some(to) = self.resolve(t) {
+                    self.transfer_leadership(Some(to));
+                }
+            }
             Action::Flap {
                 target,
                 every_us,

@@ -84,6 +84,16 @@ fn write_seed_corpora() {
             hint_index: LogIndex(2),
             hint_term: Term(1),
         }),
+        MessageBody::PreVote {
+            last_log_index: LogIndex(3),
+            last_log_term: Term(2),
+        },
+        MessageBody::PreVoteResponse { granted: false },
+        MessageBody::TimeoutNow,
+        MessageBody::TransferVote {
+            last_log_index: LogIndex(3),
+            last_log_term: Term(2),
+        },
     ];
     for (i, body) in messages.into_iter().enumerate() {
         let message = Message {

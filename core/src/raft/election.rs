@@ -18,8 +18,42 @@ impl Node {
         self.election_timeout_ticks = base + self.rng.next_u64() % base;
     }
 
-    /// Starts an election for the next term, voting for itself.
-    pub(super) fn campaign(&mut self, reason: &'static str) {
+    /// Asks every peer whether it would vote for this node in the next term, without raising
+    /// the term or voting (pre-vote, dissertation §9.6). The node campaigns for real only once
+    /// a majority says yes; until then it cannot depose anyone.
+    pub(super) fn pre_campaign(&mut self) {
+        self.leader = None;
+        self.role = RoleState::PreCandidate {
+            votes: BTreeMap::from([(self.id(), true)]),
+        };
+        self.reset_election_timer();
+        tracing::info!(
+            node = self.id().0,
+            term = self.term.0,
+            "became pre-candidate"
+        );
+        if self.tally() == VoteResult::Won {
+            self.campaign("won the pre-vote", false);
+            return;
+        }
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        let next_term = self.term.next();
+        for peer in self.peers() {
+            self.send_in_term(
+                peer,
+                next_term,
+                MessageBody::PreVote {
+                    last_log_index,
+                    last_log_term,
+                },
+            );
+        }
+    }
+
+    /// Starts an election for the next term, voting for itself. A campaign its leader asked
+    /// for (`transfer`) sends [`MessageBody::TransferVote`], which voters answer even while
+    /// they hear from that leader.
+    pub(super) fn campaign(&mut self, reason: &'static str, transfer: bool) {
         self.term = self.term.next();
         self.vote = Some(self.id());
         self.leader = None;
@@ -39,14 +73,95 @@ impl Node {
         }
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for peer in self.peers() {
-            self.send(
-                peer,
+            let body = if transfer {
+                MessageBody::TransferVote {
+                    last_log_index,
+                    last_log_term,
+                }
+            } else {
                 MessageBody::RequestVote {
                     last_log_index,
                     last_log_term,
-                },
-            );
+                }
+            };
+            self.send(peer, body);
         }
+    }
+
+    /// Whether this node heard from a live leader within the minimum election timeout (or
+    /// leads itself): then it neither grants votes nor pre-votes to others (leader
+    /// stickiness, dissertation §4.2.3), so a node that cannot hear the leader cannot depose
+    /// it. A leader that lost its majority steps down within the same timeout (check-quorum),
+    /// so the cluster is never held leaderless by it.
+    #[must_use]
+    pub fn in_lease(&self) -> bool {
+        match self.role {
+            RoleState::Leader { .. } => true,
+            RoleState::Follower => {
+                self.leader.is_some()
+                    && self.election_elapsed_ticks < self.config.election_timeout_ticks
+            }
+            RoleState::PreCandidate { .. } | RoleState::Candidate { .. } => false,
+        }
+    }
+
+    /// Answers a pre-vote for term `message.term`: yes if the asker's log is at least as up to
+    /// date, this node hears no live leader, and the asked term is newer than this node's (or
+    /// is this term, with no vote cast and no leader known). Nothing of this node changes.
+    pub(super) fn handle_pre_vote(
+        &mut self,
+        message: &Message,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    ) {
+        let up_to_date = self.log_up_to_date(last_log_index, last_log_term);
+        let term_free = message.term > self.term
+            || (self.vote.is_none_or(|vote| vote == message.from) && self.leader.is_none());
+        let in_lease = self.in_lease();
+        let granted = up_to_date && term_free && !in_lease;
+        tracing::debug!(
+            node = self.id().0,
+            term = self.term.0,
+            asker = message.from.0,
+            asked_term = message.term.0,
+            granted,
+            up_to_date,
+            in_lease,
+            "pre-vote"
+        );
+        let term = if granted { message.term } else { self.term };
+        self.send_in_term(message.from, term, MessageBody::PreVoteResponse { granted });
+    }
+
+    /// Counts a pre-vote answer; a majority of yes starts the real campaign.
+    pub(super) fn handle_pre_vote_response(&mut self, voter: NodeId, term: Term, granted: bool) {
+        let RoleState::PreCandidate { votes } = &mut self.role else {
+            return;
+        };
+        if granted && term != self.term.next() {
+            return;
+        }
+        votes.insert(voter, granted);
+        match self.tally() {
+            VoteResult::Won => self.campaign("won the pre-vote", false),
+            VoteResult::Lost => self.become_follower(self.term, None, "lost the pre-vote"),
+            VoteResult::Pending => {}
+        }
+    }
+
+    /// The leader of this term hands its leadership over: campaign at once, without a
+    /// pre-vote, asking for votes that voters grant even while they hear from that leader.
+    pub(super) fn handle_timeout_now(&mut self, from: NodeId) {
+        if self.leader != Some(from) || !matches!(self.role, RoleState::Follower) {
+            tracing::info!(
+                node = self.id().0,
+                term = self.term.0,
+                from = from.0,
+                "ignored TimeoutNow from a node that is not this term's leader"
+            );
+            return;
+        }
+        self.campaign("the leader handed over", true);
     }
 
     /// Becomes a follower in `term` (which must not be older than the current one), clearing
@@ -83,11 +198,12 @@ impl Node {
         let max_inflight = self.config.max_inflight_appends;
         let progress = self
             .peers()
-            .map(|peer| (peer, Progress::new(next, max_inflight)))
+            .map(|peer| (peer, Progress::new(next, max_inflight, 0)))
             .collect();
         self.role = RoleState::Leader {
             progress,
-            ticks_since_quorum_check: 0,
+            ticks: 0,
+            transfer: None,
         };
         self.leader = Some(self.id());
         self.heartbeat_elapsed_ticks = 0;
@@ -127,9 +243,7 @@ impl Node {
     ) {
         let free = self.vote.is_none_or(|vote| vote == candidate)
             || crate::injected!(self.config, DoubleVote);
-        let up_to_date = (last_log_term, last_log_index)
-            >= (self.log.last_term(), self.log.last_index())
-            || crate::injected!(self.config, SkipLogCheck);
+        let up_to_date = self.log_up_to_date(last_log_index, last_log_term);
         let granted = free && up_to_date;
         if granted {
             self.vote = Some(candidate);
@@ -160,6 +274,13 @@ impl Node {
         self.send(candidate, MessageBody::RequestVoteResponse { granted });
     }
 
+    /// Whether a log ending at `last_log_index` of `last_log_term` is at least as up to date
+    /// as this node's (§5.4.1): a vote or pre-vote goes only to such a log.
+    fn log_up_to_date(&self, last_log_index: LogIndex, last_log_term: Term) -> bool {
+        (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index())
+            || crate::injected!(self.config, SkipLogCheck)
+    }
+
     pub(super) fn handle_vote_response(&mut self, voter: NodeId, granted: bool) {
         let RoleState::Candidate { votes } = &mut self.role else {
             return;
@@ -174,7 +295,9 @@ impl Node {
 
     fn tally(&self) -> VoteResult {
         match &self.role {
-            RoleState::Candidate { votes } => quorum::vote_result(&self.config.voters, votes),
+            RoleState::Candidate { votes } | RoleState::PreCandidate { votes } => {
+                quorum::vote_result(&self.config.voters, votes)
+            }
             _ => VoteResult::Pending,
         }
     }
@@ -190,10 +313,16 @@ impl Node {
             "stale message"
         );
         match message.body {
-            MessageBody::RequestVote { .. } => {
+            MessageBody::RequestVote { .. } | MessageBody::TransferVote { .. } => {
                 self.send(
                     message.from,
                     MessageBody::RequestVoteResponse { granted: false },
+                );
+            }
+            MessageBody::PreVote { .. } => {
+                self.send(
+                    message.from,
+                    MessageBody::PreVoteResponse { granted: false },
                 );
             }
             MessageBody::AppendEntries { prev_log_index, .. } => {
@@ -206,13 +335,18 @@ impl Node {
                     }),
                 );
             }
-            MessageBody::RequestVoteResponse { .. } | MessageBody::AppendEntriesResponse(_) => {}
+            MessageBody::RequestVoteResponse { .. }
+            | MessageBody::AppendEntriesResponse(_)
+            | MessageBody::PreVoteResponse { .. }
+            | MessageBody::TimeoutNow => {}
         }
     }
 
-    /// A leader's tick: heartbeats every `heartbeat_interval_ticks`, and every
-    /// `election_timeout_ticks` a check that a majority answered since the last check. A leader
-    /// cut off from its majority steps down instead of believing it still leads.
+    /// A leader's tick: heartbeats every `heartbeat_interval_ticks`; check-quorum (a leader
+    /// that has not heard from a majority, itself included, within the minimum election
+    /// timeout steps down at once, so it never believes it leads longer than a follower waits
+    /// before campaigning); and a leadership transfer that has not finished within an election
+    /// timeout is abandoned.
     pub(super) fn tick_leader(&mut self) {
         self.heartbeat_elapsed_ticks += 1;
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
@@ -221,22 +355,29 @@ impl Node {
         }
         let election_timeout = self.config.election_timeout_ticks;
         let voters = self.config.voters.len();
+        let never_expires = crate::injected!(self.config, CheckQuorumOnce);
         let RoleState::Leader {
             progress,
-            ticks_since_quorum_check,
+            ticks,
+            transfer,
         } = &mut self.role
         else {
             unreachable!("tick_leader runs on leaders");
         };
-        *ticks_since_quorum_check += 1;
-        if *ticks_since_quorum_check < election_timeout {
-            return;
+        *ticks += 1;
+        let now = *ticks;
+        if let Some(abandoned) = transfer.take_if(|t| now - t.started_tick >= election_timeout) {
+            tracing::warn!(
+                node = self.config.id.0,
+                term = self.term.0,
+                to = abandoned.to.0,
+                "leadership transfer abandoned: the node did not take over within an election timeout"
+            );
         }
-        *ticks_since_quorum_check = 0;
-        let active = 1 + progress.values().filter(|p| p.recently_active).count();
-        for p in progress.values_mut() {
-            p.recently_active = crate::injected!(self.config, CheckQuorumOnce) && p.recently_active;
-        }
+        let active = 1 + progress
+            .values()
+            .filter(|p| never_expires || now - p.last_heard_tick < election_timeout)
+            .count();
         let needed = quorum::majority(voters)
             + usize::from(crate::injected!(self.config, QuorumCheckOffByOne));
         if active < needed {
@@ -248,5 +389,34 @@ impl Node {
             );
             self.become_follower(self.term, None, "lost contact with a majority");
         }
+    }
+
+    /// Moves a leadership transfer on: once the target's log matches the leader's last
+    /// entry, tells it to campaign (once).
+    pub(super) fn advance_transfer(&mut self) {
+        let last_index = self.log.last_index();
+        let RoleState::Leader {
+            progress,
+            transfer: Some(transfer),
+            ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        let caught_up = progress
+            .get(&transfer.to)
+            .is_some_and(|p| p.match_index == last_index);
+        if transfer.timeout_now_sent || !caught_up {
+            return;
+        }
+        transfer.timeout_now_sent = true;
+        let to = transfer.to;
+        tracing::info!(
+            node = self.id().0,
+            term = self.term.0,
+            to = to.0,
+            "leadership transfer: the node is caught up; told it to campaign"
+        );
+        self.send(to, MessageBody::TimeoutNow);
     }
 }

@@ -33,6 +33,8 @@ use std::collections::BTreeMap;
 pub enum Role {
     /// Follows a leader (or waits for one).
     Follower,
+    /// Asking whether it could win an election, before raising its term (pre-vote).
+    PreCandidate,
     /// Campaigning for votes.
     Candidate,
     /// Leads the current term.
@@ -47,6 +49,12 @@ pub enum ProposeError {
     NotLeader {
         /// The leader this node follows, if known.
         leader: Option<NodeId>,
+    },
+    /// The leader is handing its leadership to `to`; retry once the new leader is known.
+    #[error("this leader is handing over to node {to}; retry there")]
+    Transferring {
+        /// The node taking over.
+        to: NodeId,
     },
     /// Too many uncommitted entries, or too many attempts of this very request waiting; retry
     /// after some commit (followers may be unreachable).
@@ -91,16 +99,49 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
 }
 
+/// Why a leadership transfer cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only a leader hands over leadership.
+    #[error("this node is not the leader; ask the leader{}", leader.map_or(String::new(), |l| format!(" (node {l})")))]
+    NotLeader {
+        /// The leader this node follows, if known.
+        leader: Option<NodeId>,
+    },
+    /// The chosen node is not another voter of the cluster.
+    #[error("node {to} is not another voter of this cluster")]
+    NotAPeer {
+        /// The chosen node.
+        to: NodeId,
+    },
+}
+
+/// A leadership transfer in progress.
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    /// The node taking over.
+    to: NodeId,
+    /// The leader's tick count when it started; it gives up after an election timeout.
+    started_tick: u64,
+    /// Whether `TimeoutNow` was sent.
+    timeout_now_sent: bool,
+}
+
 /// Per-role state that only exists in that role.
 #[derive(Clone, Debug)]
 enum RoleState {
     Follower,
+    PreCandidate {
+        votes: BTreeMap<NodeId, bool>,
+    },
     Candidate {
         votes: BTreeMap<NodeId, bool>,
     },
     Leader {
         progress: BTreeMap<NodeId, Progress>,
-        ticks_since_quorum_check: u64,
+        /// Ticks since this node took office.
+        ticks: u64,
+        transfer: Option<Transfer>,
     },
 }
 
@@ -220,17 +261,87 @@ impl Node {
         Ok(node)
     }
 
-    /// Advances logical time by one tick: followers and candidates count towards an election,
-    /// leaders towards the next heartbeat and quorum check.
+    /// Advances logical time by one tick: followers and candidates count towards an election
+    /// (a pre-vote first, if configured), leaders towards the next heartbeat, their quorum
+    /// check and the deadline of a leadership transfer.
     pub fn tick(&mut self) {
         match self.role {
             RoleState::Leader { .. } => self.tick_leader(),
-            RoleState::Follower | RoleState::Candidate { .. } => {
+            RoleState::Follower | RoleState::PreCandidate { .. } | RoleState::Candidate { .. } => {
                 self.election_elapsed_ticks += 1;
                 if self.election_elapsed_ticks >= self.election_timeout_ticks {
-                    self.campaign("election timeout");
+                    if self.config.pre_vote {
+                        self.pre_campaign();
+                    } else {
+                        self.campaign("election timeout", false);
+                    }
                 }
             }
+        }
+    }
+
+    /// Starts handing leadership to `to`: the leader stops taking proposals, brings `to`'s log
+    /// up to date, then tells it to campaign at once (`TimeoutNow`). If `to` has not taken
+    /// over within an election timeout, the leader takes proposals again. A transfer to a node
+    /// already being handed over to is a no-op; another target replaces it.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
+        let leader = self.leader;
+        let RoleState::Leader {
+            progress,
+            ticks,
+            transfer,
+        } = &mut self.role
+        else {
+            return Err(TransferError::NotLeader { leader });
+        };
+        if !progress.contains_key(&to) {
+            return Err(TransferError::NotAPeer { to });
+        }
+        if transfer.is_some_and(|t| t.to == to) {
+            return Ok(());
+        }
+        *transfer = Some(Transfer {
+            to,
+            started_tick: *ticks,
+            timeout_now_sent: false,
+        });
+        tracing::info!(
+            node = self.id().0,
+            term = self.term.0,
+            to = to.0,
+            "leadership transfer started"
+        );
+        self.advance_transfer();
+        Ok(())
+    }
+
+    /// The peer a leader that is about to stop should hand over to: the most up to date
+    /// (highest match index) among the peers heard within the election timeout, the lowest
+    /// id among equals; `None` on a non-leader or when no peer is live.
+    #[must_use]
+    pub fn handover_target(&self) -> Option<NodeId> {
+        let RoleState::Leader {
+            progress, ticks, ..
+        } = &self.role
+        else {
+            return None;
+        };
+        progress
+            .iter()
+            .filter(|(_, p)| ticks - p.last_heard_tick < self.config.election_timeout_ticks)
+            .max_by_key(|&(&id, p)| (p.match_index, std::cmp::Reverse(id)))
+            .map(|(&id, _)| id)
+    }
+
+    /// The node a leadership transfer is handing over to, if one is under way.
+    #[must_use]
+    pub fn transferring_to(&self) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Leader {
+                transfer: Some(transfer),
+                ..
+            } => Some(transfer.to),
+            _ => None,
         }
     }
 
@@ -264,13 +375,34 @@ impl Node {
             )
             && crate::injected!(self.config, LeaderIgnoresHigherTerm);
         if message.term > self.term && !ignored {
-            let leader =
-                matches!(message.body, MessageBody::AppendEntries { .. }).then_some(message.from);
-            self.become_follower(message.term, leader, "message with higher term");
+            match message.body {
+                // A pre-vote, and a granted answer to one, carry the term their asker would
+                // campaign in: nobody has raised its term yet.
+                MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
+                // Leader stickiness: a node that hears from a live leader ignores a vote
+                // request (and its term) unless the leader itself asked for the election.
+                MessageBody::RequestVote { .. } if self.in_lease() => {
+                    tracing::info!(
+                        node = self.id().0,
+                        term = self.term.0,
+                        candidate = message.from.0,
+                        candidate_term = message.term.0,
+                        "ignored a vote request: a live leader was heard within the election timeout"
+                    );
+                    return;
+                }
+                _ => {
+                    let leader = matches!(message.body, MessageBody::AppendEntries { .. })
+                        .then_some(message.from);
+                    self.become_follower(message.term, leader, "message with higher term");
+                }
+            }
         }
         let is_response = matches!(
             message.body,
-            MessageBody::RequestVoteResponse { .. } | MessageBody::AppendEntriesResponse(_)
+            MessageBody::RequestVoteResponse { .. }
+                | MessageBody::AppendEntriesResponse(_)
+                | MessageBody::PreVoteResponse { .. }
         );
         if message.term < self.term
             && !(is_response && crate::injected!(self.config, IgnoreResponseTerm))
@@ -282,7 +414,19 @@ impl Node {
             MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
+            }
+            | MessageBody::TransferVote {
+                last_log_index,
+                last_log_term,
             } => self.handle_request_vote(message.from, last_log_index, last_log_term),
+            MessageBody::PreVote {
+                last_log_index,
+                last_log_term,
+            } => self.handle_pre_vote(&message, last_log_index, last_log_term),
+            MessageBody::PreVoteResponse { granted } => {
+                self.handle_pre_vote_response(message.from, message.term, granted);
+            }
+            MessageBody::TimeoutNow => self.handle_timeout_now(message.from),
             MessageBody::RequestVoteResponse { granted } => {
                 self.handle_vote_response(message.from, granted);
             }
@@ -312,6 +456,9 @@ impl Node {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
+        }
+        if let Some(to) = self.transferring_to() {
+            return Err(ProposeError::Transferring { to });
         }
         let uncommitted =
             usize::try_from(self.log.last_index().0 - self.commit.0).unwrap_or(usize::MAX);
@@ -427,6 +574,7 @@ impl Node {
     pub fn role(&self) -> Role {
         match self.role {
             RoleState::Follower => Role::Follower,
+            RoleState::PreCandidate { .. } => Role::PreCandidate,
             RoleState::Candidate { .. } => Role::Candidate,
             RoleState::Leader { .. } => Role::Leader,
         }
@@ -493,11 +641,17 @@ impl Node {
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.send_in_term(to, self.term, body);
+    }
+
+    /// Sends a message carrying `term` rather than the current term (pre-votes carry the term
+    /// they ask about).
+    fn send_in_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
         debug_assert_ne!(to, self.id());
         self.outbox.push(Message {
             from: self.id(),
             to,
-            term: self.term,
+            term,
             body,
         });
     }

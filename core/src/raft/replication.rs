@@ -105,7 +105,7 @@ impl Node {
                 );
                 return;
             }
-            RoleState::Candidate { .. } => {
+            RoleState::Candidate { .. } | RoleState::PreCandidate { .. } => {
                 self.become_follower(self.term, Some(leader), "heard from the term's leader");
             }
             RoleState::Follower => {
@@ -202,13 +202,16 @@ impl Node {
 
     /// The leader learns a follower's verdict on an AppendEntries.
     pub(super) fn handle_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
-        let RoleState::Leader { progress, .. } = &mut self.role else {
+        let RoleState::Leader {
+            progress, ticks, ..
+        } = &mut self.role
+        else {
             return;
         };
         let Some(p) = progress.get_mut(&from) else {
             return;
         };
-        p.recently_active = true;
+        p.last_heard_tick = *ticks;
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > self.log.last_index() {
@@ -223,6 +226,7 @@ impl Node {
                 if p.accept(match_index) {
                     self.maybe_commit();
                 }
+                self.advance_transfer();
             }
             AppendOutcome::Rejected {
                 rejected_index,

@@ -32,12 +32,31 @@ pub fn drain(node: &mut Node) -> Ready {
     all
 }
 
-/// Ticks `node` until it campaigns (at most `limit` ticks); returns the ticks taken.
+/// Ticks `node` until it campaigns (at most `limit` ticks) and, if it asks for a pre-vote
+/// first, grants it from every peer, so that it is a candidate of the next term; returns the
+/// ticks taken.
 pub fn ticks_until_candidate(node: &mut Node, limit: u64) -> Option<u64> {
     for tick in 1..=limit {
         node.tick();
-        if node.role() == Role::Candidate {
-            return Some(tick);
+        match node.role() {
+            Role::Candidate => return Some(tick),
+            Role::PreCandidate => {
+                let _ = drain(node);
+                let asked = node.term().next();
+                for peer in node.config().voters.clone() {
+                    if peer != node.id() && node.role() == Role::PreCandidate {
+                        node.step(msg(
+                            peer,
+                            node.id(),
+                            asked,
+                            MessageBody::PreVoteResponse { granted: true },
+                        ));
+                    }
+                }
+                assert_eq!(node.role(), Role::Candidate, "a granted pre-vote campaigns");
+                return Some(tick);
+            }
+            Role::Follower | Role::Leader => {}
         }
     }
     None
