@@ -42,6 +42,31 @@ const CONSENSUS_THREADS: usize = 2;
 /// Client submissions waiting to enter the driver.
 const SUBMIT_QUEUE: usize = 8192;
 
+/// A stopping leader hands its leadership to its most up-to-date live peer and waits (at
+/// most the core's transfer deadline, one election timeout) until it no longer leads, so the
+/// cluster need not wait out an election timeout without a leader.
+async fn hand_over_leadership(handle: &DriverHandle, settings: &NodeSettings) {
+    let Some(to) = handle.hand_over().await else {
+        return;
+    };
+    let within = Duration::from_millis(settings.tick_ms * settings.election_timeout_ticks);
+    let started = std::time::Instant::now();
+    tracing::info!(to = to.0, "[SHUTDOWN] handing leadership to node {}", to.0);
+    if handle.wait_until_not_leader(within).await {
+        tracing::info!(
+            to = to.0,
+            took_ms = started.elapsed().as_millis() as u64,
+            "[SHUTDOWN] leadership handed over"
+        );
+    } else {
+        tracing::warn!(
+            to = to.0,
+            "[SHUTDOWN] node {} did not take over within an election timeout; stopping anyway",
+            to.0
+        );
+    }
+}
+
 /// Runs a node until a signal stops it (`Ok`) or it fails (a disk error, a port in use, a
 /// damaged WAL: the error says which and what to do).
 pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
@@ -137,7 +162,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
     let server = tokio::spawn(server::serve(
         client_listener,
         tls_listener,
-        handle,
+        handle.clone(),
         server_config,
         stopping,
     ));
@@ -180,6 +205,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         }
     }
     tracing::info!("[SHUTDOWN] signal received: closing (a second signal exits at once)");
+    hand_over_leadership(&handle, &settings).await;
     let _ = stop.send(true);
     tokio::select! {
         finished = &mut consensus => finished.context("the consensus thread failed")??,
