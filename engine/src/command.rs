@@ -77,6 +77,12 @@ pub const CONNECTION_SPECS: &[Spec] = &[
         "Returns the read consistency of this connection.",
     ),
     spec(
+        "failover",
+        -1,
+        "server",
+        "FAILOVER [TO node-id]: the leader hands its leadership to that node, or to its most up-to-date live peer.",
+    ),
+    spec(
         "session",
         -1,
         "verity",
@@ -186,6 +192,11 @@ pub enum ClientCommand {
     Info,
     /// `LEADER`
     Leader,
+    /// `FAILOVER [TO node-id]`: hand leadership to `to`, or to the best live peer.
+    Failover {
+        /// The node to hand over to, if named.
+        to: Option<u64>,
+    },
     /// `CONSISTENCY`
     Consistency,
     /// `SESSION`: show this connection's session.
@@ -323,6 +334,18 @@ impl ClientCommand {
                 ClientCommand::Info
             }
             "leader" => ClientCommand::Leader,
+            "failover" => match args.remaining() {
+                0 => ClientCommand::Failover { to: None },
+                2 if args.next_keyword()? == "to" => ClientCommand::Failover {
+                    to: Some(unsigned(&args.word()?)?),
+                },
+                _ => {
+                    return Err(CommandError::Incompatible(
+                        "syntax error: FAILOVER [TO node-id] (Verity names the node by its id)"
+                            .into(),
+                    ));
+                }
+            },
             "consistency" => ClientCommand::Consistency,
             "session" => match args.remaining() {
                 0 => ClientCommand::SessionShow,

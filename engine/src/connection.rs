@@ -99,6 +99,10 @@ pub trait Host {
     fn role(&self) -> &'static str;
     /// `CONFIG GET`'s settings as `(name, value)`.
     fn settings(&self) -> Vec<(&'static str, String)>;
+    /// Asks this node, if it leads, to hand its leadership to `to` (to its most up-to-date
+    /// live peer if `None`); the transfer runs on after the answer. `Err` says why it cannot
+    /// start (not the leader, not a peer).
+    fn hand_over(&self, to: Option<u64>) -> Result<(), String>;
 }
 
 /// Identifies one submission of one operation; its result comes back with it.
@@ -1090,6 +1094,10 @@ impl Connection {
                     addr.map_or(Frame::Null, Frame::text),
                 ]),
                 None => Frame::error("CLUSTERDOWN no leader is known right now"),
+            }),
+            ClientCommand::Failover { to } => Slot::Ready(match host.hand_over(to) {
+                Ok(()) => Frame::ok(),
+                Err(reason) => Frame::error(format!("ERR {reason}")),
             }),
             ClientCommand::Consistency => Slot::Ready(Frame::Simple("linearizable".into())),
             ClientCommand::SessionShow => Slot::ShowSession {

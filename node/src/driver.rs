@@ -92,9 +92,11 @@ enum Request {
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
-    /// Hand leadership to the best peer, if this node leads; answered with that peer.
+    /// Hand leadership to `to` (the best live peer if `None`), if this node leads; answered
+    /// with the peer it hands over to, if asked.
     HandOver {
-        reply: oneshot::Sender<Option<NodeId>>,
+        to: Option<NodeId>,
+        reply: Option<oneshot::Sender<Option<NodeId>>>,
     },
 }
 
@@ -142,8 +144,35 @@ impl DriverHandle {
     /// (the new leader takes over, or an election timeout passes).
     pub async fn hand_over(&self) -> Option<NodeId> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::HandOver { reply }).await.ok()?;
+        let request = Request::HandOver {
+            to: None,
+            reply: Some(reply),
+        };
+        self.requests.send(request).await.ok()?;
         answer.await.ok().flatten()
+    }
+
+    /// `FAILOVER`: asks the driver, without waiting, to hand leadership to `to` (the best live
+    /// peer if `None`). `Err` if this node does not lead (as of its last published status),
+    /// `to` is not another voter, or the driver cannot take the request now.
+    pub fn request_hand_over(&self, to: Option<NodeId>) -> Result<(), String> {
+        let status = self.latest_status();
+        if status.role != Role::Leader {
+            return Err(match status.leader {
+                Some(leader) => format!(
+                    "FAILOVER is for the leader: send it to node {leader} (LEADER names its address)"
+                ),
+                None => "FAILOVER is for the leader, and no leader is known right now".into(),
+            });
+        }
+        if let Some(to) = to
+            && !status.peers.contains_key(&to)
+        {
+            return Err(format!("node {to} is not another voter of this cluster"));
+        }
+        self.requests
+            .try_send(Request::HandOver { to, reply: None })
+            .map_err(|_| "the node is busy or stopping; try again".to_string())
     }
 
     /// Waits until this node no longer leads, or `within` passes; returns whether it
@@ -349,14 +378,21 @@ impl Driver {
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Request::HandOver { reply } => {
-                let target = self.node.handover_target();
-                if let Some(to) = target
-                    && let Err(error) = self.node.transfer_leadership(to)
-                {
-                    unreachable!("a leader's handover target is a peer: {error}");
+            Request::HandOver { to, reply } => {
+                let target = to.or_else(|| self.node.handover_target());
+                let started = match target {
+                    Some(to) => match self.node.transfer_leadership(to) {
+                        Ok(()) => Some(to),
+                        Err(error) => {
+                            tracing::warn!(%error, "[ELECTION] leadership transfer not started");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(started);
                 }
-                let _ = reply.send(target);
             }
             Request::Submit(batch) => {
                 let clock_ms = unix_time_ms();

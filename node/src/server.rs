@@ -339,6 +339,12 @@ impl Host for NodeHost<'_> {
         role_name(&self.served.driver.latest_status())
     }
 
+    fn hand_over(&self, to: Option<u64>) -> Result<(), String> {
+        self.served
+            .driver
+            .request_hand_over(to.map(verity_core::NodeId))
+    }
+
     fn settings(&self) -> Vec<(&'static str, String)> {
         let config = &self.served.config;
         vec![

@@ -1073,6 +1073,7 @@ impl Simulation {
         let host = SimHost {
             role: node.role(),
             leader: node.leader(),
+            hand_over: std::cell::Cell::new(None),
         };
         served.connection.process(clock_ms, &host);
         let mut routed = Vec::new();
@@ -1107,6 +1108,9 @@ impl Simulation {
         }
         self.process(id);
         self.route(id, routed);
+        if let Some(to) = host.hand_over.take() {
+            self.transfer_leadership(to);
+        }
     }
 
     /// Carries out what node `id`'s router decided.
@@ -1694,10 +1698,12 @@ pub(crate) struct SimConnection {
     connection: Connection,
 }
 
-/// What a simulated connection may ask of its node (the workload never sends INFO).
+/// What a simulated connection may ask of its node (the workload never sends INFO or
+/// FAILOVER). A `FAILOVER` is noted here and carried out once the connection is served.
 struct SimHost {
     role: Role,
     leader: Option<NodeId>,
+    hand_over: std::cell::Cell<Option<Option<NodeId>>>,
 }
 
 impl Host for SimHost {
@@ -1715,6 +1721,14 @@ impl Host for SimHost {
 
     fn settings(&self) -> Vec<(&'static str, String)> {
         Vec::new()
+    }
+
+    fn hand_over(&self, to: Option<u64>) -> Result<(), String> {
+        if self.role != Role::Leader {
+            return Err("FAILOVER is for the leader".into());
+        }
+        self.hand_over.set(Some(to.map(NodeId)));
+        Ok(())
     }
 }
 

@@ -25,6 +25,12 @@ impl Host for TestHost {
     fn settings(&self) -> Vec<(&'static str, String)> {
         vec![("appendfsync", "always".into())]
     }
+    fn hand_over(&self, to: Option<u64>) -> Result<(), String> {
+        match to {
+            Some(9) => Err("node 9 is not another voter of this cluster".into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 struct Node {
@@ -427,6 +433,18 @@ fn connection_commands_answer_at_once_and_quit_closes() {
         "+PONG\r\n$2\r\nhi\r\n+OK\r\n$3\r\napp\r\n-ERR DB index is out of range (Verity has only database 0)\r\n*2\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n+OK\r\n"
     );
     assert!(node.connections[c].is_closed());
+}
+
+#[test]
+fn failover_asks_the_node_to_hand_over_and_says_why_it_cannot() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "FAILOVER\nFAILOVER TO 2\nFAILOVER TO 9\nFAILOVER TO\n");
+    assert_eq!(
+        node.output(c),
+        "+OK\r\n+OK\r\n-ERR node 9 is not another voter of this cluster\r\n\
+         -ERR syntax error: FAILOVER [TO node-id] (Verity names the node by its id)\r\n"
+    );
 }
 
 #[test]
