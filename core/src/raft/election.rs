@@ -391,8 +391,9 @@ impl Node {
         }
     }
 
-    /// Moves a leadership transfer on: once the target's log matches the leader's last
-    /// entry, tells it to campaign (once).
+    /// Moves a leadership transfer on: whenever the target acknowledges the leader's last
+    /// entry, tells it to campaign (again at each such acknowledgement, so a lost `TimeoutNow`
+    /// does not waste the transfer; the target ignores it once it campaigns).
     pub(super) fn advance_transfer(&mut self) {
         let last_index = self.log.last_index();
         let RoleState::Leader {
@@ -406,10 +407,9 @@ impl Node {
         let caught_up = progress
             .get(&transfer.to)
             .is_some_and(|p| p.match_index == last_index);
-        if transfer.timeout_now_sent || !caught_up {
+        if !caught_up {
             return;
         }
-        transfer.timeout_now_sent = true;
         let to = transfer.to;
         tracing::info!(
             node = self.id().0,

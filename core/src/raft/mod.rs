@@ -123,8 +123,6 @@ struct Transfer {
     to: NodeId,
     /// The leader's tick count when it started; it gives up after an election timeout.
     started_tick: u64,
-    /// Whether `TimeoutNow` was sent.
-    timeout_now_sent: bool,
 }
 
 /// Per-role state that only exists in that role.
@@ -303,7 +301,6 @@ impl Node {
         *transfer = Some(Transfer {
             to,
             started_tick: *ticks,
-            timeout_now_sent: false,
         });
         tracing::info!(
             node = self.id().0,
