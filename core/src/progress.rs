@@ -122,6 +122,13 @@ impl Progress {
         }
     }
 
+    /// Whether the follower answered within the last `window` ticks before the leader's tick
+    /// `now_tick`: what check-quorum counts, and what makes it a live handover target.
+    #[must_use]
+    pub fn heard_within(&self, now_tick: u64, window: u64) -> bool {
+        now_tick - self.last_heard_tick < window
+    }
+
     /// Whether the leader must hold further AppendEntries back for now.
     #[must_use]
     pub fn is_paused(&self) -> bool {

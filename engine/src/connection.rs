@@ -360,9 +360,10 @@ impl Connection {
         }
     }
 
-    /// Parses buffered input into commands (up to `pipeline_depth` waiting, and none while
-    /// reading is paused for unwritten replies), answers what can be answered now, gives up on commands past their deadline, and moves finished replies
-    /// to the output.
+    /// Parses buffered input into commands while [`Connection::wants_input`] (up to
+    /// `pipeline_depth` waiting, none while reading is paused for unwritten replies), answers
+    /// what can be answered now, gives up on commands past their deadline, and moves finished
+    /// replies to the output.
     pub fn process(&mut self, now_ms: u64, host: &dyn Host) {
         self.parse_input(now_ms, host);
         self.expire(now_ms);
@@ -936,10 +937,7 @@ impl Connection {
 
     fn parse_input(&mut self, now_ms: u64, host: &dyn Host) {
         let mut consumed = 0;
-        while !self.closing
-            && self.slots.len() < self.config.pipeline_depth
-            && !self.output.wants_pause()
-        {
+        while self.wants_input() {
             match self
                 .parser
                 .parse(&self.input[consumed..], self.config.limits)

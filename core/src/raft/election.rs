@@ -376,7 +376,7 @@ impl Node {
         }
         let active = 1 + progress
             .values()
-            .filter(|p| never_expires || now - p.last_heard_tick < election_timeout)
+            .filter(|p| never_expires || p.heard_within(now, election_timeout))
             .count();
         let needed = quorum::majority(voters)
             + usize::from(crate::injected!(self.config, QuorumCheckOffByOne));

@@ -325,7 +325,7 @@ impl Node {
         };
         progress
             .iter()
-            .filter(|(_, p)| ticks - p.last_heard_tick < self.config.election_timeout_ticks)
+            .filter(|(_, p)| p.heard_within(*ticks, self.config.election_timeout_ticks))
             .max_by_key(|&(&id, p)| (p.match_index, std::cmp::Reverse(id)))
             .map(|(&id, _)| id)
     }
