@@ -6,6 +6,7 @@
 #   scripts/bench-vs-redis.sh [VERITY_BINARY ...]     (default: target/release/verity; a
 #                                                      build without --initial-cluster-state fails)
 #   REQUESTS=300000 CLIENTS=50 PIPELINE=16 TESTS=set,get scripts/bench-vs-redis.sh
+#   NODE_ARGS="--consistency lease" scripts/bench-vs-redis.sh   (extra flags for every node)
 #
 # Needs redis-server and redis-benchmark (apt-get install redis-server redis-tools).
 set -euo pipefail
@@ -14,6 +15,7 @@ requests=${REQUESTS:-300000}
 clients=${CLIENTS:-50}
 pipeline=${PIPELINE:-16}
 tests=${TESTS:-set,get}
+read -r -a node_args <<<"${NODE_ARGS:-}"
 binaries=("$@")
 [ ${#binaries[@]} -eq 0 ] && binaries=(target/release/verity)
 work=$(mktemp -d)
@@ -37,20 +39,21 @@ pids+=($!)
 sleep 1
 declare -A anchor
 while read -r test rate; do anchor[$test]=$rate; done < <(measure 6399)
-printf '%-28s %-6s %14s %14s %8s\n' server test 'requests/s' 'redis-server' ratio
+printf '%-44s %-6s %14s %14s %8s\n' server test 'requests/s' 'redis-server' ratio
 for test in "${!anchor[@]}"; do
-  printf '%-28s %-6s %14s %14s %8s\n' "redis-server (fsync always)" "$test" "${anchor[$test]}" "${anchor[$test]}" 1.00
+  printf '%-44s %-6s %14s %14s %8s\n' "redis-server (fsync always)" "$test" "${anchor[$test]}" "${anchor[$test]}" 1.00
 done
 
 port=7100
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/peer-secret"
 for binary in "${binaries[@]}"; do
-  label=$binary
+  label="$binary${NODE_ARGS:+ $NODE_ARGS}"
   peers="1=127.0.0.1:$((port + 11)),2=127.0.0.1:$((port + 12)),3=127.0.0.1:$((port + 13))"
   for id in 1 2 3; do
     "$binary" node --id "$id" --data-dir "$work/$port-n$id" --initial-cluster-state new \
       --peer-secret-file "$work/peer-secret" --peer-addr "127.0.0.1:$((port + 10 + id))" \
-      --client-addr "127.0.0.1:$((port + id))" --peers "$peers" >"$work/$port-n$id.log" 2>&1 &
+      --client-addr "127.0.0.1:$((port + id))" --peers "$peers" "${node_args[@]}" \
+      >"$work/$port-n$id.log" 2>&1 &
     pids+=($!)
   done
   leader=""
@@ -67,7 +70,7 @@ for binary in "${binaries[@]}"; do
     target=$leader; [ $role = follower ] && target=$follower
     while read -r test rate; do
       ratio=$(awk -v a="$rate" -v b="${anchor[$test]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-      printf '%-28s %-6s %14s %14s %8s\n' "$label via $role" "$test" "$rate" "${anchor[$test]:-}" "$ratio"
+      printf '%-44s %-6s %14s %14s %8s\n' "$label via $role" "$test" "$rate" "${anchor[$test]:-}" "$ratio"
     done < <(measure "$target")
   done
   port=$((port + 100))

@@ -76,11 +76,14 @@ pub enum Bug {
     /// WAL recovery trusts a record's length without its header checksum, and takes a record
     /// that runs past the end of the file for a torn write.
     TrustTornLength,
+    /// A new leader serves ReadIndex reads before an entry of its own term commits, at a
+    /// commit index that may lag what earlier leaders committed.
+    ReadIndexBeforeFirstCommit,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 26] = [
+    pub const ALL: [Bug; 27] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -107,6 +110,7 @@ impl Bug {
         Bug::QuorumCheckOffByOne,
         Bug::TrustForwardedRefusal,
         Bug::TrustTornLength,
+        Bug::ReadIndexBeforeFirstCommit,
     ];
 
     /// The bug's command-line name.
@@ -139,6 +143,7 @@ impl Bug {
             Bug::QuorumCheckOffByOne => "quorum-check-off-by-one",
             Bug::TrustForwardedRefusal => "trust-forwarded-refusal",
             Bug::TrustTornLength => "trust-torn-length",
+            Bug::ReadIndexBeforeFirstCommit => "read-index-before-first-commit",
         }
     }
 
@@ -203,6 +208,9 @@ impl Bug {
             }
             Bug::TrustTornLength => {
                 "a flipped bit in a synced record's length truncates it and every record after it"
+            }
+            Bug::ReadIndexBeforeFirstCommit => {
+                "a new leader's read misses a write its predecessor committed and acknowledged"
             }
         }
     }

@@ -30,6 +30,11 @@ pub struct Config {
     /// A node cut off from the cluster, or one that can send but not hear, then never deposes
     /// a healthy leader. On by default; classic Raft without it is kept for tests.
     pub pre_vote: bool,
+    /// How long after a confirmed read round starts a leader serves lease reads without a round,
+    /// in milliseconds of the driver's monotonic clock; 0 serves them as linearizable reads.
+    /// Must stay below the minimum election timeout in real time by the clock drift between
+    /// nodes: see [`Config::safe_lease_ms`].
+    pub lease_read_ms: u64,
     /// Most entries carried by one AppendEntries message (batching bound).
     pub max_entries_per_append: usize,
     /// Most payload bytes ([`crate::Entry::payload_bytes`]) in one AppendEntries; a message
@@ -114,6 +119,7 @@ impl Config {
             election_timeout_ticks: 15,
             heartbeat_interval_ticks: 3,
             pre_vote: true,
+            lease_read_ms: 0,
             max_entries_per_append: 256,
             max_append_bytes: 8 << 20,
             max_inflight_appends: 8,
@@ -129,6 +135,17 @@ impl Config {
             #[cfg(feature = "bug-catalogue")]
             bug: None,
         }
+    }
+
+    /// The longest safe [`Config::lease_read_ms`] for ticks of `tick_us` microseconds when
+    /// clocks may run up to `drift_per_mille` thousandths fast or slow: the minimum election
+    /// timeout less one tick (a follower's timer may start anywhere within a tick), shrunk by
+    /// the drift of both the leader's clock and a follower's.
+    #[must_use]
+    pub fn safe_lease_ms(&self, tick_us: u64, drift_per_mille: u64) -> u64 {
+        let timeout_us = self.election_timeout_ticks.saturating_sub(1) * tick_us;
+        let kept_per_mille = 1000u64.saturating_sub(2 * drift_per_mille);
+        timeout_us * kept_per_mille / 1000 / 1000
     }
 
     /// Checks the rules: `id` is a non-zero voter, `1 <= heartbeat < election timeout`, and no

@@ -49,7 +49,7 @@ pub use kv::{
 pub use log::{Entry, EntryPayload};
 pub use message::{AppendOutcome, Message, MessageBody};
 pub use raft::{
-    ClientReply, HardState, Node, Outcome, PersistAck, ProposeError, Ready, Recovered, RequestTag,
-    RestoreError, Role, TransferError,
+    ClientReply, HardState, Node, Outcome, PersistAck, ProposeError, ReadConsistency, ReadError,
+    Ready, Recovered, RequestTag, RestoreError, Role, TransferError,
 };
 pub use types::{ClientId, LogIndex, NodeId, Sequence, Term};

@@ -76,6 +76,34 @@ pub enum MessageBody {
         /// Term of the candidate's last log entry.
         last_log_term: Term,
     },
+    /// A leader confirms that it still leads before it serves reads (ReadIndex, dissertation
+    /// §6.4); a follower of its term answers with a [`MessageBody::ReadRoundAck`].
+    ReadRound {
+        /// The round, echoed in the answer.
+        round: u64,
+    },
+    /// The answer to a [`MessageBody::ReadRound`].
+    ReadRoundAck {
+        /// The round answered.
+        round: u64,
+    },
+    /// A follower asks its leader for the index at which it may serve a linearizable read.
+    ReadIndexRequest {
+        /// The request, echoed in the answer.
+        id: u64,
+        /// Whether the leader may answer from its lease, without a round.
+        lease: bool,
+    },
+    /// The leader's answer to a [`MessageBody::ReadIndexRequest`]: the follower serves the read
+    /// once it has applied `index`, at leader time `time_ms`.
+    ReadIndexResponse {
+        /// The request answered.
+        id: u64,
+        /// The read index.
+        index: LogIndex,
+        /// The leader time to run the read at.
+        time_ms: u64,
+    },
 }
 
 /// A follower's verdict on an AppendEntries.

@@ -36,7 +36,7 @@ fn execute(cluster: &mut Cluster, tag: u64, op: ClientOp) -> Reply {
         if let Some((_, reply)) = replies.into_iter().find(|(_, r)| r.tag == RequestTag(tag)) {
             match reply.outcome {
                 Outcome::Applied(reply) => return reply,
-                Outcome::Superseded => panic!("proposal {tag} superseded"),
+                other => panic!("proposal {tag}: {other:?}"),
             }
         }
         cluster.run(1).unwrap();

@@ -42,6 +42,7 @@ fn describe(body: &MessageBody) -> String {
             last_log_index,
             last_log_term,
         } => format!("TransferVote last={last_log_index}/{last_log_term}"),
+        other => format!("{other:?}"),
     }
 }
 

@@ -113,9 +113,32 @@ fn granted(ready: &Ready, to: NodeId) -> bool {
         .any(|m| m.to == to && m.body == MessageBody::RequestVoteResponse { granted: true })
 }
 
+/// Ticks `n` through the minimum election timeout after its start, during which it grants no
+/// vote (it may have acknowledged a leader's lease just before it restarted), without letting
+/// it campaign.
+fn past_start(n: &mut Node) {
+    for _ in 0..n.config().election_timeout_ticks {
+        n.tick();
+    }
+    settle(n);
+    assert_eq!(n.role(), Role::Follower, "this seed's timeout is longer");
+}
+
+#[test]
+fn a_node_grants_no_vote_within_an_election_timeout_of_its_start() {
+    let mut n = node(1, 3);
+    n.step(vote_request(N2, 1, 0, 0));
+    assert!(!granted(&drain(&mut n), N2), "just started");
+    assert_eq!(n.term(), Term(0), "the request's term is ignored too");
+    past_start(&mut n);
+    n.step(vote_request(N2, 1, 0, 0));
+    assert!(granted(&drain(&mut n), N2));
+}
+
 #[test]
 fn a_node_grants_at_most_one_vote_per_term() {
     let mut n = node(1, 3);
+    past_start(&mut n);
     n.step(vote_request(N2, 1, 0, 0));
     let ready = drain(&mut n);
     assert!(granted(&ready, N2));
@@ -168,6 +191,7 @@ fn a_node_refuses_its_vote_to_a_candidate_whose_log_is_less_up_to_date() {
     ];
     for (last_index, last_term, want, why) in cases {
         let mut n = with_log(log.clone(), 2);
+        past_start(&mut n);
         n.step(vote_request(N2, 3, last_index, last_term));
         assert_eq!(granted(&drain(&mut n), N2), want, "{why}");
     }

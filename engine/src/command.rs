@@ -4,7 +4,7 @@
 //! Redis's error texts.
 
 use verity_core::kv::cmd::{Access, Args, Spec};
-use verity_core::{ClientId, Command, CommandError, Sequence, SessionToken};
+use verity_core::{ClientId, Command, CommandError, ReadConsistency, Sequence, SessionToken};
 
 const fn spec(name: &'static str, arity: i64, group: &'static str, summary: &'static str) -> Spec {
     Spec {
@@ -14,6 +14,60 @@ const fn spec(name: &'static str, arity: i64, group: &'static str, summary: &'st
         keys: (0, 0, 0),
         group,
         summary,
+    }
+}
+
+/// How a connection's reads of named keys (`GET`, `MGET`, `EXISTS`, `TTL`, …) are served.
+/// Writes, transactions, `WATCH` and reads of the whole keyspace (`KEYS`, `SCAN`, `DBSIZE`,
+/// `RANDOMKEY`) always go through the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Without a log entry, linearizable (ReadIndex): the default.
+    #[default]
+    Linearizable,
+    /// Without a log entry or a round of messages while the leader holds a lease:
+    /// linearizable as long as clocks drift no more than the node allows.
+    Lease,
+    /// From the serving node's own state, at once: may miss recent writes.
+    Stale,
+    /// As a log entry, like a write: the slowest.
+    Log,
+}
+
+impl Consistency {
+    /// The level named `word` (any case; `strong` and `eventual` are aliases).
+    #[must_use]
+    pub fn parse(word: &[u8]) -> Option<Consistency> {
+        match word.to_ascii_lowercase().as_slice() {
+            b"linearizable" | b"strong" => Some(Consistency::Linearizable),
+            b"lease" => Some(Consistency::Lease),
+            b"stale" | b"eventual" => Some(Consistency::Stale),
+            b"log" => Some(Consistency::Log),
+            _ => None,
+        }
+    }
+
+    /// The level's name, as `CONSISTENCY` shows it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Consistency::Linearizable => "linearizable",
+            Consistency::Lease => "lease",
+            Consistency::Stale => "stale",
+            Consistency::Log => "log",
+        }
+    }
+
+    /// How the core serves a read at this level; `None` when it goes through the log.
+    #[must_use]
+    pub fn without_log(self) -> Option<ReadConsistency> {
+        match self {
+            Consistency::Linearizable => Some(ReadConsistency::Linearizable),
+            Consistency::Lease => Some(ReadConsistency::Lease),
+            Consistency::Stale => Some(ReadConsistency::Stale),
+            Consistency::Log => None,
+        }
     }
 }
 
@@ -72,9 +126,9 @@ pub const CONNECTION_SPECS: &[Spec] = &[
     ),
     spec(
         "consistency",
-        1,
+        -1,
         "verity",
-        "Returns the read consistency of this connection.",
+        "CONSISTENCY [linearizable|lease|stale|log]: shows or sets how this connection's reads are served (aliases: strong, eventual).",
     ),
     spec(
         "failover",
@@ -197,8 +251,8 @@ pub enum ClientCommand {
         /// The node to hand over to, if named.
         to: Option<u64>,
     },
-    /// `CONSISTENCY`
-    Consistency,
+    /// `CONSISTENCY [level]`: show the connection's read consistency, or set it.
+    Consistency(Option<Consistency>),
     /// `SESSION`: show this connection's session.
     SessionShow,
     /// `SESSION id token [sequence]`: continue session `id` on this connection. Its data
@@ -346,7 +400,20 @@ impl ClientCommand {
                     ));
                 }
             },
-            "consistency" => ClientCommand::Consistency,
+            "consistency" => match args.remaining() {
+                0 => ClientCommand::Consistency(None),
+                1 => {
+                    let word = args.word()?;
+                    let level = Consistency::parse(&word).ok_or_else(|| {
+                        CommandError::Incompatible(format!(
+                            "unknown consistency '{}': use linearizable (or strong), lease, stale (or eventual), or log",
+                            String::from_utf8_lossy(&word)
+                        ))
+                    })?;
+                    ClientCommand::Consistency(Some(level))
+                }
+                _ => return Err(CommandError::WrongArity("consistency".into())),
+            },
             "session" => match args.remaining() {
                 0 => ClientCommand::SessionShow,
                 2 | 3 => {

@@ -39,7 +39,7 @@
 //! connection ([`output`]).
 
 use crate::auth::{self, Users};
-use crate::command::{ClientCommand, ClientSub};
+use crate::command::{ClientCommand, ClientSub, Consistency};
 use crate::introspection;
 use crate::resp::{self, Limits};
 use output::Output;
@@ -48,8 +48,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use verity_core::kv::cmd::{Transaction, VerityCommand};
 use verity_core::{
-    Access, ClientId, ClientOp, ClientRequest, Command, Frame, Reply, Sequence, SessionError,
-    SessionToken,
+    Access, ClientId, ClientOp, ClientRequest, Command, Frame, ReadConsistency, Reply, Sequence,
+    SessionError, SessionToken,
 };
 
 pub mod output;
@@ -79,6 +79,8 @@ pub struct ConnectionConfig {
     pub users: Arc<Users>,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
+    /// How a new connection's reads are served until it says otherwise (`CONSISTENCY`).
+    pub consistency: Consistency,
 }
 
 impl ConnectionConfig {
@@ -109,13 +111,27 @@ pub trait Host {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AttemptId(pub u64);
 
-/// An operation for the host to propose (on the leader) or forward.
+/// An operation for the host to carry out through its [`crate::Router`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Submission {
     /// Echo it with the result.
     pub attempt: AttemptId,
     /// The operation.
-    pub op: ClientOp,
+    pub op: Operation,
+}
+
+/// What a submission asks of the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Propose this as a log entry (on the leader), or forward it there.
+    Propose(ClientOp),
+    /// Serve this read of named keys without a log entry ([`verity_core::Node::read`]).
+    Read {
+        /// The read.
+        command: Command,
+        /// How.
+        consistency: ReadConsistency,
+    },
 }
 
 /// What became of one submission.
@@ -209,6 +225,12 @@ struct Pending {
     waiting: Waiting,
     /// `EXEC`: the transaction's commands; the watched versions are added when it is sent.
     exec: Option<Vec<Command>>,
+    /// How a read served without the log is served; `None` for commands of the log.
+    read: Option<ReadConsistency>,
+    /// Such a read's answer, held until every read before it in the connection is answered:
+    /// if an earlier one fails and runs again, this one runs again after it, so the reads
+    /// of a pipeline see the store in the order they were sent.
+    held: Option<Frame>,
 }
 
 /// One command between arrival and reply.
@@ -261,6 +283,10 @@ enum Session {
         /// opened it: then any number it gives may have run already, sent by another
         /// connection, so a command is never run again in a new session.
         resumed: bool,
+        /// The session's highest number that had run when this connection resumed it: a
+        /// read sent again before a command numbered up to it stood before commands that
+        /// already ran, so it cannot be served in its place now.
+        ran_up_to: Sequence,
     },
 }
 
@@ -281,6 +307,8 @@ pub struct Connection {
     /// `WATCH`ed keys with the versions read.
     watched: Vec<(Vec<u8>, u64)>,
     name: Option<Vec<u8>>,
+    /// How reads are served (`CONSISTENCY`).
+    consistency: Consistency,
     /// Whether the client may use the connection (it authenticated, or needs not).
     authenticated: bool,
     /// Protected mode turned this (non-loopback) client away: its first command is answered
@@ -310,6 +338,7 @@ impl Connection {
         Connection {
             id,
             authenticated: !config.users.required(),
+            consistency: config.consistency,
             denied: config.users.denies_remote() && !loopback,
             config,
             input: Vec::new(),
@@ -386,17 +415,61 @@ impl Connection {
         if let Some(submission) = self.poll_session(now_ms) {
             return Some(submission);
         }
-        let Session::Open { client, token, .. } = self.session else {
-            return None;
+        let open = match self.session {
+            Session::Open { client, token, .. } => Some((client, token)),
+            Session::None | Session::Opening { .. } => None,
         };
         // Whether an earlier data command has no outcome yet, and whether one has no number
-        // in this session yet (numbers are given in arrival order).
+        // in this session yet (numbers are given in arrival order). Reads served without the
+        // log take no number; one goes only once every earlier command of the log has its
+        // outcome (it must see their effects), and a command of the log only once every
+        // earlier such read is answered (the read must not see it).
         let (mut earlier_unsettled, mut earlier_unnumbered) = (false, false);
+        let mut earlier_read_unanswered = false;
         for index in 0..self.slots.len() {
             let pending = match &mut self.slots[index] {
                 Slot::Ready(_) | Slot::Close | Slot::ShowSession { .. } => continue,
                 Slot::Resume { .. } => return None,
                 Slot::Pending(pending) => pending,
+            };
+            if let Some(consistency) = pending.read {
+                if earlier_unsettled {
+                    return None;
+                }
+                if let Session::Open {
+                    next, ran_up_to, ..
+                } = self.session
+                    && next <= ran_up_to
+                    && pending.in_flight.is_none()
+                    && pending.held.is_none()
+                {
+                    let frame = refusal(pending, SessionError::ReplyNotKept, &self.session);
+                    self.slots[index] = Slot::Ready(frame);
+                    self.release_reads();
+                    self.flush();
+                    return self.poll_submission(now_ms);
+                }
+                let due = pending.in_flight.is_none()
+                    && pending.held.is_none()
+                    && pending.retry_at_ms <= now_ms;
+                if due {
+                    let attempt = self.new_attempt();
+                    let Slot::Pending(pending) = &mut self.slots[index] else {
+                        unreachable!()
+                    };
+                    pending.in_flight = Some(attempt);
+                    pending.attempts += 1;
+                    let op = Operation::Read {
+                        command: pending.command.clone(),
+                        consistency,
+                    };
+                    return Some(Submission { attempt, op });
+                }
+                earlier_read_unanswered = true;
+                continue;
+            }
+            let (false, Some((client, token))) = (earlier_read_unanswered, open) else {
+                return None;
             };
             if pending.number.is_some_and(|(c, _)| c != client) && pending.in_flight.is_none() {
                 // Numbered in a session that is gone.
@@ -431,14 +504,14 @@ impl Connection {
                     }),
                     None => pending.command.clone(),
                 };
-                let op = ClientOp::Request(ClientRequest {
+                let op = Operation::Propose(ClientOp::Request(ClientRequest {
                     client,
                     token,
                     sequence,
                     may_skip_earlier: !earlier_unsettled
                         || crate::injected!(self.bug, IndependentRetries),
                     command,
-                });
+                }));
                 return Some(Submission { attempt, op });
             }
             earlier_unsettled = true;
@@ -616,11 +689,10 @@ impl Connection {
         let needs_session = self
             .slots
             .iter()
-            .find(|slot| {
-                matches!(
-                    slot,
-                    Slot::Pending(_) | Slot::ShowSession { .. } | Slot::Resume { .. }
-                )
+            .find(|slot| match slot {
+                Slot::Pending(pending) => pending.read.is_none(),
+                Slot::ShowSession { .. } | Slot::Resume { .. } => true,
+                Slot::Ready(_) | Slot::Close => false,
             })
             .is_some_and(|slot| !matches!(slot, Slot::Resume { .. }));
         if matches!(self.session, Session::None) && needs_session {
@@ -654,9 +726,9 @@ impl Connection {
         }
         Some(Submission {
             attempt,
-            op: ClientOp::OpenSession {
+            op: Operation::Propose(ClientOp::OpenSession {
                 token: self.fresh_token,
-            },
+            }),
         })
     }
 
@@ -676,6 +748,7 @@ impl Connection {
                     token: self.fresh_token,
                     next: Sequence(1),
                     resumed: false,
+                    ran_up_to: Sequence(0),
                 };
             }
             AttemptResult::Stopped => self.shut_down(),
@@ -715,10 +788,10 @@ impl Connection {
         *attempts += 1;
         Some(Submission {
             attempt,
-            op: ClientOp::Resume {
+            op: Operation::Propose(ClientOp::Resume {
                 client: *client,
                 token: *token,
-            },
+            }),
         })
     }
 
@@ -744,6 +817,7 @@ impl Connection {
                     token: *token,
                     next: retry.unwrap_or(Sequence(highest.0 + 1)),
                     resumed: true,
+                    ran_up_to: highest,
                 };
                 Frame::ok()
             }
@@ -772,6 +846,10 @@ impl Connection {
             unreachable!()
         };
         pending.in_flight = None;
+        if pending.read.is_some() {
+            self.on_read_result(index, result, now_ms);
+            return;
+        }
         let retry = |pending: &mut Pending, result: &AttemptResult, now_ms: u64| {
             pending.waiting = Waiting::of(result);
             pending.retry_at_ms = now_ms + backoff_ms(pending.attempts);
@@ -849,6 +927,57 @@ impl Connection {
         self.slots[index] = Slot::Ready(frame);
     }
 
+    /// The result of a read served without the log, at slot `index`. An answer is held until
+    /// the reads before it are answered; a failure sends the read again after a backoff, and
+    /// every later read of the run with it, after it (their answers, if any, are dropped: a
+    /// node serves its reads in the order they come, so the reads then see the store in the
+    /// order they were sent).
+    fn on_read_result(&mut self, index: usize, result: AttemptResult, now_ms: u64) {
+        let Slot::Pending(pending) = &mut self.slots[index] else {
+            unreachable!()
+        };
+        match result {
+            AttemptResult::Applied(Reply::Executed(frame)) => pending.held = Some(frame),
+            AttemptResult::Stopped => {
+                self.slots[index] = Slot::Ready(shutdown_error(pending, &self.session));
+            }
+            AttemptResult::Applied(other) => {
+                debug_assert!(false, "a read answered {other:?}");
+                self.slots[index] =
+                    Slot::Ready(Frame::error("ERR internal error: unexpected answer"));
+            }
+            failure @ (AttemptResult::NotProposed { .. } | AttemptResult::Unknown) => {
+                pending.waiting = Waiting::of(&failure);
+                let retry_at_ms = now_ms + backoff_ms(pending.attempts);
+                pending.retry_at_ms = retry_at_ms;
+                for slot in self.slots.iter_mut().skip(index + 1) {
+                    let Slot::Pending(later) = slot else { continue };
+                    if later.read.is_none() {
+                        break;
+                    }
+                    later.in_flight = None;
+                    later.held = None;
+                    later.retry_at_ms = later.retry_at_ms.max(retry_at_ms);
+                }
+            }
+        }
+        self.release_reads();
+    }
+
+    /// Turns held read answers into replies, in order, up to the first read still unanswered.
+    fn release_reads(&mut self) {
+        for slot in &mut self.slots {
+            match slot {
+                Slot::Pending(pending) if pending.read.is_some() => match pending.held.take() {
+                    Some(frame) => *slot = Slot::Ready(frame),
+                    None => return,
+                },
+                Slot::Pending(_) => return,
+                Slot::Ready(_) | Slot::Close | Slot::ShowSession { .. } | Slot::Resume { .. } => {}
+            }
+        }
+    }
+
     /// Gives up on commands past their deadline.
     fn expire(&mut self, now_ms: u64) {
         let session_waiting = match self.session {
@@ -857,7 +986,9 @@ impl Connection {
         };
         for slot in &mut self.slots {
             match slot {
-                Slot::Pending(pending) if pending.deadline_ms <= now_ms => {
+                Slot::Pending(pending)
+                    if pending.deadline_ms <= now_ms && pending.held.is_none() =>
+                {
                     if let (None, Some(waiting)) = (pending.number, session_waiting) {
                         pending.waiting = waiting;
                     }
@@ -893,6 +1024,7 @@ impl Connection {
                 _ => {}
             }
         }
+        self.release_reads();
         let nothing_pending = !self
             .slots
             .iter()
@@ -1097,7 +1229,13 @@ impl Connection {
                 Ok(()) => Frame::ok(),
                 Err(reason) => Frame::error(format!("ERR {reason}")),
             }),
-            ClientCommand::Consistency => Slot::Ready(Frame::Simple("linearizable".into())),
+            ClientCommand::Consistency(None) => {
+                Slot::Ready(Frame::Simple(self.consistency.name().into()))
+            }
+            ClientCommand::Consistency(Some(level)) => {
+                self.consistency = level;
+                Slot::Ready(Frame::ok())
+            }
             ClientCommand::SessionShow => Slot::ShowSession {
                 next: None,
                 deadline_ms,
@@ -1235,7 +1373,14 @@ impl Connection {
         deadline_ms: u64,
         now_ms: u64,
     ) -> Slot {
+        let read = match (&purpose, &exec) {
+            (Purpose::Reply, None) if command.read_keys().is_some() => {
+                self.consistency.without_log()
+            }
+            _ => None,
+        };
         Slot::Pending(Box::new(Pending {
+            read,
             command,
             name,
             purpose,
@@ -1247,6 +1392,7 @@ impl Connection {
             deadline_ms,
             waiting: Waiting::Nothing,
             exec,
+            held: None,
         }))
     }
 }
@@ -1272,6 +1418,9 @@ fn describe(pending: &Pending) -> String {
             "command {} of session {} ({})",
             sequence.0, client.0, pending.name
         ),
+        None if pending.read.is_some() => {
+            format!("{} (a read served without the log)", pending.name)
+        }
         None => format!("{} (not yet numbered in a session)", pending.name),
     }
 }
@@ -1317,6 +1466,9 @@ fn refusal(pending: &Pending, error: SessionError, session: &Session) -> Frame {
     match error {
         SessionError::OutOfOrder => Frame::error(format!(
             "ERR not executed: {what} was not run because a later command of its session already ran (running it now would break the order); it did not take effect"
+        )),
+        SessionError::ReplyNotKept if pending.read.is_some() => Frame::error(format!(
+            "ERR {what} was sent again before commands of its session that already ran, so it cannot be served in its place now; a read changes nothing, so send it again"
         )),
         SessionError::ReplyNotKept if pending.command.access() == Access::Read => {
             Frame::error(format!(

@@ -44,8 +44,10 @@ pub mod persist;
 pub mod resp;
 pub mod router;
 
+pub use command::Consistency;
 pub use connection::{
-    AttemptId, AttemptResult, Connection, ConnectionConfig, Host, OutputLimit, Refusal, Submission,
+    AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Operation, OutputLimit, Refusal,
+    Submission,
 };
 pub use envelope::{ForwardResult, PeerFrame};
 pub use persist::{Accepted, PersistQueue, Release};

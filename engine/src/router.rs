@@ -21,11 +21,11 @@
 //! The host calls [`Router::after_step`] after every input it gives the node, so a change of
 //! leadership is seen at once.
 
-use crate::connection::{AttemptResult, Refusal};
+use crate::connection::{AttemptResult, Operation, Refusal};
 use crate::envelope::{ForwardResult, PeerFrame};
 use std::collections::BTreeMap;
 use verity_core::raft::{ClientReply, Outcome};
-use verity_core::{ClientOp, Node, NodeId, ProposeError, RequestTag, Role};
+use verity_core::{ClientOp, Node, NodeId, ProposeError, ReadError, RequestTag, Role};
 
 /// Something the host must do for the router.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub struct Router<O> {
     next_forward: u64,
     proposals: BTreeMap<RequestTag, Waiter<O>>,
     forwards: BTreeMap<u64, Forwarded<O>>,
+    /// Reads served here without the log, by tag.
+    reads: BTreeMap<RequestTag, O>,
     /// The role and leader seen at the last [`Router::after_step`].
     leadership: (Role, Option<NodeId>),
 }
@@ -78,26 +80,48 @@ impl<O> Router<O> {
             next_forward: first_forward_id,
             proposals: BTreeMap::new(),
             forwards: BTreeMap::new(),
+            reads: BTreeMap::new(),
             leadership: (node.role(), node.leader()),
         }
     }
 
-    /// Submissions waiting for an answer here (proposals and forwards).
+    /// Submissions waiting for an answer here (proposals, forwards and reads).
     #[must_use]
     pub fn waiting(&self) -> usize {
-        self.proposals.len() + self.forwards.len()
+        self.proposals.len() + self.forwards.len() + self.reads.len()
     }
 
-    /// Routes `op` from `origin`: proposes it when `node` leads (stamping entries with
-    /// `clock_ms`, the node's wall clock), forwards it to the leader otherwise.
+    /// Routes `op` from `origin`. A proposal is proposed when `node` leads (stamping entries
+    /// with `clock_ms`, the node's wall clock) and forwarded to the leader otherwise; a read
+    /// is handed to `node` (which asks its leader for an index if it must), and answered from
+    /// its replies. Set the node's monotonic clock before (leases are measured on it).
     pub fn submit(
         &mut self,
         node: &mut Node,
-        op: ClientOp,
+        op: Operation,
         origin: O,
         clock_ms: u64,
         out: &mut Vec<Routed<O>>,
     ) {
+        let op = match op {
+            Operation::Propose(op) => op,
+            Operation::Read {
+                command,
+                consistency,
+            } => {
+                let tag = self.new_tag();
+                node.set_clock_ms(clock_ms);
+                match node.read(tag, command, consistency) {
+                    Ok(()) => {
+                        self.reads.insert(tag, origin);
+                    }
+                    Err(ReadError::NoLeader) => {
+                        out.push(Routed::Answer(origin, refused(Refusal::NoLeader, false)));
+                    }
+                }
+                return;
+            }
+        };
         match node.leader() {
             Some(leader) if leader == node.id() => {
                 if let Err(error) = self.propose(node, op, Waiter::Local(origin), clock_ms, out) {
@@ -192,6 +216,9 @@ impl<O> Router<O> {
     pub fn on_replies(&mut self, replies: Vec<ClientReply>, out: &mut Vec<Routed<O>>) {
         for reply in replies {
             let Some(waiter) = self.proposals.remove(&reply.tag) else {
+                if let Some(origin) = self.reads.remove(&reply.tag) {
+                    out.push(Routed::Answer(origin, of_outcome(reply.outcome)));
+                }
                 continue;
             };
             match waiter {
@@ -255,6 +282,9 @@ impl<O> Router<O> {
         for (_, forwarded) in std::mem::take(&mut self.forwards) {
             out.push(Routed::Answer(forwarded.origin, AttemptResult::Stopped));
         }
+        for (_, origin) in std::mem::take(&mut self.reads) {
+            out.push(Routed::Answer(origin, AttemptResult::Stopped));
+        }
     }
 
     fn propose(
@@ -265,8 +295,7 @@ impl<O> Router<O> {
         clock_ms: u64,
         out: &mut Vec<Routed<O>>,
     ) -> Result<(), ProposeError> {
-        let tag = RequestTag(self.next_tag);
-        self.next_tag += 1;
+        let tag = self.new_tag();
         node.set_clock_ms(clock_ms);
         match node.propose(tag, op) {
             Ok(_) => {
@@ -286,6 +315,11 @@ impl<O> Router<O> {
                 Err(error)
             }
         }
+    }
+
+    fn new_tag(&mut self) -> RequestTag {
+        self.next_tag += 1;
+        RequestTag(self.next_tag - 1)
     }
 
     fn fail_forwards(&mut self, doomed: impl Fn(&Forwarded<O>) -> bool, out: &mut Vec<Routed<O>>) {
@@ -333,6 +367,7 @@ fn of_outcome(outcome: Outcome) -> AttemptResult {
     match outcome {
         Outcome::Applied(reply) => AttemptResult::Applied(reply),
         Outcome::Superseded => AttemptResult::Unknown,
+        Outcome::NotServed => refused(Refusal::NoLeader, false),
     }
 }
 
@@ -342,10 +377,10 @@ mod tests {
     use verity_core::testing::Cluster;
     use verity_core::{ClientOp, SessionToken};
 
-    fn open() -> ClientOp {
-        ClientOp::OpenSession {
+    fn open() -> Operation {
+        Operation::Propose(ClientOp::OpenSession {
             token: SessionToken([1; 16]),
-        }
+        })
     }
 
     fn led_cluster() -> (Cluster, NodeId, NodeId) {

@@ -20,10 +20,10 @@
 use crate::storage::{Durable, WalFigures, WalStats, WalWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
-use verity_core::{ClientOp, LogIndex, Message, Node, NodeId, Role, Term};
-use verity_engine::{AttemptResult, PeerFrame, PersistQueue, Release, Routed, Router};
+use verity_core::{LogIndex, Message, Node, NodeId, Role, Term};
+use verity_engine::{AttemptResult, Operation, PeerFrame, PersistQueue, Release, Routed, Router};
 use verity_net::{Inbound, PeerState, Transport};
 
 /// How long a forwarded operation waits for the leader's answer before it is answered
@@ -88,7 +88,7 @@ impl Answer {
 #[derive(Debug)]
 enum Request {
     /// Operations to propose, each answered on the results channel under its attempt number.
-    Submit(Vec<(ClientOp, Answer)>),
+    Submit(Vec<(Operation, Answer)>),
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
@@ -113,7 +113,7 @@ impl DriverHandle {
     /// result)`. If the driver has stopped, every op is answered [`AttemptResult::Stopped`].
     pub async fn submit(
         &self,
-        ops: Vec<(u64, ClientOp)>,
+        ops: Vec<(u64, Operation)>,
         results: &mpsc::UnboundedSender<(u64, Submitted)>,
     ) {
         let attempts: Vec<u64> = ops.iter().map(|(attempt, _)| *attempt).collect();
@@ -211,6 +211,8 @@ pub struct Driver {
     last_role: Role,
     last_leader: Option<NodeId>,
     published: watch::Sender<NodeStatus>,
+    /// The origin of the node's monotonic clock (leases are measured on it).
+    started: Instant,
 }
 
 /// The other channels the driver reads.
@@ -280,6 +282,7 @@ impl Driver {
             last_role,
             last_leader,
             published,
+            started: Instant::now(),
         };
         (
             driver,
@@ -316,6 +319,7 @@ impl Driver {
                         return Ok(());
                     }
                     Input::Tick => {
+                        self.node.set_monotonic_ms(self.monotonic_ms());
                         self.node.tick();
                         ticks += 1;
                         if ticks.is_multiple_of(10) {
@@ -396,6 +400,7 @@ impl Driver {
             }
             Request::Submit(batch) => {
                 let clock_ms = unix_time_ms();
+                self.node.set_monotonic_ms(self.monotonic_ms());
                 for (op, answer) in batch {
                     self.router
                         .submit(&mut self.node, op, answer, clock_ms, &mut self.routed);
@@ -403,6 +408,12 @@ impl Driver {
                 self.carry_out_routed();
             }
         }
+    }
+
+    /// Milliseconds since the driver started, on the monotonic clock (which runs on while
+    /// the process is stopped).
+    fn monotonic_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Carries out what the router decided: answers to submitters, frames to peers.

@@ -156,6 +156,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
             max_transaction_bytes: settings.max_entry_bytes(),
             users: Arc::clone(&settings.users),
             output_limit: settings.output_limit,
+            consistency: settings.consistency,
         },
         fsync: settings.fsync,
     };

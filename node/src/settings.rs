@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use verity_core::{Config, NodeId};
-use verity_engine::OutputLimit;
 use verity_engine::auth::Users;
+use verity_engine::{Consistency, OutputLimit};
 
 /// Flags of `verity node` (each may instead come from the `--config` file, same name with
 /// underscores).
@@ -144,6 +144,19 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HARD SOFT SECONDS", value_parser = parse_output_limit)]
     #[serde(default, deserialize_with = "output_limit_from_text")]
     pub client_output_buffer_limit: Option<OutputLimit>,
+    /// How client reads of named keys (`GET`, `MGET`, `EXISTS`, `TTL`, …) are served until a
+    /// connection says otherwise with `CONSISTENCY`: `linearizable` (ReadIndex: a round of
+    /// heartbeats, no log entry), `lease` (at once while the leader holds a lease: linearizable
+    /// while clocks drift less than --max-clock-drift-per-mille), `stale` (the serving node's
+    /// state: may miss recent writes) or `log` (a log entry, like a write). [default:
+    /// linearizable]
+    #[arg(long, value_enum)]
+    pub consistency: Option<ConsistencyArg>,
+    /// How far, in thousandths, any node's clock may run fast or slow against another's over
+    /// an election timeout: lease reads end that much before a follower could vote for
+    /// another leader. [default: 50]
+    #[arg(long)]
+    pub max_clock_drift_per_mille: Option<u64>,
     /// Most exactly-once client sessions the cluster keeps (one per connection that wrote or
     /// read); opening one more evicts the least recently active. Must be the same on every
     /// node. [default: 4096]
@@ -192,6 +205,10 @@ pub struct NodeSettings {
     pub request_timeout_ms: u64,
     /// Session table size.
     pub max_sessions: usize,
+    /// How reads are served by default.
+    pub consistency: Consistency,
+    /// Clock drift allowed for leases, in thousandths.
+    pub max_clock_drift_per_mille: u64,
     /// Who may use the client port.
     pub users: Arc<Users>,
     /// When a client that does not read its replies is disconnected.
@@ -481,6 +498,8 @@ impl NodeArgs {
             pipeline_depth: pick!(pipeline_depth).unwrap_or(64),
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
             max_sessions: pick!(max_sessions).unwrap_or(4096),
+            consistency: pick!(consistency).map_or(Consistency::Linearizable, Consistency::from),
+            max_clock_drift_per_mille: pick!(max_clock_drift_per_mille).unwrap_or(50),
             users: Arc::new(users),
             output_limit: pick!(client_output_buffer_limit).unwrap_or(DEFAULT_OUTPUT_LIMIT),
             tls_clients,
@@ -506,6 +525,11 @@ impl NodeSettings {
         }
         if self.tick_ms == 0 {
             bail!("--tick-ms must be at least 1");
+        }
+        if self.max_clock_drift_per_mille >= 500 {
+            bail!(
+                "--max-clock-drift-per-mille must be below 500 (clocks that drift by half leave no lease)"
+            );
         }
         let window = self.core_config(0).sessions.reply_window;
         if self.pipeline_depth == 0 || self.pipeline_depth as u64 > window {
@@ -540,6 +564,8 @@ impl NodeSettings {
         config.heartbeat_interval_ticks = self.heartbeat_ticks;
         config.max_value_bytes = self.max_value_bytes as u64;
         config.sessions.max_sessions = self.max_sessions;
+        config.lease_read_ms =
+            config.safe_lease_ms(self.tick_ms * 1000, self.max_clock_drift_per_mille);
         config
     }
 
@@ -565,6 +591,35 @@ impl NodeSettings {
     #[must_use]
     pub fn voters(&self) -> BTreeSet<NodeId> {
         self.peers.keys().copied().collect()
+    }
+}
+
+/// `--consistency`: the levels of [`Consistency`] (`strong` and `eventual` are aliases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsistencyArg {
+    /// ReadIndex: a round of heartbeats, no log entry.
+    #[value(alias = "strong")]
+    #[serde(alias = "strong")]
+    Linearizable,
+    /// At once under the leader's lease.
+    Lease,
+    /// The serving node's own state.
+    #[value(alias = "eventual")]
+    #[serde(alias = "eventual")]
+    Stale,
+    /// A log entry, like a write.
+    Log,
+}
+
+impl From<ConsistencyArg> for Consistency {
+    fn from(arg: ConsistencyArg) -> Consistency {
+        match arg {
+            ConsistencyArg::Linearizable => Consistency::Linearizable,
+            ConsistencyArg::Lease => Consistency::Lease,
+            ConsistencyArg::Stale => Consistency::Stale,
+            ConsistencyArg::Log => Consistency::Log,
+        }
     }
 }
 

@@ -47,7 +47,8 @@ use crate::options::SimOptions;
 use crate::rng::SimRng;
 use std::collections::{BTreeMap, VecDeque};
 use verity_core::kv::cmd::parse_integer;
-use verity_core::{Frame, NodeId};
+use verity_core::{Command, Frame, NodeId};
+use verity_engine::Consistency;
 use verity_engine::resp::{self, Limits};
 
 /// How much longer than the connection's own retry budget a client waits for a reply before
@@ -147,8 +148,9 @@ struct InFlight {
     /// The command's RESP bytes (a transaction's: `MULTI` to `EXEC`), to send again after a
     /// resume.
     bytes: Vec<u8>,
-    /// Its number in the client's session.
-    number: u64,
+    /// Its number in the client's session; `None` for a read served without the log,
+    /// which takes none.
+    number: Option<u64>,
     /// How its reply reads.
     form: Form,
     /// Replies that come before the operation's own: a transaction's `MULTI` and `QUEUED`s.
@@ -185,6 +187,8 @@ enum Session {
 #[derive(Clone, Debug)]
 pub struct Client {
     index: usize,
+    /// How its connections serve its reads.
+    reads: Consistency,
     /// The node and the connection id it is connected through.
     connection: Option<(NodeId, u64)>,
     pending: VecDeque<Awaiting>,
@@ -211,9 +215,10 @@ impl Client {
     /// Client `index` of the run of `seed`; it must complete `liveness_ops` operations after
     /// the heal.
     #[must_use]
-    pub fn new(index: usize, liveness_ops: u64, seed: u64) -> Client {
+    pub fn new(index: usize, liveness_ops: u64, seed: u64, reads: Consistency) -> Client {
         Client {
             index,
+            reads,
             connection: None,
             pending: VecDeque::new(),
             session: Session::Unknown,
@@ -226,6 +231,13 @@ impl Client {
             versions: BTreeMap::new(),
             later: SimRng::new(seed ^ CLIENT_DRAWS_SALT ^ index as u64),
         }
+    }
+
+    /// How its connections serve its reads (the connection's default, which it never
+    /// changes).
+    #[must_use]
+    pub fn reads(&self) -> Consistency {
+        self.reads
     }
 
     /// Whether the client has nothing in flight.
@@ -297,7 +309,9 @@ impl Client {
                 connection,
             });
             bytes.extend_from_slice(&command);
-            let number = self.number_next();
+            let number = self
+                .takes_number(&command, preamble)
+                .then(|| self.number_next());
             self.pending.push_back(Awaiting::Op(InFlight {
                 process,
                 key,
@@ -354,8 +368,10 @@ impl Client {
                         Frame::Error(error) => Some(error.clone()),
                         _ => None,
                     };
-                    if error.as_deref().is_some_and(|e| e.contains(NEVER_NUMBERED)) {
-                        self.took_no_number(op.number);
+                    if let Some(number) = op.number
+                        && error.as_deref().is_some_and(|e| e.contains(NEVER_NUMBERED))
+                    {
+                        self.took_no_number(number);
                     }
                     if let (Form::GetVer, Frame::Array(read)) = (op.form, &reply)
                         && let [Frame::Bulk(value), Frame::Integer(version)] = &read[..]
@@ -444,6 +460,28 @@ impl Client {
         actions
     }
 
+    /// Whether the command `bytes` (with `preamble` replies before its own: a transaction)
+    /// takes a number in the session: every command but a read of named keys that the
+    /// connection serves without the log.
+    fn takes_number(&self, bytes: &[u8], preamble: usize) -> bool {
+        if preamble > 0 || self.reads.without_log().is_none() {
+            return true;
+        }
+        let words = match resp::parse_reply(bytes, REPLY_LIMITS) {
+            Ok(Some((Frame::Array(items), _))) => items
+                .into_iter()
+                .map(|item| match item {
+                    Frame::Bulk(word) => word,
+                    other => unreachable!("a command word is a bulk string: {other:?}"),
+                })
+                .collect(),
+            other => unreachable!("a client's command is an array: {other:?}"),
+        };
+        let command = Command::parse(words)
+            .unwrap_or_else(|error| unreachable!("the workload sent a bad command: {error}"));
+        command.read_keys().is_none()
+    }
+
     /// The number the next data command sent gets.
     fn number_next(&mut self) -> u64 {
         let Session::Known { next, .. } = &mut self.session else {
@@ -458,11 +496,13 @@ impl Client {
     /// numbered yet, as it numbers in arrival order) from `number` on.
     fn took_no_number(&mut self, number: u64) {
         for op in self.operations() {
-            assert!(
-                op.number > number,
-                "commands behind an unnumbered one are unnumbered"
-            );
-            op.number -= 1;
+            if let Some(behind) = &mut op.number {
+                assert!(
+                    *behind > number,
+                    "commands behind an unnumbered one are unnumbered"
+                );
+                *behind -= 1;
+            }
         }
         let Session::Known { next, .. } = &mut self.session else {
             unreachable!("commands are sent only in a known session")
@@ -556,14 +596,12 @@ impl Client {
         if self.connection.is_none() {
             self.connect(env, actions);
         }
-        let first = self
-            .operations()
-            .next()
-            .map(|op| op.number)
-            .expect("something to resume");
-        let Session::Known { id, token, .. } = &self.session else {
+        assert!(self.operations().next().is_some(), "something to resume");
+        let first_numbered = self.operations().find_map(|op| op.number);
+        let Session::Known { id, token, next } = &self.session else {
             unreachable!("resuming an unknown session")
         };
+        let first = first_numbered.unwrap_or(*next);
         let bytes = command_bytes(&[
             "SESSION".to_string(),
             id.to_string(),

@@ -271,6 +271,12 @@ fn describe(message: &Message) -> String {
         }
         MessageBody::TimeoutNow => "TimeoutNow".to_string(),
         MessageBody::TransferVote { .. } => "TransferVote".to_string(),
+        MessageBody::ReadRound { round } => format!("ReadRound {round}"),
+        MessageBody::ReadRoundAck { round } => format!("ReadRoundAck {round}"),
+        MessageBody::ReadIndexRequest { id, .. } => format!("ReadIndexRequest {id}"),
+        MessageBody::ReadIndexResponse { id, index, .. } => {
+            format!("ReadIndexResponse {id} (index {index})")
+        }
     };
     format!(
         "{kind} of term {} from {} to {}",
@@ -322,7 +328,8 @@ enum SteppedKind {
         prev: (LogIndex, Term),
         entries: Vec<(LogIndex, Term)>,
     },
-    AppendResponse,
+    /// An answer a leader counts as hearing from the peer (check-quorum).
+    PeerAnswer,
     Other,
 }
 
@@ -339,13 +346,18 @@ impl Stepped {
                 prev: (*prev_log_index, *prev_log_term),
                 entries: entries.iter().map(|e| (e.index, e.term)).collect(),
             },
-            MessageBody::AppendEntriesResponse(_) => SteppedKind::AppendResponse,
+            MessageBody::AppendEntriesResponse(_) | MessageBody::ReadRoundAck { .. } => {
+                SteppedKind::PeerAnswer
+            }
             MessageBody::RequestVote { .. }
             | MessageBody::RequestVoteResponse { .. }
             | MessageBody::PreVote { .. }
             | MessageBody::PreVoteResponse { .. }
             | MessageBody::TimeoutNow
-            | MessageBody::TransferVote { .. } => SteppedKind::Other,
+            | MessageBody::TransferVote { .. }
+            | MessageBody::ReadRound { .. }
+            | MessageBody::ReadIndexRequest { .. }
+            | MessageBody::ReadIndexResponse { .. } => SteppedKind::Other,
         };
         let may_stay_behind = match message.body {
             MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => true,
@@ -422,7 +434,7 @@ impl Watch {
                 let matched = LogIndex(prev.0.0 + entries.len() as u64);
                 self.matched = self.matched.max(matched);
             }
-            SteppedKind::AppendResponse if stepped.term == node.term() => {
+            SteppedKind::PeerAnswer if stepped.term == node.term() => {
                 if let Some(leading) = &mut self.leading {
                     leading.heard_at.insert(stepped.from, self.ticks);
                 }

@@ -142,6 +142,7 @@ fn pin(mut options: SimOptions, plan: &FaultPlan) -> SimOptions {
     options.overrides.fsync_us = Some(plan.fsync_us);
     options.overrides.max_entries_per_append = Some(plan.max_entries_per_append);
     options.overrides.max_inflight_appends = Some(plan.max_inflight_appends);
+    options.overrides.reads = Some(plan.reads.clone());
     options
 }
 
@@ -222,13 +223,18 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {}, swap = {} }}",
+        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nreads = [{}]\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {}, swap = {} }}",
         o.clients,
         o.keys,
         o.ops,
         duration(o.chaos_max_us),
         duration(o.request_timeout_us),
         o.max_attempts,
+        p.reads
+            .iter()
+            .map(|level| format!("\"{}\"", level.name()))
+            .collect::<Vec<_>>()
+            .join(", "),
         o.mix.get,
         o.mix.put,
         o.mix.delete,

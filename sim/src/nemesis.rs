@@ -45,19 +45,48 @@ impl Simulation {
         let kinds: Vec<FaultKind> = self.plan.enabled.iter().copied().collect();
         let kind = *self.rng.pick(&kinds);
         if let Some(fault) = self.inject(kind) {
-            self.count_fault(kind.name());
-            let id = self.next_fault_id;
-            self.next_fault_id += 1;
-            self.active_faults.insert(id, fault);
-            let duration = self
-                .rng
-                .between(self.plan.fault_max_us / 10, self.plan.fault_max_us);
-            self.schedule(duration, Event::HealFault { id });
+            self.activate(fault);
         }
         let gap = self
             .rng
             .between(self.plan.nemesis_min_us, self.plan.nemesis_max_us);
         self.schedule(gap, Event::Nemesis);
+    }
+
+    /// Counts `fault` (injected) and schedules its healing.
+    fn activate(&mut self, fault: ActiveFault) {
+        self.count_fault(fault.kind().name());
+        let id = self.next_fault_id;
+        self.next_fault_id += 1;
+        self.active_faults.insert(id, fault);
+        let duration = self
+            .rng
+            .between(self.plan.fault_max_us / 10, self.plan.fault_max_us);
+        self.schedule(duration, Event::HealFault { id });
+    }
+
+    /// Crashes leader `id` of incarnation `incarnation` just after it answered clients, if
+    /// the chaos goes on, crashes are enabled and another node may go down.
+    pub(crate) fn crash_after_ack(&mut self, id: NodeId, incarnation: u64) {
+        let sim_node = &self.nodes[&id];
+        let leads = sim_node
+            .node
+            .as_ref()
+            .is_some_and(|node| node.role() == verity_core::Role::Leader);
+        if self.phase != Phase::Chaos
+            || !leads
+            || sim_node.paused
+            || sim_node.incarnation != incarnation
+            || !self.plan.enabled.contains(&FaultKind::Crash)
+            || self.down() >= self.plan.max_down
+        {
+            return;
+        }
+        self.crash(id);
+        self.record(What::Fault {
+            description: format!("inject Crashed({id}) just after it answered clients"),
+        });
+        self.activate(ActiveFault::Crashed(id));
     }
 
     /// Asks the live leader, if there is one, to hand its leadership to `to` (a random live

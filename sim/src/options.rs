@@ -5,6 +5,7 @@ use crate::rng::SimRng;
 use crate::script::{Expectations, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use verity_engine::Consistency;
 
 /// Mixed into the seed for the second stream of plan draws (see [`FaultPlan::draw`]).
 const LATER_DRAWS_SALT: u64 = 0x9e6c_63d0_676a_9a99;
@@ -149,6 +150,8 @@ pub struct Overrides {
     pub max_entries_per_append: Option<usize>,
     /// Nodes' pipelining limit.
     pub max_inflight_appends: Option<usize>,
+    /// How clients' reads are served.
+    pub reads: Option<Vec<Consistency>>,
 }
 
 /// The options of one run. [`SimOptions::default`] is the standard swarm run.
@@ -301,6 +304,13 @@ pub struct FaultPlan {
     /// refuses most proposals, sessions that expire while in use): the cluster is starved on
     /// purpose, so a scenario's `progress_within` is not held against it.
     pub forwarding_stress: bool,
+    /// How clients' reads of named keys are served: client `i` uses `reads[i % len]`. Stale
+    /// reads are never drawn: the checker judges every read for linearizability.
+    pub reads: Vec<Consistency>,
+    /// Out of 1000 times a leader answers a client, how many it crashes at once (when crashes
+    /// are enabled): before its followers learn what it committed, so the next leader's commit
+    /// index lags what clients were told (0 in most seeds).
+    pub crash_after_ack_per_mille: u64,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -382,8 +392,27 @@ impl FaultPlan {
         } else {
             0
         };
+        let reads = later
+            .pick(&[
+                &[Consistency::Log][..],
+                &[Consistency::Linearizable],
+                &[Consistency::Lease],
+                &[
+                    Consistency::Linearizable,
+                    Consistency::Lease,
+                    Consistency::Log,
+                ],
+            ])
+            .to_vec();
+        let crash_after_ack_per_mille = if later.chance(250) {
+            later.between(5, 50)
+        } else {
+            0
+        };
         let pinned = &options.overrides;
         FaultPlan {
+            crash_after_ack_per_mille,
+            reads: pinned.reads.clone().unwrap_or(reads),
             transfer_per_mille,
             forwarding_stress,
             max_uncommitted_entries,

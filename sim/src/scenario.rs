@@ -36,6 +36,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use toml::Spanned;
 use verity_core::NodeId;
+use verity_engine::Consistency;
 
 /// A scenario file that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +125,9 @@ struct Workload {
     duration: Micros,
     request_timeout: Micros,
     max_attempts: u32,
+    /// How clients' reads are served, client `i` by `reads[i % len]`; through the log if not
+    /// given (as before reads could skip it, so older files replay as they did).
+    reads: Vec<Consistency>,
     mix: OpMix,
 }
 
@@ -137,6 +141,7 @@ impl Default for Workload {
             duration: Micros(o.chaos_max_us),
             request_timeout: Micros(o.request_timeout_us),
             max_attempts: o.max_attempts,
+            reads: vec![Consistency::Log],
             mix: o.mix,
         }
     }
@@ -333,6 +338,13 @@ impl Scenario {
         };
         options.overrides.max_entries_per_append = c.max_entries_per_append;
         options.overrides.max_inflight_appends = c.max_inflight_appends;
+        if w.reads.is_empty() || w.reads.contains(&Consistency::Stale) {
+            return Err(error_at(
+                0,
+                "[workload] reads must list at least one of \"linearizable\", \"lease\", \"log\" (stale reads are not linearizable, so the checker cannot judge them)".into(),
+            ));
+        }
+        options.overrides.reads = Some(w.reads.clone());
         if let Some(n) = &parsed.network {
             let [low, high] = n.latency;
             if low > high

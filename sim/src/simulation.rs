@@ -293,6 +293,11 @@ pub(crate) enum Event {
         connection: u64,
         bytes: Vec<u8>,
     },
+    /// The nemesis crashes leader `node` just after it answered clients.
+    CrashAfterAck {
+        node: NodeId,
+        incarnation: u64,
+    },
     /// `connection` of client `client` broke (its node crashed).
     ConnectionLost {
         client: usize,
@@ -466,6 +471,7 @@ impl Simulation {
             config.heartbeat_interval_ticks = options.heartbeat_interval_ticks;
             config.max_entries_per_append = plan.max_entries_per_append;
             config.max_inflight_appends = plan.max_inflight_appends;
+            config.lease_read_ms = config.safe_lease_ms(options.tick_us, CLOCK_DRIFT_PER_MILLE);
             (
                 config.sessions.max_sessions,
                 config.sessions.idle_expiry_entries,
@@ -481,7 +487,9 @@ impl Simulation {
                 config.bug = options.bug;
             }
             // Clocks drift: each node's tick is up to 2% off.
-            let tick_us = options.tick_us * rng.between(980, 1020) / 1000;
+            let tick_us = options.tick_us
+                * rng.between(1000 - CLOCK_DRIFT_PER_MILLE, 1000 + CLOCK_DRIFT_PER_MILLE)
+                / 1000;
             let clock_origin_ms = CLOCK_EPOCH_MS + rng.between(0, 4_000);
             let node = Node::new(config.clone()).expect("simulator configurations are valid");
             let last_state = (node.role(), node.term(), node.commit_index());
@@ -512,7 +520,10 @@ impl Simulation {
             );
         }
         let clients = (0..options.clients as usize)
-            .map(|index| Client::new(index, options.liveness_ops_per_client, options.seed))
+            .map(|index| {
+                let reads = plan.reads[index % plan.reads.len()];
+                Client::new(index, options.liveness_ops_per_client, options.seed, reads)
+            })
             .collect();
         let network = Network::new(options.nodes, plan.network);
         Simulation {
@@ -731,6 +742,7 @@ impl Simulation {
             Event::ClientStart { client } => self.on_client_start(client),
             Event::Nemesis => self.on_nemesis(),
             Event::HealFault { id } => self.heal_fault(id),
+            Event::CrashAfterAck { node, incarnation } => self.crash_after_ack(node, incarnation),
             Event::EndChaos => self.end_chaos(),
             Event::TimelineCheck => {}
             Event::TimelineFire => self.fire_timeline_step(),
@@ -759,10 +771,12 @@ impl Simulation {
             return;
         }
         let clock_ms = self.clock_ms(id);
+        let monotonic_ms = self.monotonic_ms(id);
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         if !sim_node.paused {
             let node = sim_node.node.as_mut().expect("live");
             node.set_clock_ms(clock_ms);
+            node.set_monotonic_ms(monotonic_ms);
             node.tick();
             if let Err(broken) = sim_node.watch.after_tick(node) {
                 self.fail(Failure::Invariant(broken.into()));
@@ -782,6 +796,12 @@ impl Simulation {
         for connection in connections {
             self.serve(id, connection);
         }
+    }
+
+    /// Node `id`'s monotonic clock: its wall clock from its origin (it runs on while the node
+    /// is paused, as a real process's does while stopped).
+    fn monotonic_ms(&self, id: NodeId) -> u64 {
+        self.clock_ms(id) - self.nodes[&id].clock_origin_ms
     }
 
     /// Node `id`'s wall clock: its origin, advancing as fast as its ticks (so clocks drift).
@@ -1030,6 +1050,7 @@ impl Simulation {
             max_transaction_bytes: 1 << 20,
             users: std::sync::Arc::new(verity_engine::auth::Users::open()),
             output_limit: verity_engine::OutputLimit::default(),
+            consistency: self.clients[client].reads(),
         };
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         if sim_node.node.is_none() {
@@ -1063,6 +1084,7 @@ impl Simulation {
     /// the router, and send its replies to its client.
     fn serve(&mut self, id: NodeId, connection: u64) {
         let clock_ms = self.clock_ms(id);
+        let monotonic_ms = self.monotonic_ms(id);
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         let (Some(node), false) = (sim_node.node.as_mut(), sim_node.paused) else {
             return;
@@ -1076,6 +1098,7 @@ impl Simulation {
             hand_over: std::cell::Cell::new(None),
         };
         served.connection.process(clock_ms, &host);
+        node.set_monotonic_ms(monotonic_ms);
         let mut routed = Vec::new();
         while let Some(submission) = served.connection.poll_submission(clock_ms) {
             let origin = (connection, submission.attempt);
@@ -1110,6 +1133,30 @@ impl Simulation {
         self.route(id, routed);
         if let Some(to) = host.hand_over.take() {
             self.transfer_leadership(to);
+        }
+    }
+
+    /// Node `id` just answered clients: if it leads, the nemesis may crash it at once (see
+    /// [`FaultPlan::crash_after_ack_per_mille`]).
+    fn maybe_crash_after_ack(&mut self, id: NodeId) {
+        let sim_node = &self.nodes[&id];
+        let leads = sim_node
+            .node
+            .as_ref()
+            .is_some_and(|node| node.role() == Role::Leader);
+        let incarnation = sim_node.incarnation;
+        if leads
+            && self.phase == Phase::Chaos
+            && self.plan.crash_after_ack_per_mille > 0
+            && self.rng.chance(self.plan.crash_after_ack_per_mille)
+        {
+            self.schedule(
+                0,
+                Event::CrashAfterAck {
+                    node: id,
+                    incarnation,
+                },
+            );
         }
     }
 
@@ -1229,6 +1276,7 @@ impl Simulation {
     /// Drains a node's `Ready`s as the contract says, checking safety on each.
     pub(crate) fn process(&mut self, id: NodeId) {
         let mut routed = Vec::new();
+        let mut answered = false;
         loop {
             let sim_node = self.nodes.get_mut(&id).expect("known node");
             let Some(node) = sim_node.node.as_mut() else {
@@ -1263,6 +1311,7 @@ impl Simulation {
             for message in accepted.early_messages {
                 self.send(message);
             }
+            answered |= !accepted.replies.is_empty();
             for reply in accepted.replies {
                 self.deliver_reply(id, reply, &mut routed);
             }
@@ -1270,6 +1319,9 @@ impl Simulation {
                 self.release(id, release);
             }
             self.start_sync_if_needed(id);
+        }
+        if answered {
+            self.maybe_crash_after_ack(id);
         }
         let sim_node = self.nodes.get_mut(&id).expect("known node");
         let node = sim_node.node.as_ref().expect("checked above");
@@ -1675,6 +1727,10 @@ fn kind_of(frame: &PeerFrame) -> &'static str {
             MessageBody::PreVoteResponse { .. } => "PreVoteResponse",
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::TransferVote { .. } => "TransferVote",
+            MessageBody::ReadRound { .. } => "ReadRound",
+            MessageBody::ReadRoundAck { .. } => "ReadRoundAck",
+            MessageBody::ReadIndexRequest { .. } => "ReadIndexRequest",
+            MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",
         },
         PeerFrame::Forward { .. } => "Forward",
         PeerFrame::ForwardReply { .. } => "ForwardReply",
@@ -1683,6 +1739,10 @@ fn kind_of(frame: &PeerFrame) -> &'static str {
 
 /// Who waits for a routed operation on a simulated node: a connection and its attempt.
 type Origin = (u64, AttemptId);
+
+/// How far a node's clock may run fast or slow, in thousandths: each node's tick is drawn
+/// within it, and leases are shortened by it.
+const CLOCK_DRIFT_PER_MILLE: u64 = 20;
 
 /// The most commands a simulated client pipelines (the bound itself is drawn per seed).
 pub const MAX_PIPELINE: u64 = 16;

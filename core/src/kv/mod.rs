@@ -204,6 +204,43 @@ impl StateMachine {
         })
     }
 
+    /// Runs read `command` (one with [`Command::read_keys`]) against the applied state as it
+    /// stands at leader time `time_ms` (never earlier than the last applied entry's time):
+    /// keys whose deadline passed by then read as absent. Changes nothing: the read has no
+    /// log entry, so every replica's state stays a function of the applied log alone.
+    ///
+    /// # Panics
+    /// If `command` is not a read of named keys (the caller routes only those here).
+    ///
+    /// When no key it reads has a deadline, the time cannot change its reply, and it runs on
+    /// the store itself (a read of named keys never writes); otherwise on an excerpt of its
+    /// keys moved to `time_ms`.
+    #[must_use]
+    pub fn read(&mut self, command: &Command, time_ms: u64) -> Frame {
+        let keys = command
+            .read_keys()
+            .expect("only reads of named keys are served without the log");
+        debug_assert_eq!(command.access(), Access::Read);
+        let timeless = keys.iter().all(|key| {
+            self.store
+                .get(key)
+                .is_none_or(|v| v.expires_at_ms.is_none())
+        });
+        let mut excerpt;
+        let store = if timeless {
+            &mut self.store
+        } else {
+            excerpt = self.store.excerpt(&keys);
+            excerpt.advance(time_ms.max(self.store.now_ms()));
+            &mut excerpt
+        };
+        command.apply(&mut cmd::Context {
+            store,
+            index: self.applied,
+            max_value_bytes: self.max_value_bytes,
+        })
+    }
+
     /// A running digest of every entry applied so far (its index, the time it ran at, its
     /// reply): O(1) to read, and equal on replicas that applied the same prefix the same way.
     #[must_use]

@@ -108,6 +108,26 @@ impl Store {
         expired
     }
 
+    /// A store holding only `keys` (those present) as they are here, at this store's time:
+    /// enough to run a read of those keys, at a later time too ([`Store::advance`] it), without
+    /// touching this store.
+    #[must_use]
+    pub fn excerpt(&self, keys: &[&[u8]]) -> Store {
+        let mut excerpt = Store {
+            now_ms: self.now_ms,
+            ..Store::default()
+        };
+        for key in keys {
+            if let Some(versioned) = self.entries.get(*key) {
+                let deadline = versioned
+                    .expires_at_ms
+                    .map_or(Deadline::Clear, Deadline::At);
+                excerpt.set(key, versioned.value.clone(), versioned.version, deadline);
+            }
+        }
+        excerpt
+    }
+
     /// The store's current time: the leader time of the entry being applied.
     #[must_use]
     pub fn now_ms(&self) -> u64 {

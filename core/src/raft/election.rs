@@ -22,6 +22,7 @@ impl Node {
     /// the term or voting (pre-vote, dissertation §9.6). The node campaigns for real only once
     /// a majority says yes; until then it cannot depose anyone.
     pub(super) fn pre_campaign(&mut self) {
+        self.abandon_reads();
         self.leader = None;
         self.role = RoleState::PreCandidate {
             votes: BTreeMap::from([(self.id(), true)]),
@@ -54,6 +55,8 @@ impl Node {
     /// for (`transfer`) sends [`MessageBody::TransferVote`], which voters answer even while
     /// they hear from that leader.
     pub(super) fn campaign(&mut self, reason: &'static str, transfer: bool) {
+        self.abandon_reads();
+        self.starting = false;
         self.term = self.term.next();
         self.vote = Some(self.id());
         self.leader = None;
@@ -89,16 +92,17 @@ impl Node {
     }
 
     /// Whether this node heard from a live leader within the minimum election timeout (or
-    /// leads itself): then it neither grants votes nor pre-votes to others (leader
-    /// stickiness, dissertation §4.2.3), so a node that cannot hear the leader cannot depose
-    /// it. A leader that lost its majority steps down within the same timeout (check-quorum),
+    /// leads itself, or started less than a minimum election timeout ago): then it neither
+    /// grants votes nor pre-votes to others (leader stickiness, dissertation §4.2.3), so a
+    /// node that cannot hear the leader cannot depose it, and a leader's lease holds (see
+    /// [`Node::read`]). A leader that lost its majority steps down within the same timeout (check-quorum),
     /// so the cluster is never held leaderless by it.
     #[must_use]
     pub fn in_lease(&self) -> bool {
         match self.role {
             RoleState::Leader { .. } => true,
             RoleState::Follower => {
-                self.leader.is_some()
+                (self.leader.is_some() || self.starting)
                     && self.election_elapsed_ticks < self.config.election_timeout_ticks
             }
             RoleState::PreCandidate { .. } | RoleState::Candidate { .. } => false,
@@ -178,6 +182,7 @@ impl Node {
             self.vote = None;
         }
         let was = self.role();
+        self.abandon_reads();
         self.role = RoleState::Follower;
         self.leader = leader;
         self.reset_election_timer();
@@ -200,6 +205,7 @@ impl Node {
             .peers()
             .map(|peer| (peer, Progress::new(next, max_inflight, 0)))
             .collect();
+        self.abandon_reads();
         self.role = RoleState::Leader {
             progress,
             ticks: 0,
@@ -335,10 +341,17 @@ impl Node {
                     }),
                 );
             }
+            // A deposed leader's round: the answer in this term tells it to step down.
+            MessageBody::ReadRound { round } => {
+                self.send(message.from, MessageBody::ReadRoundAck { round });
+            }
             MessageBody::RequestVoteResponse { .. }
             | MessageBody::AppendEntriesResponse(_)
             | MessageBody::PreVoteResponse { .. }
-            | MessageBody::TimeoutNow => {}
+            | MessageBody::TimeoutNow
+            | MessageBody::ReadRoundAck { .. }
+            | MessageBody::ReadIndexRequest { .. }
+            | MessageBody::ReadIndexResponse { .. } => {}
         }
     }
 
@@ -346,10 +359,11 @@ impl Node {
     /// that has not heard from a majority, itself included, within the minimum election
     /// timeout steps down at once, so it never believes it leads longer than a follower waits
     /// before campaigning); and a leadership transfer that has not finished within an election
-    /// timeout is abandoned.
-    pub(super) fn tick_leader(&mut self) {
+    /// timeout is abandoned. Returns whether it was a heartbeat tick.
+    pub(super) fn tick_leader(&mut self) -> bool {
         self.heartbeat_elapsed_ticks += 1;
-        if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
+        let heartbeat = self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks;
+        if heartbeat {
             self.heartbeat_elapsed_ticks = 0;
             self.broadcast_heartbeat();
         }
@@ -389,6 +403,7 @@ impl Node {
             );
             self.become_follower(self.term, None, "lost contact with a majority");
         }
+        heartbeat
     }
 
     /// Moves a leadership transfer on: whenever the target acknowledges the leader's last

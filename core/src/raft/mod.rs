@@ -1,21 +1,24 @@
 //! The Raft node: a deterministic state machine driven by inputs, producing [`Ready`] batches.
 //!
 //! Inputs are [`Node::step`] (a peer message), [`Node::tick`] (logical time),
-//! [`Node::propose`] (a client operation) and [`Node::on_persisted`] (the driver's report that a
+//! [`Node::propose`] (a client operation), [`Node::read`] (a read without a log entry) and
+//! [`Node::on_persisted`] (the driver's report that a
 //! write is durable). Outputs are drained with [`Node::ready`]; see [`Ready`] for the order in
 //! which the driver must carry them out. The node never blocks, never does IO and draws its only
 //! randomness from the seed in its [`Config`].
 //!
 //! The work is split by concern: `election` (terms, votes, roles), `replication`
 //! (AppendEntries on both sides, commitment) and `apply` (committed entries into the state
-//! machine, replies to proposals).
+//! machine, replies to proposals) and `reads` (ReadIndex, leases, stale reads).
 
 mod apply;
 mod election;
 mod proposals;
+mod reads;
 mod ready;
 mod replication;
 
+pub use reads::{ReadConsistency, ReadError};
 pub use ready::{ClientReply, HardState, Outcome, PersistAck, Ready, RequestTag};
 
 use crate::config::{Config, ConfigError};
@@ -170,8 +173,16 @@ pub struct Node {
     state_machine: StateMachine,
     /// The driver's clock, milliseconds since the Unix epoch (see [`Node::set_clock_ms`]).
     clock_ms: u64,
-    /// The latest stamp in this leader's log: new entries are stamped no earlier.
+    /// The latest stamp in this leader's log or read: new entries are stamped no earlier.
     stamp_floor_ms: u64,
+    /// The driver's monotonic clock (see [`Node::set_monotonic_ms`]).
+    monotonic_ms: u64,
+    /// Whether this node has not yet waited a minimum election timeout since it started: until
+    /// then it grants no vote, since before its restart it may have promised a leader (by
+    /// acknowledging it) to hear no candidate for that long.
+    starting: bool,
+    /// Reads served without the log.
+    reads: reads::Reads,
     /// Proposals made on this node awaiting their entry's fate.
     pending: proposals::Proposals,
 
@@ -212,6 +223,9 @@ impl Node {
             state_machine: StateMachine::new(config.sessions, config.max_value_bytes),
             clock_ms: 0,
             stamp_floor_ms: 0,
+            monotonic_ms: 0,
+            starting: true,
+            reads: reads::Reads::new(config.seed),
             term: hard_state.term,
             vote: hard_state.vote,
             commit: hard_state.commit,
@@ -264,9 +278,16 @@ impl Node {
     /// check and the deadline of a leadership transfer.
     pub fn tick(&mut self) {
         match self.role {
-            RoleState::Leader { .. } => self.tick_leader(),
+            RoleState::Leader { .. } => {
+                let heartbeat = self.tick_leader();
+                self.tick_reads(heartbeat);
+            }
             RoleState::Follower | RoleState::PreCandidate { .. } | RoleState::Candidate { .. } => {
+                self.tick_reads(false);
                 self.election_elapsed_ticks += 1;
+                if self.election_elapsed_ticks >= self.config.election_timeout_ticks {
+                    self.starting = false;
+                }
                 if self.election_elapsed_ticks >= self.election_timeout_ticks {
                     if self.config.pre_vote {
                         self.pre_campaign();
@@ -302,6 +323,7 @@ impl Node {
             to,
             started_tick: *ticks,
         });
+        self.forfeit_lease();
         tracing::info!(
             node = self.id().0,
             term = self.term.0,
@@ -389,8 +411,11 @@ impl Node {
                     return;
                 }
                 _ => {
-                    let leader = matches!(message.body, MessageBody::AppendEntries { .. })
-                        .then_some(message.from);
+                    let leader = matches!(
+                        message.body,
+                        MessageBody::AppendEntries { .. } | MessageBody::ReadRound { .. }
+                    )
+                    .then_some(message.from);
                     self.become_follower(message.term, leader, "message with higher term");
                 }
             }
@@ -441,6 +466,16 @@ impl Node {
             ),
             MessageBody::AppendEntriesResponse(outcome) => {
                 self.handle_append_response(message.from, outcome);
+            }
+            MessageBody::ReadRound { round } => self.handle_read_round(message.from, round),
+            MessageBody::ReadRoundAck { round } => {
+                self.handle_read_round_ack(message.from, round);
+            }
+            MessageBody::ReadIndexRequest { id, lease } => {
+                self.handle_read_index_request(message.from, id, lease);
+            }
+            MessageBody::ReadIndexResponse { id, index, time_ms } => {
+                self.handle_read_index_response(message.from, id, index, time_ms);
             }
         }
     }
@@ -512,6 +547,7 @@ impl Node {
     pub fn ready(&mut self) -> Option<Ready> {
         self.flush_replication();
         self.apply_committed();
+        self.serve_reads();
         let hard_state = self.hard_state();
         let hard_state = (hard_state != self.emitted_hard_state).then(|| {
             self.emitted_hard_state = hard_state;

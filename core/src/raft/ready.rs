@@ -33,6 +33,9 @@ pub enum Outcome {
     /// overwrites X on A, which answers `Superseded`; C crashes; B wins term 3 and commits
     /// X). Retry under the same session and sequence number, which is always safe.
     Superseded,
+    /// A read ([`crate::Node::read`]) was not served: leadership changed, or the leader did not
+    /// answer in time. It had no effect; retry it.
+    NotServed,
 }
 
 /// The answer to one proposal made on this node.

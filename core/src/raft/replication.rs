@@ -292,6 +292,7 @@ impl Node {
             "commit advanced"
         );
         self.commit = index;
+        self.start_read_round(false);
     }
 }
 

@@ -52,6 +52,7 @@ fn config() -> ConnectionConfig {
         max_transaction_bytes: 1 << 20,
         users: Arc::new(Users::open()),
         output_limit: OutputLimit::default(),
+        consistency: Consistency::default(),
     }
 }
 
@@ -121,7 +122,14 @@ impl Node {
         }
     }
 
-    fn apply(&mut self, op: &ClientOp) -> Reply {
+    /// Carries out `op`: a proposal applies as the next entry; a read runs on the state.
+    fn apply(&mut self, op: &Operation) -> Reply {
+        let op = match op {
+            Operation::Propose(op) => op,
+            Operation::Read { command, .. } => {
+                return Reply::Executed(self.machine.read(command, self.now_ms));
+            }
+        };
         let index = LogIndex(self.machine.applied_index().0 + 1);
         self.machine
             .apply(index, self.now_ms, Some(op))
@@ -261,7 +269,7 @@ fn after_its_session_vanishes_a_command_that_may_have_run_is_never_rerun(result:
     let _ = node.apply(&incr.1.op);
     node.answer(incr, result);
     let other = node.connect();
-    node.send(other, "GET x\n");
+    node.send(other, "DEL x\n");
     node.settle_one();
     node.advance(200);
     node.settle();
@@ -586,7 +594,7 @@ fn a_resumed_pipeline_runs_each_command_once() {
 fn a_read_whose_answer_was_lost_reads_again_under_its_number() {
     let mut node = Node::new();
     let c = node.connect();
-    node.send(c, "GET k\n");
+    node.send(c, "CONSISTENCY log\nGET k\n");
     node.settle_one();
     let get = node.take();
     let reply = node.apply(&get.1.op);
@@ -597,7 +605,7 @@ fn a_read_whose_answer_was_lost_reads_again_under_its_number() {
     node.settle();
     node.advance(200);
     node.settle();
-    assert_eq!(node.output(c), resp(&["$v"]));
+    assert_eq!(node.output(c), resp(&["+OK", "$v"]));
     node.send(c, "SESSION\n");
     assert!(node.output(c).ends_with(":2\r\n"), "the read kept number 1");
 }
@@ -660,7 +668,7 @@ fn a_resent_command_whose_session_vanished_is_never_run_again() {
     let resent = node.take();
     for _ in 0..limits().max_sessions {
         let other = node.connect();
-        node.send(other, "GET x\n");
+        node.send(other, "DEL x\n");
         node.settle();
     }
     let reply = node.apply(&resent.1.op);
@@ -747,4 +755,102 @@ fn protected_mode_turns_away_remote_clients_only_while_no_password_is_set() {
     let remote = node.connect_as(with_password, false);
     node.send(remote, "AUTH sesame\nPING\n");
     assert_eq!(node.output(remote), "+OK\r\n+PONG\r\n");
+}
+
+#[test]
+fn consistency_shows_and_sets_how_reads_are_served() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(
+        c,
+        "CONSISTENCY\nCONSISTENCY strong\nCONSISTENCY\nCONSISTENCY EVENTUAL\nCONSISTENCY\nCONSISTENCY lease\nCONSISTENCY\nCONSISTENCY log\nCONSISTENCY\nCONSISTENCY sometimes\nCONSISTENCY a b\n",
+    );
+    node.settle();
+    let output = node.output(c);
+    let expected = resp(&[
+        "+linearizable",
+        "+OK",
+        "+linearizable",
+        "+OK",
+        "+stale",
+        "+OK",
+        "+lease",
+        "+OK",
+        "+log",
+    ]);
+    assert!(output.starts_with(&expected), "{output}");
+    assert!(
+        output.contains("-ERR unknown consistency 'sometimes'")
+            && output.ends_with("-ERR wrong number of arguments for 'consistency' command\r\n"),
+        "{output}"
+    );
+}
+
+#[test]
+fn reads_without_the_log_take_no_number_and_open_no_session() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "GET k\nMGET k j\nCONSISTENCY stale\nEXISTS k\n");
+    let submissions: Vec<Operation> = node.inbox.iter().map(|(_, s)| s.op.clone()).collect();
+    assert_eq!(submissions.len(), 3, "{submissions:?}");
+    let levels: Vec<ReadConsistency> = submissions
+        .iter()
+        .map(|op| match op {
+            Operation::Read { consistency, .. } => *consistency,
+            Operation::Propose(op) => panic!("a read went to the log: {op:?}"),
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ReadConsistency::Linearizable,
+            ReadConsistency::Linearizable,
+            ReadConsistency::Stale
+        ]
+    );
+    node.settle();
+    assert_eq!(node.output(c), "$-1\r\n*2\r\n$-1\r\n$-1\r\n+OK\r\n:0\r\n");
+    assert_eq!(
+        node.machine.applied_index(),
+        LogIndex(0),
+        "nothing was logged"
+    );
+}
+
+#[test]
+fn a_read_waits_for_the_writes_before_it_and_the_writes_after_it_wait_for_the_read() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "SET k 1\nGET k\nSET k 2\nGET k\nKEYS *\n");
+    node.settle_one();
+    let first = node.take();
+    assert!(
+        node.inbox.is_empty(),
+        "the GET waits for the SET before it, and the second SET for the GET"
+    );
+    let reply = node.apply(&first.1.op);
+    node.answer(first, AttemptResult::Applied(reply));
+    let get = node.take();
+    assert!(matches!(get.1.op, Operation::Read { .. }), "{get:?}");
+    assert!(node.inbox.is_empty(), "the second SET waits for the read");
+    let reply = node.apply(&get.1.op);
+    node.answer(get, AttemptResult::Applied(reply));
+    node.settle();
+    assert_eq!(
+        node.output(c),
+        "+OK\r\n$1\r\n1\r\n+OK\r\n$1\r\n2\r\n*1\r\n$1\r\nk\r\n"
+    );
+}
+
+#[test]
+fn a_read_not_served_is_retried_and_says_it_changed_nothing_when_it_gives_up() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "GET k\n");
+    node.no_leader_for_ms(4_000);
+    let output = node.output(c);
+    assert!(
+        output.starts_with("-CLUSTERDOWN not executed: GET (a read served without the log): no leader was reachable"),
+        "{output}"
+    );
 }

@@ -307,6 +307,16 @@ impl ExpiryCommand {
         )
     }
 
+    /// The keys a read touches; `None` for a write.
+    pub(super) fn read_keys(&self) -> Option<Vec<&[u8]>> {
+        match self {
+            ExpiryCommand::Ttl { key, .. } | ExpiryCommand::ExpireTime { key, .. } => {
+                Some(vec![key])
+            }
+            ExpiryCommand::Expire { .. } | ExpiryCommand::Persist { .. } => None,
+        }
+    }
+
     pub(super) fn payload_bytes(&self) -> u64 {
         match self {
             ExpiryCommand::Expire { key, .. }

@@ -257,6 +257,16 @@ impl KeyCommand {
         matches!(self, KeyCommand::Del { .. } | KeyCommand::FlushAll)
     }
 
+    /// The keys a read of named keys touches; `None` for a write and for reads of the whole
+    /// keyspace (`KEYS`, `SCAN`, `DBSIZE`, `RANDOMKEY`).
+    pub(super) fn read_keys(&self) -> Option<Vec<&[u8]>> {
+        match self {
+            KeyCommand::Exists { keys } => Some(keys.iter().map(Vec::as_slice).collect()),
+            KeyCommand::Type { key } => Some(vec![key]),
+            _ => None,
+        }
+    }
+
     pub(super) fn payload_bytes(&self) -> u64 {
         match self {
             KeyCommand::Del { keys } | KeyCommand::Exists { keys } => {

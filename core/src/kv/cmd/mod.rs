@@ -320,6 +320,21 @@ impl Command {
         if write { Access::Write } else { Access::Read }
     }
 
+    /// The keys a read of named keys touches (`GET`, `MGET`, `EXISTS`, `TTL`, `GETVER`, …):
+    /// such a read can be served from a replica's state without a log entry (see
+    /// [`crate::kv::StateMachine::read`]). `None` for writes, transactions and reads of the
+    /// whole keyspace (`KEYS`, `SCAN`, `DBSIZE`, `RANDOMKEY`), which go through the log.
+    #[must_use]
+    pub fn read_keys(&self) -> Option<Vec<&[u8]>> {
+        match self {
+            Command::Strings(command) => command.read_keys(),
+            Command::Counter(_) | Command::Exec(_) => None,
+            Command::Keys(command) => command.read_keys(),
+            Command::Expiry(command) => command.read_keys(),
+            Command::Verity(command) => command.read_keys(),
+        }
+    }
+
     /// Bytes of keys and values the command carries (the batching measure of the log).
     #[must_use]
     pub fn payload_bytes(&self) -> u64 {

@@ -570,6 +570,17 @@ impl StringCommand {
         )
     }
 
+    /// The keys a read touches; `None` for a write.
+    pub(super) fn read_keys(&self) -> Option<Vec<&[u8]>> {
+        match self {
+            StringCommand::Get { key }
+            | StringCommand::StrLen { key }
+            | StringCommand::GetRange { key, .. } => Some(vec![key]),
+            StringCommand::MGet { keys } => Some(keys.iter().map(Vec::as_slice).collect()),
+            _ => None,
+        }
+    }
+
     pub(super) fn payload_bytes(&self) -> u64 {
         let n = |bytes: &[u8]| bytes.len() as u64;
         match self {

@@ -169,6 +169,15 @@ impl VerityCommand {
         matches!(self, VerityCommand::Cas { .. })
     }
 
+    /// The keys a read touches; `None` for a write.
+    pub(super) fn read_keys(&self) -> Option<Vec<&[u8]>> {
+        match self {
+            VerityCommand::GetVer { key } => Some(vec![key]),
+            VerityCommand::Versions { keys } => Some(keys.iter().map(Vec::as_slice).collect()),
+            VerityCommand::Cas { .. } => None,
+        }
+    }
+
     pub(super) fn payload_bytes(&self) -> u64 {
         let n = |bytes: &[u8]| bytes.len() as u64;
         match self {
