@@ -42,6 +42,21 @@ fn rounds(ready: &Ready) -> Vec<u64> {
     ids
 }
 
+/// Leader 2's AppendEntries of term 1 to node 1.
+fn append(prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
+    msg(
+        N2,
+        N1,
+        Term(1),
+        MessageBody::AppendEntries {
+            prev_log_index: LogIndex(prev.0),
+            prev_log_term: Term(prev.1),
+            entries,
+            leader_commit: LogIndex(commit),
+        },
+    )
+}
+
 fn ack(from: NodeId, term: Term, round: u64) -> Message {
     msg(from, N1, term, MessageBody::ReadRoundAck { round })
 }
@@ -190,17 +205,7 @@ fn a_lease_serves_at_once_until_it_runs_out_and_a_handover_forfeits_it() {
 #[test]
 fn a_follower_serves_a_read_at_its_leaders_index_in_the_order_reads_were_asked() {
     let mut n = node(1, 3);
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntries {
-            prev_log_index: LogIndex(0),
-            prev_log_term: Term(0),
-            entries: vec![put_entry(1, 1, "a")],
-            leader_commit: LogIndex(0),
-        },
-    ));
+    n.step(append((0, 0), vec![put_entry(1, 1, "a")], 0));
     settle(&mut n);
     read(&mut n, 1, "a", ReadConsistency::Linearizable);
     read(&mut n, 2, "a", ReadConsistency::Lease);
@@ -233,17 +238,7 @@ fn a_follower_serves_a_read_at_its_leaders_index_in_the_order_reads_were_asked()
         drain(&mut n).replies.is_empty(),
         "index 1 is not applied here yet"
     );
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntries {
-            prev_log_index: LogIndex(1),
-            prev_log_term: Term(1),
-            entries: vec![],
-            leader_commit: LogIndex(1),
-        },
-    ));
+    n.step(append((1, 1), vec![], 1));
     let ready = drain(&mut n);
     assert_eq!(answered(&ready), (vec![1, 2], vec![]), "in the order asked");
     assert_eq!(
@@ -256,17 +251,7 @@ fn a_follower_serves_a_read_at_its_leaders_index_in_the_order_reads_were_asked()
 #[test]
 fn a_follower_gives_up_on_a_read_its_leader_does_not_answer_within_an_election_timeout() {
     let mut n = node(1, 3);
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntries {
-            prev_log_index: LogIndex(0),
-            prev_log_term: Term(0),
-            entries: vec![],
-            leader_commit: LogIndex(0),
-        },
-    ));
+    n.step(append((0, 0), vec![], 0));
     settle(&mut n);
     read(&mut n, 1, "a", ReadConsistency::Linearizable);
     settle(&mut n);
@@ -290,17 +275,7 @@ fn a_stale_read_needs_a_live_leader_and_reads_the_applied_state_at_once() {
         n.read(RequestTag(2), get("a"), ReadConsistency::Linearizable),
         Err(ReadError::NoLeader)
     );
-    n.step(msg(
-        N2,
-        N1,
-        Term(1),
-        MessageBody::AppendEntries {
-            prev_log_index: LogIndex(0),
-            prev_log_term: Term(0),
-            entries: vec![],
-            leader_commit: LogIndex(0),
-        },
-    ));
+    n.step(append((0, 0), vec![], 0));
     settle(&mut n);
     read(&mut n, 3, "a", ReadConsistency::Stale);
     let ready = drain(&mut n);

@@ -19,7 +19,9 @@
 //! - **Stale.** Served at once from this node's applied state, by a leader or by a follower
 //!   that heard its leader within the election timeout. It may miss recent writes.
 //!
-//! A read runs at a leader time no earlier than its state's (see
+//! A node runs its reads in the order they were asked, each once its index is applied, so reads
+//! asked one after another see the store in that order. A read runs at a leader time no
+//! earlier than its state's (see
 //! [`crate::kv::StateMachine::read`]); a leader raises its stamp floor to that time, so no later
 //! entry runs earlier and a key a read saw expire stays expired. A read that cannot be served
 //! (leadership changed, or the leader did not answer within an election timeout) is answered
@@ -267,25 +269,9 @@ impl Node {
     /// A follower hears the leader of its term confirm a round: it answers, and treats the
     /// message as the leader's heartbeat.
     pub(super) fn handle_read_round(&mut self, leader: NodeId, round: u64) {
-        match self.role {
-            RoleState::Leader { .. } => {
-                tracing::error!(
-                    node = self.id().0,
-                    term = self.term.0,
-                    other = leader.0,
-                    "dropped ReadRound from a second leader of this term"
-                );
-                return;
-            }
-            RoleState::Candidate { .. } | RoleState::PreCandidate { .. } => {
-                self.become_follower(self.term, Some(leader), "heard from the term's leader");
-            }
-            RoleState::Follower => {
-                self.leader = Some(leader);
-                self.election_elapsed_ticks = 0;
-            }
+        if self.hear_leader(leader, "ReadRound") {
+            self.send(leader, MessageBody::ReadRoundAck { round });
         }
-        self.send(leader, MessageBody::ReadRoundAck { round });
     }
 
     /// A leader counts a follower's acknowledgement of round `round`.

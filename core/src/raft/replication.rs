@@ -95,23 +95,8 @@ impl Node {
         entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
-        match self.role {
-            RoleState::Leader { .. } => {
-                tracing::error!(
-                    node = self.id().0,
-                    term = self.term.0,
-                    other = leader.0,
-                    "dropped AppendEntries from a second leader of this term"
-                );
-                return;
-            }
-            RoleState::Candidate { .. } | RoleState::PreCandidate { .. } => {
-                self.become_follower(self.term, Some(leader), "heard from the term's leader");
-            }
-            RoleState::Follower => {
-                self.leader = Some(leader);
-                self.election_elapsed_ticks = 0;
-            }
+        if !self.hear_leader(leader, "AppendEntries") {
+            return;
         }
         if let Err(problem) =
             check_entries_shape(prev_log_index, prev_log_term, self.term, &entries)
@@ -198,6 +183,33 @@ impl Node {
             leader,
             MessageBody::AppendEntriesResponse(AppendOutcome::Accepted { match_index }),
         );
+    }
+
+    /// A message (`kind`) from `leader`, the leader of this term, arrived: a candidate of the
+    /// term steps down, a follower follows it and restarts its election clock. `false` (the
+    /// message is dropped and logged) when this node leads the term itself: only a confused
+    /// or hostile sender claims the same term.
+    pub(super) fn hear_leader(&mut self, leader: NodeId, kind: &'static str) -> bool {
+        match self.role {
+            RoleState::Leader { .. } => {
+                tracing::error!(
+                    node = self.id().0,
+                    term = self.term.0,
+                    other = leader.0,
+                    kind,
+                    "dropped a message from a second leader of this term"
+                );
+                return false;
+            }
+            RoleState::Candidate { .. } | RoleState::PreCandidate { .. } => {
+                self.become_follower(self.term, Some(leader), "heard from the term's leader");
+            }
+            RoleState::Follower => {
+                self.leader = Some(leader);
+                self.election_elapsed_ticks = 0;
+            }
+        }
+        true
     }
 
     /// The leader learns a follower's verdict on an AppendEntries.
