@@ -677,7 +677,7 @@ fn a_proposal_whose_entry_is_overwritten_is_answered_as_superseded() {
 }
 
 #[test]
-fn a_restarted_node_reapplies_its_committed_prefix() {
+fn a_restarted_node_reapplies_its_committed_prefix_once_it_learns_the_commit_index() {
     let mut n = Node::new(config(1, 1)).unwrap();
     ticks_until_candidate(&mut n, 100);
     let mut persisted = Recovered::default();
@@ -706,6 +706,14 @@ fn a_restarted_node_reapplies_its_committed_prefix() {
         "nothing applied yet"
     );
     settle(&mut restarted);
+    assert!(
+        restarted.state_machine().store().get(b"k").is_none(),
+        "the commit index that covers the put was never written on its own"
+    );
+    // It learns its commit index again as leader (a follower: from its leader).
+    ticks_until_candidate(&mut restarted, 100);
+    settle(&mut restarted);
+    assert_eq!(restarted.role(), Role::Leader);
     assert_eq!(
         restarted.state_machine().store().get(b"k").unwrap().value,
         b"v"
@@ -901,5 +909,46 @@ fn only_a_leaders_append_entries_may_leave_before_the_local_persist() {
         n.commit_index(),
         LogIndex(1),
         "a majority of followers stored it durably"
+    );
+}
+
+#[test]
+fn a_change_of_the_commit_index_alone_is_not_written_on_its_own() {
+    let mut n = node(1, 3);
+    let append = |prev: u64, entries: Vec<Entry>, commit: u64| {
+        msg(
+            N2,
+            N1,
+            Term(1),
+            MessageBody::AppendEntries {
+                prev_log_index: LogIndex(prev),
+                prev_log_term: Term(prev.min(1)),
+                entries,
+                leader_commit: LogIndex(commit),
+            },
+        )
+    };
+    n.step(append(0, vec![put_entry(1, 1, "a")], 0));
+    let ready = drain(&mut n);
+    assert_eq!(ready.hard_state.map(|h| h.term), Some(Term(1)));
+    n.step(append(1, vec![], 1));
+    let ready = drain(&mut n);
+    assert_eq!(n.commit_index(), LogIndex(1));
+    assert_eq!(
+        n.state_machine().applied_index(),
+        LogIndex(1),
+        "applied all the same"
+    );
+    assert_eq!(
+        (ready.hard_state, ready.entries.len()),
+        (None, 0),
+        "nothing to write, so no fsync, for a commit index no promise depends on"
+    );
+    n.step(append(1, vec![put_entry(2, 1, "b")], 1));
+    let ready = drain(&mut n);
+    assert_eq!(
+        ready.hard_state.map(|h| h.commit),
+        Some(LogIndex(1)),
+        "it rides along with the next write"
     );
 }

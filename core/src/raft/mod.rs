@@ -548,15 +548,22 @@ impl Node {
         self.flush_replication();
         self.apply_committed();
         self.serve_reads();
-        let hard_state = self.hard_state();
-        let hard_state = (hard_state != self.emitted_hard_state).then(|| {
-            self.emitted_hard_state = hard_state;
-            hard_state
-        });
         let entries = match self.unpersisted_from.take() {
             Some(from) => self.log.slice(from, usize::MAX).to_vec(),
             None => Vec::new(),
         };
+        // A change of the commit index alone is written with the next write the node makes
+        // anyway, not on its own: no promise depends on it (a restarted node learns its commit
+        // index again from its leader), and an fsync for it would cost a follower one per
+        // heartbeat that advances it.
+        let hard_state = self.hard_state();
+        let emitted = self.emitted_hard_state;
+        let promise_changed = (hard_state.term, hard_state.vote) != (emitted.term, emitted.vote);
+        let worth_a_write = promise_changed || (!entries.is_empty() && hard_state != emitted);
+        let hard_state = worth_a_write.then(|| {
+            self.emitted_hard_state = hard_state;
+            hard_state
+        });
         let ack = entries.last().map(|last| PersistAck {
             last_index: last.index,
             last_term: last.term,

@@ -13,8 +13,9 @@ pub struct HardState {
     pub term: Term,
     /// Whom this node voted for in `term`, if anyone.
     pub vote: Option<NodeId>,
-    /// The highest index known committed. Not needed for safety, but lets a restarted node
-    /// re-apply its committed prefix without waiting for a leader.
+    /// The highest index known committed when the hard state was last written. Not needed for
+    /// safety, so a change of it alone is written only with the next term, vote or entries;
+    /// it lets a restarted node re-apply the prefix it covers without waiting for a leader.
     pub commit: LogIndex,
 }
 
@@ -86,7 +87,8 @@ pub struct PersistAck {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "a Ready holds messages and writes the driver must carry out"]
 pub struct Ready {
-    /// New hard state to persist, if it changed.
+    /// New hard state to persist, if its term or vote changed, or with `entries` if any of it
+    /// changed (a change of the commit index alone waits for the next write).
     pub hard_state: Option<HardState>,
     /// Entries to persist, contiguous, replacing any stored suffix from the first one's index.
     pub entries: Vec<Entry>,
