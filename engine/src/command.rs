@@ -1,7 +1,8 @@
 //! What a client connection can send: the state machine's data commands
-//! ([`verity_core::Command`], one log entry each) and the commands a connection answers itself
-//! (`PING`, `HELLO`, `MULTI`, `WATCH`, `SESSION`, `INFO`, …), each parsed from its words with
-//! Redis's error texts.
+//! ([`verity_core::Command`], one log entry each, except reads of named keys, which the core
+//! serves without one) and the commands a connection answers itself (`PING`, `HELLO`, `MULTI`,
+//! `WATCH`, `SESSION`, `INFO`, `CONSISTENCY`, …), each parsed from its words with Redis's
+//! error texts.
 
 use verity_core::kv::cmd::{Access, Args, Spec};
 use verity_core::{ClientId, Command, CommandError, ReadConsistency, Sequence, SessionToken};

@@ -6,7 +6,8 @@
 //!
 //! - [`resp`]: the RESP2/inline wire format, parsed incrementally with hard limits.
 //! - [`command`]: what a client may send, parsed with Redis's error texts; data commands are
-//!   [`verity_core::Command`]s (one log entry each).
+//!   [`verity_core::Command`]s (one log entry each, except reads of named keys, which the
+//!   core serves without one: see [`Consistency`]).
 //! - [`connection`]: one client connection as a state machine: sessions, numbering,
 //!   pipelining, transactions, retries, and replies that tell the truth.
 //! - [`router`]: where each operation goes (proposed here, or forwarded to the leader) and
