@@ -159,25 +159,29 @@ impl Node {
             command.read_keys().is_some(),
             "only reads of named keys are served without the log: {command:?}"
         );
+        let leads = matches!(self.role, RoleState::Leader { .. });
+        let followed = match self.role {
+            RoleState::Follower => self.leader,
+            _ => None,
+        };
+        let servable = match consistency {
+            ReadConsistency::Stale => self.leader.is_some() && self.in_lease(),
+            ReadConsistency::Linearizable | ReadConsistency::Lease => leads || followed.is_some(),
+        };
+        if !servable {
+            return Err(ReadError::NoLeader);
+        }
         let seq = self.reads.next_seq;
         self.reads.next_seq += 1;
         self.reads.outstanding.insert(seq);
         let read = LocalRead { seq, tag, command };
-        let leads = matches!(self.role, RoleState::Leader { .. });
-        match (consistency, leads, self.leader) {
-            (ReadConsistency::Stale, _, _) => {
-                let hears_leader = self.leader.is_some() && self.in_lease();
-                if !hears_leader {
-                    self.reads.outstanding.remove(&seq);
-                    return Err(ReadError::NoLeader);
-                }
-                self.confirm(Confirmed {
-                    index: self.state_machine.applied_index(),
-                    time_ms: Some(0),
-                    read,
-                });
-            }
-            (_, true, _) => {
+        match (consistency, followed) {
+            (ReadConsistency::Stale, _) => self.confirm(Confirmed {
+                index: self.state_machine.applied_index(),
+                time_ms: Some(0),
+                read,
+            }),
+            (_, None) => {
                 if consistency == ReadConsistency::Lease {
                     self.reads.lease_in_use = true;
                     if self.holds_lease() {
@@ -192,7 +196,7 @@ impl Node {
                 self.reads.queued.push(Reader::Local(read));
                 self.start_read_round(false);
             }
-            (_, false, Some(leader)) if matches!(self.role, RoleState::Follower) => {
+            (_, Some(leader)) => {
                 let id = self.next_read_id();
                 let lease = consistency == ReadConsistency::Lease;
                 self.send(leader, MessageBody::ReadIndexRequest { id, lease });
@@ -205,10 +209,6 @@ impl Node {
                         read,
                     },
                 );
-            }
-            _ => {
-                self.reads.outstanding.remove(&seq);
-                return Err(ReadError::NoLeader);
             }
         }
         Ok(())
