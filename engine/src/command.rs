@@ -26,11 +26,13 @@ const fn spec(name: &'static str, arity: i64, group: &'static str, summary: &'st
 pub enum Consistency {
     /// Without a log entry, linearizable (ReadIndex): the default.
     #[default]
+    #[serde(alias = "strong")]
     Linearizable,
     /// Without a log entry or a round of messages while the leader holds a lease:
     /// linearizable as long as clocks drift no more than the node allows.
     Lease,
     /// From the serving node's own state, at once: may miss recent writes.
+    #[serde(alias = "eventual")]
     Stale,
     /// As a log entry, like a write: the slowest.
     Log,

@@ -150,8 +150,8 @@ pub struct NodeArgs {
     /// while clocks drift less than --max-clock-drift-per-mille), `stale` (the serving node's
     /// state: may miss recent writes) or `log` (a log entry, like a write). [default:
     /// linearizable]
-    #[arg(long, value_enum)]
-    pub consistency: Option<ConsistencyArg>,
+    #[arg(long, value_name = "linearizable|lease|stale|log", value_parser = parse_consistency)]
+    pub consistency: Option<Consistency>,
     /// How far, in thousandths, any node's clock may run fast or slow against another's over
     /// an election timeout: lease reads end that much before a follower could vote for
     /// another leader. [default: 50]
@@ -339,6 +339,13 @@ fn output_limit_from_text<'de, D: serde::Deserializer<'de>>(
         .map_err(serde::de::Error::custom)
 }
 
+/// Parses `--consistency`: the names `CONSISTENCY` takes ([`Consistency::parse`]).
+fn parse_consistency(text: &str) -> Result<Consistency, String> {
+    Consistency::parse(text.as_bytes()).ok_or_else(|| {
+        format!("{text:?} is not linearizable (or strong), lease, stale (or eventual), or log")
+    })
+}
+
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
 pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
     let mut peers = BTreeMap::new();
@@ -498,7 +505,7 @@ impl NodeArgs {
             pipeline_depth: pick!(pipeline_depth).unwrap_or(64),
             request_timeout_ms: pick!(request_timeout_ms).unwrap_or(5000),
             max_sessions: pick!(max_sessions).unwrap_or(4096),
-            consistency: pick!(consistency).map_or(Consistency::Linearizable, Consistency::from),
+            consistency: pick!(consistency).unwrap_or_default(),
             max_clock_drift_per_mille: pick!(max_clock_drift_per_mille).unwrap_or(50),
             users: Arc::new(users),
             output_limit: pick!(client_output_buffer_limit).unwrap_or(DEFAULT_OUTPUT_LIMIT),
@@ -591,35 +598,6 @@ impl NodeSettings {
     #[must_use]
     pub fn voters(&self) -> BTreeSet<NodeId> {
         self.peers.keys().copied().collect()
-    }
-}
-
-/// `--consistency`: the levels of [`Consistency`] (`strong` and `eventual` are aliases).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConsistencyArg {
-    /// ReadIndex: a round of heartbeats, no log entry.
-    #[value(alias = "strong")]
-    #[serde(alias = "strong")]
-    Linearizable,
-    /// At once under the leader's lease.
-    Lease,
-    /// The serving node's own state.
-    #[value(alias = "eventual")]
-    #[serde(alias = "eventual")]
-    Stale,
-    /// A log entry, like a write.
-    Log,
-}
-
-impl From<ConsistencyArg> for Consistency {
-    fn from(arg: ConsistencyArg) -> Consistency {
-        match arg {
-            ConsistencyArg::Linearizable => Consistency::Linearizable,
-            ConsistencyArg::Lease => Consistency::Lease,
-            ConsistencyArg::Stale => Consistency::Stale,
-            ConsistencyArg::Log => Consistency::Log,
-        }
     }
 }
 
