@@ -79,11 +79,17 @@ pub enum Bug {
     /// A new leader serves ReadIndex reads before an entry of its own term commits, at a
     /// commit index that may lag what earlier leaders committed.
     ReadIndexBeforeFirstCommit,
+    /// A follower installing a snapshot discards the entries after it even when its log agrees
+    /// with the snapshot's last entry.
+    SnapshotTruncatesNewer,
+    /// A leader whose log no longer holds the entries a follower needs sends it the entries it
+    /// still holds, as if the follower had the compacted ones, instead of its snapshot.
+    CompactionSkipsSnapshot,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 27] = [
+    pub const ALL: [Bug; 29] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -111,6 +117,8 @@ impl Bug {
         Bug::TrustForwardedRefusal,
         Bug::TrustTornLength,
         Bug::ReadIndexBeforeFirstCommit,
+        Bug::SnapshotTruncatesNewer,
+        Bug::CompactionSkipsSnapshot,
     ];
 
     /// The bug's command-line name.
@@ -144,6 +152,8 @@ impl Bug {
             Bug::TrustForwardedRefusal => "trust-forwarded-refusal",
             Bug::TrustTornLength => "trust-torn-length",
             Bug::ReadIndexBeforeFirstCommit => "read-index-before-first-commit",
+            Bug::SnapshotTruncatesNewer => "snapshot-truncates-newer",
+            Bug::CompactionSkipsSnapshot => "compaction-skips-snapshot",
         }
     }
 
@@ -211,6 +221,12 @@ impl Bug {
             }
             Bug::ReadIndexBeforeFirstCommit => {
                 "a new leader's read misses a write its predecessor committed and acknowledged"
+            }
+            Bug::SnapshotTruncatesNewer => {
+                "a late snapshot erases entries the follower acknowledged; a committed write is lost"
+            }
+            Bug::CompactionSkipsSnapshot => {
+                "a follower behind the leader's compacted log never catches up: the cluster stalls when a majority needs it"
             }
         }
     }

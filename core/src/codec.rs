@@ -81,12 +81,35 @@ pub struct Decoded<T> {
     pub frame_bytes: usize,
 }
 
-fn options() -> impl Options + Copy {
+fn unlimited_options() -> impl Options + Copy {
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .with_little_endian()
         .reject_trailing_bytes()
-        .with_limit(u64::from(MAX_FRAME_BYTES))
+}
+
+fn options() -> impl Options + Copy {
+    unlimited_options().with_limit(u64::from(MAX_FRAME_BYTES))
+}
+
+/// Encodes `value` as a bare payload of any size, in the same encoding as frames: for
+/// snapshots of the state machine, which travel in chunks and live in files of their own.
+#[must_use]
+pub fn encode_image<T: Serialize>(value: &T) -> Vec<u8> {
+    unlimited_options()
+        .serialize(value)
+        .expect("serializing into a Vec cannot fail")
+}
+
+/// Decodes a whole payload written by [`encode_image`]. It reads at most `image.len()` bytes
+/// whatever lengths the bytes claim, so a forged length fails instead of allocating.
+pub fn decode_image<T: DeserializeOwned>(image: &[u8]) -> Result<T, DecodeError> {
+    unlimited_options()
+        .with_limit(image.len() as u64)
+        .deserialize(image)
+        .map_err(|error| DecodeError::Malformed {
+            reason: error.to_string(),
+        })
 }
 
 /// Encodes `value` as one frame.

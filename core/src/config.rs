@@ -8,6 +8,10 @@ use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The largest [`Config::snapshot_chunk_bytes`]: half a frame, leaving room for the rest of
+/// the message.
+pub const MAX_SNAPSHOT_CHUNK_BYTES: u64 = crate::codec::MAX_FRAME_BYTES as u64 / 2;
+
 /// The settings of one node. Build with [`Config::new`] and adjust fields; [`Config::validate`]
 /// states the rules and is called by the node constructors.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +54,17 @@ pub struct Config {
     pub max_value_bytes: u64,
     /// Session table bounds (exactly-once client semantics).
     pub sessions: SessionLimits,
+    /// Take a snapshot and compact the log once this many entries were applied since the
+    /// last snapshot.
+    pub snapshot_entries: u64,
+    /// Or once entries carrying this many payload bytes ([`crate::Entry::payload_bytes`])
+    /// were applied since the last snapshot.
+    pub snapshot_bytes: u64,
+    /// Entries a node keeps in memory below its latest snapshot, so that a follower just
+    /// behind is sent entries rather than the whole snapshot.
+    pub snapshot_trailing_entries: u64,
+    /// Most bytes of a snapshot image in one `InstallSnapshot` message.
+    pub snapshot_chunk_bytes: u64,
     /// The catalogued bug switched on, if any (testing builds only).
     #[cfg(feature = "bug-catalogue")]
     pub bug: Option<crate::bugs::Bug>,
@@ -99,6 +114,15 @@ pub enum ConfigError {
         /// The configured election timeout.
         election_ticks: u64,
     },
+    /// A snapshot chunk that would not fit in one message.
+    #[error(
+        "snapshot_chunk_bytes is {chunk_bytes}, above the largest chunk a message carries \
+         ({MAX_SNAPSHOT_CHUNK_BYTES} bytes)"
+    )]
+    ChunkTooLarge {
+        /// The configured chunk size.
+        chunk_bytes: u64,
+    },
     /// A bound of zero, which would stop all progress.
     #[error("{name} must be at least 1")]
     ZeroBound {
@@ -132,6 +156,10 @@ impl Config {
                 max_reply_bytes_per_session: 1 << 20,
                 max_reply_bytes_total: 64 << 20,
             },
+            snapshot_entries: 10_000,
+            snapshot_bytes: 64 << 20,
+            snapshot_trailing_entries: 1_000,
+            snapshot_chunk_bytes: 1 << 20,
             #[cfg(feature = "bug-catalogue")]
             bug: None,
         }
@@ -148,8 +176,8 @@ impl Config {
         timeout_us * kept_per_mille / 1000 / 1000
     }
 
-    /// Checks the rules: `id` is a non-zero voter, `1 <= heartbeat < election timeout`, and no
-    /// bound is zero.
+    /// Checks the rules: `id` is a non-zero voter, `1 <= heartbeat < election timeout`, no
+    /// bound is zero, and a snapshot chunk fits in a message.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.voters.contains(&NodeId(0)) || self.id == NodeId(0) {
             return Err(ConfigError::ZeroNodeId);
@@ -183,11 +211,19 @@ impl Config {
             ),
             ("sessions.reply_window", self.sessions.reply_window),
             ("max_value_bytes", self.max_value_bytes),
+            ("snapshot_entries", self.snapshot_entries),
+            ("snapshot_bytes", self.snapshot_bytes),
+            ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
         ];
         for (name, value) in bounds {
             if value == 0 {
                 return Err(ConfigError::ZeroBound { name });
             }
+        }
+        if self.snapshot_chunk_bytes > MAX_SNAPSHOT_CHUNK_BYTES {
+            return Err(ConfigError::ChunkTooLarge {
+                chunk_bytes: self.snapshot_chunk_bytes,
+            });
         }
         Ok(())
     }

@@ -56,6 +56,7 @@ pub fn wal_recover(data: &[u8]) {
             .collect();
         next += u64::from(count);
         let record = WalRecord {
+            snapshot: None,
             hard_state: Some(HardState {
                 term: Term(term),
                 vote: None,

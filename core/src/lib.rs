@@ -37,6 +37,7 @@ pub mod message;
 pub mod progress;
 pub mod quorum;
 pub mod raft;
+pub mod snapshot;
 pub mod testing;
 pub mod types;
 pub mod wal;
@@ -52,4 +53,5 @@ pub use raft::{
     ClientReply, HardState, Node, Outcome, PersistAck, ProposeError, ReadConsistency, ReadError,
     Ready, Recovered, RequestTag, RestoreError, Role, TransferError,
 };
+pub use snapshot::{Snapshot, SnapshotMeta};
 pub use types::{ClientId, LogIndex, NodeId, Sequence, Term};

@@ -1,8 +1,8 @@
 //! The replicated log held in memory by one node.
 //!
-//! The log is designed for compaction from the start: it holds the entries after a *prefix*
-//! `(prefix_index, prefix_term)` that a snapshot will one day stand for. Today the prefix is
-//! always empty (`(0, 0)`). Invariants, checked by assertions:
+//! The log holds the entries after a *prefix* `(prefix_index, prefix_term)`: the entries up to
+//! the prefix were compacted away, a snapshot of the state machine stands for them (`(0, 0)`
+//! before the first compaction). Invariants, checked by assertions:
 //!
 //! - entries are contiguous: `entries[k].index == prefix_index + 1 + k`;
 //! - terms never decrease along the log, and every term is at least `prefix_term`.
@@ -95,9 +95,16 @@ pub enum LogError {
 }
 
 impl RaftLog {
-    /// A log from recovered entries, which must directly follow the empty prefix.
-    pub fn from_entries(entries: Vec<Entry>) -> Result<RaftLog, LogError> {
-        let log = RaftLog::default();
+    /// A log from recovered entries, which must directly follow the prefix `(index, term)`.
+    pub fn from_entries(
+        (prefix_index, prefix_term): (LogIndex, Term),
+        entries: Vec<Entry>,
+    ) -> Result<RaftLog, LogError> {
+        let log = RaftLog {
+            prefix_index,
+            prefix_term,
+            entries: Vec::new(),
+        };
         let mut previous = log.prefix_term;
         for (position, entry) in entries.iter().enumerate() {
             let expected = LogIndex(log.prefix_index.0 + 1 + position as u64);
@@ -216,6 +223,30 @@ impl RaftLog {
                 _ => return (self.prefix_index, self.prefix_term),
             }
         }
+    }
+
+    /// The compacted prefix: the index and term of the last entry a snapshot stands for.
+    #[must_use]
+    pub fn prefix(&self) -> (LogIndex, Term) {
+        (self.prefix_index, self.prefix_term)
+    }
+
+    /// Compacts the log up to `index`, which it must hold (or be the prefix): the entries up
+    /// to it go, the entries after it stay.
+    pub fn compact_to(&mut self, index: LogIndex) {
+        let term = self
+            .term_at(index)
+            .expect("compaction point is within the log");
+        let dropped = usize::try_from(index.0 - self.prefix_index.0).unwrap_or(usize::MAX);
+        self.entries.drain(..dropped.min(self.entries.len()));
+        (self.prefix_index, self.prefix_term) = (index, term);
+    }
+
+    /// Replaces the whole log with an empty one after the prefix `(index, term)`: a snapshot
+    /// the log does not agree with stands for everything up to `index`.
+    pub fn reset_to(&mut self, index: LogIndex, term: Term) {
+        self.entries.clear();
+        (self.prefix_index, self.prefix_term) = (index, term);
     }
 
     /// Every entry held, in order.

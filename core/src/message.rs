@@ -2,10 +2,11 @@
 //!
 //! Every message carries the sender's term; the receiver first reconciles terms (a higher term
 //! makes it a follower, a lower one marks the message stale) and only then looks at the body.
-//! New kinds (pre-vote, snapshots, read-index) are added as new [`MessageBody`] variants at the
+//! New kinds (pre-vote, read-index, snapshots) are added as new [`MessageBody`] variants at the
 //! end, which keeps the encoding of existing variants unchanged.
 
 use crate::log::Entry;
+use crate::snapshot::SnapshotMeta;
 use crate::types::{LogIndex, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +104,29 @@ pub enum MessageBody {
         index: LogIndex,
         /// The leader time to run the read at.
         time_ms: u64,
+    },
+    /// A leader sends a follower that needs entries it compacted away one chunk of its
+    /// snapshot. Chunks go one at a time, each after the previous one's acknowledgement, and
+    /// a lost one is sent again at the next heartbeat, so a broken transfer resumes where it
+    /// stopped.
+    InstallSnapshot {
+        /// The snapshot the chunk belongs to.
+        meta: SnapshotMeta,
+        /// The size of its whole image.
+        total_bytes: u64,
+        /// Where in the image the chunk starts.
+        offset: u64,
+        /// The chunk's bytes.
+        chunk: Vec<u8>,
+    },
+    /// A follower says how much of the snapshot at `index` it holds: the leader sends on from
+    /// `received`. Once the follower holds the whole image it installs it and answers with an
+    /// [`MessageBody::AppendEntriesResponse`] instead.
+    SnapshotChunkAck {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// Bytes of its image received so far, in order.
+        received: u64,
     },
 }
 

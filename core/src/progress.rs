@@ -7,9 +7,14 @@
 //!   streams entries optimistically, advancing `next_index` as it sends, with at most
 //!   `max_inflight_appends` messages unacknowledged ([`Inflights`]). A rejection, or a heartbeat
 //!   interval in which nothing in flight was acknowledged (a lost message), falls back to Probe.
+//! - **Snapshot**: the follower needs entries the leader compacted away. The leader sends its
+//!   snapshot one chunk at a time ([`SnapshotSend`]), the next when the follower says how much
+//!   it holds, the same one again at a heartbeat without an answer. The follower's
+//!   acknowledgement of the installed snapshot moves it to Replicate.
 //!
-//! Invariant: `match_index < next_index`.
+//! Invariant: `match_index < next_index`; `sending` is set exactly in the Snapshot state.
 
+use crate::snapshot::Snapshot;
 use crate::types::LogIndex;
 use std::collections::VecDeque;
 
@@ -20,6 +25,22 @@ pub enum ProgressState {
     Probe,
     /// Streaming entries, several messages in flight.
     Replicate,
+    /// Sending a snapshot.
+    Snapshot,
+}
+
+/// A snapshot on its way to a follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSend {
+    /// The snapshot (kept until the transfer ends, even if the leader takes a newer one).
+    pub snapshot: Snapshot,
+    /// Bytes of its image the follower said it holds.
+    pub acked: u64,
+    /// The end of the chunk out and unanswered, if one is.
+    pub in_flight_to: Option<u64>,
+    /// What an answer that did not match the chunk in flight said the follower holds (a
+    /// duplicate, or a follower that lost the transfer): where the next resend starts.
+    pub resume_at: Option<u64>,
 }
 
 /// The last indexes of the AppendEntries messages in flight, oldest first, bounded.
@@ -99,6 +120,8 @@ pub struct Progress {
     /// In Replicate: heartbeats that passed with messages in flight and no acknowledgement.
     /// At [`Progress::STALL_HEARTBEATS`] the leader presumes a message lost and probes again.
     pub heartbeats_without_ack: u32,
+    /// In Snapshot: the transfer.
+    pub sending: Option<SnapshotSend>,
 }
 
 impl Progress {
@@ -119,6 +142,7 @@ impl Progress {
             inflights: Inflights::new(max_inflight),
             last_heard_tick: now_tick,
             heartbeats_without_ack: 0,
+            sending: None,
         }
     }
 
@@ -135,6 +159,10 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.is_full(),
+            ProgressState::Snapshot => self
+                .sending
+                .as_ref()
+                .is_none_or(|s| s.in_flight_to.is_some()),
         }
     }
 
@@ -148,8 +176,59 @@ impl Progress {
                     self.inflights.add(last_index);
                 }
             }
+            ProgressState::Snapshot => unreachable!("snapshot chunks are not entries"),
         }
         self.check();
+    }
+
+    /// Starts sending `snapshot`, from its first byte.
+    pub fn become_snapshot(&mut self, snapshot: Snapshot) {
+        self.state = ProgressState::Snapshot;
+        self.probe_sent = false;
+        self.heartbeats_without_ack = 0;
+        self.inflights.clear();
+        self.sending = Some(SnapshotSend {
+            snapshot,
+            acked: 0,
+            in_flight_to: None,
+            resume_at: None,
+        });
+        self.check();
+    }
+
+    /// Records that a chunk of the snapshot reaching offset `end` was sent.
+    pub fn chunk_sent(&mut self, end: u64) {
+        let sending = self
+            .sending
+            .as_mut()
+            .expect("chunks go in the snapshot state");
+        assert!(
+            end <= sending.snapshot.data.len() as u64,
+            "chunk within the image"
+        );
+        sending.in_flight_to = Some(end);
+    }
+
+    /// The follower holds the first `received` bytes of the snapshot at `index`. If that
+    /// answers the chunk in flight, the next chunk may go (returns true); any other answer
+    /// (duplicated, late, or from a follower that lost the transfer) only says where to resume
+    /// once the chunk in flight is presumed lost, so answers can never multiply chunks.
+    pub fn chunk_acked(&mut self, index: LogIndex, received: u64) -> bool {
+        let Some(sending) = self.sending.as_mut() else {
+            return false;
+        };
+        if sending.snapshot.meta.index != index || received > sending.snapshot.data.len() as u64 {
+            return false;
+        }
+        if sending.in_flight_to != Some(received) {
+            sending.resume_at = Some(received);
+            return false;
+        }
+        sending.acked = received;
+        sending.in_flight_to = None;
+        sending.resume_at = None;
+        self.heartbeats_without_ack = 0;
+        true
     }
 
     /// Applies an acknowledgement up to `match_index`. Returns whether `match_index` grew.
@@ -163,8 +242,17 @@ impl Progress {
         self.match_index = match_index;
         self.next_index = self.next_index.max(match_index.next());
         self.inflights.free_to(match_index);
-        if self.state == ProgressState::Probe {
-            self.become_replicate();
+        match self.state {
+            ProgressState::Probe => self.become_replicate(),
+            ProgressState::Snapshot
+                if self
+                    .sending
+                    .as_ref()
+                    .is_none_or(|s| match_index >= s.snapshot.meta.index) =>
+            {
+                self.become_replicate();
+            }
+            ProgressState::Snapshot | ProgressState::Replicate => {}
         }
         self.check();
         true
@@ -180,6 +268,8 @@ impl Progress {
         let stale = match self.state {
             ProgressState::Probe => rejected_index != self.next_index.prev(),
             ProgressState::Replicate => rejected_index <= self.match_index,
+            // Rejections of entries sent before the snapshot: the snapshot answers them.
+            ProgressState::Snapshot => true,
         };
         if stale {
             return false;
@@ -202,6 +292,20 @@ impl Progress {
                 self.probe_sent = false;
                 false
             }
+            ProgressState::Snapshot => {
+                // A chunk unanswered for a whole interval is presumed lost and sent again.
+                if let Some(sending) = self.sending.as_mut().filter(|s| s.in_flight_to.is_some()) {
+                    self.heartbeats_without_ack += 1;
+                    if self.heartbeats_without_ack >= Self::STALL_HEARTBEATS {
+                        sending.in_flight_to = None;
+                        if let Some(resume_at) = sending.resume_at.take() {
+                            sending.acked = resume_at;
+                        }
+                        self.heartbeats_without_ack = 0;
+                    }
+                }
+                false
+            }
             ProgressState::Replicate if self.inflights.is_empty() => false,
             ProgressState::Replicate => {
                 self.heartbeats_without_ack += 1;
@@ -221,6 +325,7 @@ impl Progress {
         self.probe_sent = false;
         self.heartbeats_without_ack = 0;
         self.inflights.clear();
+        self.sending = None;
         self.check();
     }
 
@@ -229,12 +334,18 @@ impl Progress {
         self.next_index = self.match_index.next();
         self.probe_sent = false;
         self.inflights.clear();
+        self.sending = None;
     }
 
     fn check(&self) {
         assert!(
             self.match_index < self.next_index,
             "progress invariant match < next broken: {self:?}"
+        );
+        assert_eq!(
+            self.state == ProgressState::Snapshot,
+            self.sending.is_some(),
+            "a transfer exactly in the snapshot state: {self:?}"
         );
     }
 }
@@ -334,5 +445,69 @@ mod tests {
         assert!(progress.reject(LogIndex(7), LogIndex(0)));
         assert_eq!(progress.next_index, LogIndex(7));
         assert_eq!(progress.state, ProgressState::Probe);
+    }
+
+    fn sending_snapshot() -> Progress {
+        let snapshot = Snapshot {
+            meta: crate::snapshot::SnapshotMeta {
+                index: LogIndex(9),
+                term: crate::types::Term(1),
+            },
+            data: std::sync::Arc::new(vec![0; 100]),
+        };
+        let mut progress = Progress::new(LogIndex(3), 4, 0);
+        progress.become_snapshot(snapshot);
+        progress
+    }
+
+    #[test]
+    fn a_snapshot_goes_one_chunk_at_a_time_and_stray_answers_send_nothing() {
+        let mut progress = sending_snapshot();
+        assert!(!progress.is_paused());
+        progress.chunk_sent(30);
+        assert!(progress.is_paused());
+        assert!(
+            !progress.chunk_acked(LogIndex(9), 10),
+            "a duplicated older answer"
+        );
+        assert!(progress.is_paused(), "answers never multiply chunks");
+        assert!(
+            !progress.chunk_acked(LogIndex(8), 30),
+            "another snapshot's answer"
+        );
+        assert!(progress.chunk_acked(LogIndex(9), 30));
+        assert!(!progress.is_paused());
+        assert_eq!(progress.sending.as_ref().unwrap().acked, 30);
+    }
+
+    #[test]
+    fn a_lost_chunk_is_resent_after_two_heartbeats_from_where_the_follower_is() {
+        let mut progress = sending_snapshot();
+        progress.chunk_sent(30);
+        assert!(progress.chunk_acked(LogIndex(9), 30));
+        progress.chunk_sent(60);
+        assert!(
+            !progress.chunk_acked(LogIndex(9), 0),
+            "a follower that lost the transfer (restarted) holds nothing"
+        );
+        progress.heartbeat();
+        assert!(progress.is_paused(), "one silent interval is tolerated");
+        progress.heartbeat();
+        assert!(!progress.is_paused());
+        assert_eq!(progress.sending.as_ref().unwrap().acked, 0, "resumes at 0");
+    }
+
+    #[test]
+    fn the_installed_snapshot_moves_the_follower_to_replicate() {
+        let mut progress = sending_snapshot();
+        progress.chunk_sent(100);
+        assert!(
+            !progress.reject(LogIndex(2), LogIndex(1)),
+            "rejections are stale"
+        );
+        assert!(progress.accept(LogIndex(9)));
+        assert_eq!(progress.state, ProgressState::Replicate);
+        assert_eq!(progress.next_index, LogIndex(10));
+        assert!(progress.sending.is_none());
     }
 }

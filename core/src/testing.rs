@@ -61,6 +61,16 @@ pub enum SafetyViolation {
         /// The committed index it lacks (or holds differently).
         index: LogIndex,
     },
+    /// Two nodes that applied the same prefix hold different states: their digests of
+    /// everything applied ([`crate::kv::StateMachine::trail`]) differ at the same index (a
+    /// snapshot taken or installed wrongly shows here first).
+    #[error("state machine safety: {node} applied up to index {index} into a different state")]
+    StateDiverged {
+        /// The node.
+        node: NodeId,
+        /// Its applied index.
+        index: LogIndex,
+    },
     /// A node applied past its commit index.
     #[error("{node} applied index {applied} beyond its commit index {commit}")]
     AppliedUncommitted {
@@ -84,7 +94,9 @@ pub enum SafetyViolation {
 /// What is checked: election safety (one leader per term); log matching (an `(index, term)`
 /// pair always denotes the same entry with the same predecessor term); state machine safety (a
 /// node never holds, at an index it considers committed, an entry other than the one committed
-/// there); leader completeness; and that no node applies past its commit index. A stale node may
+/// there, and nodes that applied up to the same index hold the same state); leader
+/// completeness (for entries not compacted into a snapshot); and that no node applies past its
+/// commit index. A stale node may
 /// hold anything at an index committed elsewhere until it learns the commit index.
 #[derive(Clone, Debug, Default)]
 pub struct SafetyChecker {
@@ -97,6 +109,8 @@ pub struct SafetyChecker {
     /// Per node, the commit index up to which its log was checked against `committed`.
     checked_commit: BTreeMap<NodeId, LogIndex>,
     completeness_checked: BTreeSet<(Term, NodeId)>,
+    /// The digest of the applied state at every applied index seen.
+    trails: BTreeMap<LogIndex, u64>,
 }
 
 impl SafetyChecker {
@@ -147,7 +161,9 @@ impl SafetyChecker {
         let commit = node.commit_index();
         let checked = self.checked_commit.entry(id).or_default();
         *checked = (*checked).min(commit);
-        for index in (checked.0 + 1..=commit.0).map(LogIndex) {
+        // Entries compacted into a snapshot are checked through the applied state's digest.
+        let compacted = log.prefix().0;
+        for index in (checked.0.max(compacted.0) + 1..=commit.0).map(LogIndex) {
             let Some(entry) = log.entry(index) else {
                 return Err(SafetyViolation::CommittedEntryChanged { node: id, index });
             };
@@ -164,6 +180,13 @@ impl SafetyChecker {
         *checked = commit;
 
         let applied = node.state_machine().applied_index();
+        let trail = node.state_machine().trail();
+        if *self.trails.entry(applied).or_insert(trail) != trail {
+            return Err(SafetyViolation::StateDiverged {
+                node: id,
+                index: applied,
+            });
+        }
         if applied > commit {
             return Err(SafetyViolation::AppliedUncommitted {
                 node: id,
@@ -187,7 +210,7 @@ impl SafetyChecker {
                 let earlier = self
                     .committed
                     .iter()
-                    .filter(|(_, (_, commit_term))| *commit_term < term);
+                    .filter(|&(&index, (_, commit_term))| *commit_term < term && index > compacted);
                 for (&index, (committed, _)) in earlier {
                     if log.entry(index) != Some(committed) {
                         return Err(SafetyViolation::LeaderMissesCommitted {
@@ -471,6 +494,11 @@ impl Cluster {
         let disk = self.disks.get_mut(&id).expect("every node has a disk");
         while let Some(ready) = node.ready() {
             self.checker.observe(node, &ready.entries)?;
+            if let Some(snapshot) = ready.snapshot {
+                disk.log_start = snapshot.meta;
+                disk.snapshot = Some(snapshot);
+                disk.entries.clear();
+            }
             if let Some(hard_state) = ready.hard_state {
                 disk.hard_state = hard_state;
             }

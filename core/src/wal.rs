@@ -38,6 +38,7 @@
 use crate::codec::{self, EncodeError};
 use crate::log::Entry;
 use crate::raft::{HardState, Recovered};
+use crate::snapshot::SnapshotMeta;
 use serde::{Deserialize, Serialize};
 
 /// The first bytes of every record.
@@ -49,6 +50,10 @@ pub const RECORD_HEADER_BYTES: usize = 32;
 /// One durable write: what a `Ready` asked to persist.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalRecord {
+    /// Set on the first record written after a snapshot was: the log restarts after it, every
+    /// entry recorded before is replaced (by the snapshot up to its index, and by the entries
+    /// after this marker beyond it).
+    pub snapshot: Option<SnapshotMeta>,
     /// New hard state, if it changed.
     pub hard_state: Option<HardState>,
     /// New entries; on replay they replace any entry at or after the first one's index.
@@ -119,20 +124,22 @@ impl Encoder {
         Ok(())
     }
 
-    /// Appends to `out` the records that persist a `Ready`'s `hard_state` and `entries`: one
-    /// record, unless the entries are too large for one; then they are split in halves until
-    /// each piece fits, and the hard state rides in the last piece, so a replay never sees a
+    /// Appends to `out` the records that persist a `Ready`'s `hard_state` and `entries`, after
+    /// the marker of the `snapshot` it wrote first, if any: one record, unless the entries are
+    /// too large for one; then they are split in halves until each piece fits, the marker
+    /// rides in the first piece and the hard state in the last, so a replay never sees a
     /// commit index beyond the entries before it. Every driver (the node and the simulator)
     /// persists through this one path. Fails only if a single entry cannot fit in a record,
     /// and then appends nothing.
     pub fn encode_ready(
         &mut self,
+        snapshot: Option<SnapshotMeta>,
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         let (start, before) = (out.len(), *self);
-        let result = self.encode_pieces(hard_state, entries, out);
+        let result = self.encode_pieces(snapshot, hard_state, entries, out);
         if result.is_err() {
             out.truncate(start);
             *self = before;
@@ -142,11 +149,13 @@ impl Encoder {
 
     fn encode_pieces(
         &mut self,
+        snapshot: Option<SnapshotMeta>,
         hard_state: Option<HardState>,
         entries: Vec<Entry>,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         let record = WalRecord {
+            snapshot,
             hard_state,
             entries,
         };
@@ -154,8 +163,8 @@ impl Encoder {
             Err(_) if record.entries.len() > 1 => {
                 let mut entries = record.entries;
                 let tail = entries.split_off(entries.len() / 2);
-                self.encode_pieces(None, entries, out)?;
-                self.encode_pieces(record.hard_state, tail, out)
+                self.encode_pieces(record.snapshot, None, entries, out)?;
+                self.encode_pieces(None, record.hard_state, tail, out)
             }
             result => result,
         }
@@ -252,6 +261,16 @@ pub enum WalError {
         /// The number expected there.
         expected: u64,
     },
+    /// The first record of a log whose earlier records were deleted is damaged.
+    #[error(
+        "WAL damaged at byte offset 0: {damage}. The log's earlier segments were deleted only \
+         after this record was synced, so this is damage to durable data: keep the node down and \
+         restore this directory from a copy taken while it was stopped; do not start it empty"
+    )]
+    HeadDamaged {
+        /// What is wrong with it.
+        damage: Damage,
+    },
     /// An intact record does not continue the log before it.
     #[error("WAL record at byte offset {offset} does not continue the log: {reason}")]
     Inconsistent {
@@ -276,6 +295,14 @@ pub fn recover_continuing(
     bytes: &[u8],
 ) -> Result<WalRecovery, WalError> {
     replay_segment(start, next_sequence, bytes, Quirks::default())
+}
+
+/// Replays the first segment still held of a log whose earlier segments were deleted after a
+/// snapshot: its records are numbered from its first record's number. That record was synced
+/// before anything before it was deleted, so it must be intact. Never panics.
+pub fn recover_headless(start: Recovered, bytes: &[u8]) -> Result<WalRecovery, WalError> {
+    let first = read_record(bytes, false).map_err(|damage| WalError::HeadDamaged { damage })?;
+    replay_segment(start, first.sequence, bytes, Quirks::default())
 }
 
 /// [`recover`] with catalogued bug `bug` switched on, if it is a recovery bug.
@@ -444,17 +471,28 @@ fn replay_segment(
     })
 }
 
+/// Applies one record: a snapshot marker restarts the log after the snapshot, entries replace
+/// the suffix from their first index, which must lie within the log after its start.
 fn replay(recovered: &mut Recovered, record: WalRecord) -> Result<(), String> {
+    if let Some(meta) = record.snapshot {
+        recovered.log_start = meta;
+        recovered.entries.clear();
+    }
     if let Some(first) = record.entries.first() {
-        let next = recovered.entries.len() as u64 + 1;
-        if first.index.0 == 0 || first.index.0 > next {
+        let start = recovered.log_start.index;
+        let end = recovered.entries.last().map_or(start, |e| e.index);
+        if first.index <= start || first.index > end.next() {
             return Err(format!(
-                "entries start at index {}, but the log so far ends at {}",
+                "entries start at index {}, but the log holds {}..={} after its start",
                 first.index,
-                next - 1
+                start.next(),
+                end
             ));
         }
-        recovered.entries.truncate((first.index.0 - 1) as usize);
+        let keep = first.index.0 - start.0 - 1;
+        recovered
+            .entries
+            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
         recovered.entries.extend(record.entries);
     }
     if let Some(hard_state) = record.hard_state {
@@ -479,6 +517,7 @@ mod tests {
 
     fn record(term: u64, entries: Vec<Entry>) -> WalRecord {
         WalRecord {
+            snapshot: None,
             hard_state: Some(HardState {
                 term: Term(term),
                 vote: Some(NodeId(1)),
@@ -534,6 +573,36 @@ mod tests {
             vec![entry(1, 1), entry(2, 1), entry(3, 3), entry(4, 3)]
         );
         assert_eq!(recovery.recovered.hard_state.term, Term(3));
+    }
+
+    #[test]
+    fn a_snapshot_marker_restarts_the_log_after_the_snapshot() {
+        let meta = SnapshotMeta {
+            index: LogIndex(5),
+            term: Term(2),
+        };
+        let mut encoder = Encoder::default();
+        let mut bytes = Vec::new();
+        for record in [
+            record(1, vec![entry(1, 1), entry(2, 1), entry(3, 1)]),
+            WalRecord {
+                snapshot: Some(meta),
+                ..record(2, vec![entry(6, 2)])
+            },
+            record(2, vec![entry(7, 2)]),
+        ] {
+            encoder.encode(&record, &mut bytes).unwrap();
+        }
+        let recovered = recover(&bytes).unwrap().recovered;
+        assert_eq!(recovered.log_start, meta);
+        assert_eq!(recovered.entries, vec![entry(6, 2), entry(7, 2)]);
+        encoder
+            .encode(&record(2, vec![entry(9, 2)]), &mut bytes)
+            .unwrap();
+        assert!(
+            matches!(recover(&bytes), Err(WalError::Inconsistent { .. })),
+            "entries that leave a hole after the log are refused"
+        );
     }
 
     #[test]
@@ -719,7 +788,7 @@ mod tests {
         };
         let mut bytes = Vec::new();
         Encoder::default()
-            .encode_ready(Some(hard_state), entries.clone(), &mut bytes)
+            .encode_ready(None, Some(hard_state), entries.clone(), &mut bytes)
             .unwrap();
         let recovery = recover(&bytes).unwrap();
         assert_eq!(recovery.records, 2, "split into two halves that each fit");
@@ -742,7 +811,11 @@ mod tests {
         };
         let mut encoder = Encoder::new(7, 7);
         let mut out = b"kept".to_vec();
-        assert!(encoder.encode_ready(None, vec![alone], &mut out).is_err());
+        assert!(
+            encoder
+                .encode_ready(None, None, vec![alone], &mut out)
+                .is_err()
+        );
         assert_eq!(out, b"kept", "a failed encoding appends nothing");
         assert_eq!(encoder.next_sequence(), 7, "and numbers nothing");
     }

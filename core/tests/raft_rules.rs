@@ -168,6 +168,7 @@ fn with_log(entries: Vec<Entry>, term: u64) -> Node {
                 commit: LogIndex(0),
             },
             entries,
+            ..Recovered::default()
         },
     )
     .unwrap()
@@ -384,6 +385,7 @@ fn fast_backtracking_skips_a_whole_term_per_round_trip() {
                 commit: LogIndex(3),
             },
             entries: leader_log,
+            ..Recovered::default()
         },
     )
     .unwrap();
@@ -396,6 +398,7 @@ fn fast_backtracking_skips_a_whole_term_per_round_trip() {
                 commit: LogIndex(3),
             },
             entries: follower_log,
+            ..Recovered::default()
         },
     )
     .unwrap();
@@ -458,6 +461,7 @@ fn a_leader_never_commits_an_older_term_entry_by_counting_replicas() {
                 commit: LogIndex(1),
             },
             entries: log,
+            ..Recovered::default()
         },
     )
     .unwrap();
@@ -755,6 +759,7 @@ fn restore_rejects_durable_state_that_contradicts_itself() {
             Recovered {
                 hard_state,
                 entries,
+                ..Recovered::default()
             },
         );
         assert!(
@@ -771,6 +776,7 @@ fn restore_rejects_durable_state_that_contradicts_itself() {
                 ..HardState::default()
             },
             entries: gap,
+            ..Recovered::default()
         },
     );
     assert!(matches!(result, Err(RestoreError::Log(_))));

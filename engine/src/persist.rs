@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use verity_core::codec::EncodeError;
 use verity_core::wal;
-use verity_core::{ClientReply, Message, PersistAck, Ready};
+use verity_core::{ClientReply, Message, PersistAck, Ready, Snapshot};
 
 /// What waits for the stream to be durable up to `upto`.
 #[derive(Debug)]
@@ -40,6 +40,10 @@ pub struct Release {
 #[derive(Debug, Default)]
 #[must_use = "an accepted Ready holds bytes to write and messages to send"]
 pub struct Accepted {
+    /// A snapshot to write, atomically and durably, before `records`. `records` then start
+    /// with its marker and hold the whole log after it: once they are durable, everything
+    /// written before them (older snapshots, earlier records) may be deleted.
+    pub snapshot: Option<Snapshot>,
     /// WAL records to append at the end of the stream (empty: nothing to write).
     pub records: Vec<u8>,
     /// Messages that may leave before the write is durable (a leader's AppendEntries).
@@ -88,8 +92,9 @@ impl PersistQueue {
     pub fn accept(&mut self, ready: Ready) -> Result<Accepted, EncodeError> {
         let mut records = Vec::new();
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
+            let marker = ready.snapshot.as_ref().map(|s| s.meta);
             self.encoder
-                .encode_ready(ready.hard_state, ready.entries, &mut records)?;
+                .encode_ready(marker, ready.hard_state, ready.entries, &mut records)?;
             self.written += records.len() as u64;
             self.unsynced_records
                 .push_back((self.written, self.encoder.next_sequence()));
@@ -99,6 +104,7 @@ impl PersistQueue {
             ack: ready.ack,
         };
         let mut accepted = Accepted {
+            snapshot: ready.snapshot,
             records,
             early_messages: ready.early_messages,
             replies: ready.replies,

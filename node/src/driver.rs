@@ -17,7 +17,7 @@
 //! time, which decides expiry). The driver publishes a [`NodeStatus`] snapshot for `INFO` at
 //! every tick and change of role.
 
-use crate::storage::{Durable, WalFigures, WalStats, WalWriter};
+use crate::storage::{Durable, Job, WalFigures, WalStats, WalWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +58,8 @@ pub struct NodeStatus {
     pub applied: LogIndex,
     /// Last log index.
     pub last_index: LogIndex,
+    /// Index of the latest snapshot (0 without one).
+    pub snapshot_index: LogIndex,
     /// Transport state and (on a leader) the match index of each peer.
     pub peers: BTreeMap<NodeId, (PeerState, Option<LogIndex>)>,
     /// The WAL writer's counters so far.
@@ -259,6 +261,7 @@ impl Driver {
             commit: node.commit_index(),
             applied: node.state_machine().applied_index(),
             last_index: node.log().last_index(),
+            snapshot_index: node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
             peers: BTreeMap::new(),
             wal: wal_stats.figures(),
             waiting: 0,
@@ -464,7 +467,10 @@ impl Driver {
             return Ok(());
         }
         self.writer
-            .submit(accepted.records)
+            .submit(Job {
+                snapshot: accepted.snapshot,
+                records: accepted.records,
+            })
             .await
             .map_err(|stopped| std::io::Error::other(stopped.to_string()))
     }
@@ -534,6 +540,7 @@ impl Driver {
             commit: self.node.commit_index(),
             applied: self.node.state_machine().applied_index(),
             last_index: self.node.log().last_index(),
+            snapshot_index: self.node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
             peers: peers
                 .into_iter()
                 .map(|(peer, state)| {

@@ -16,7 +16,7 @@
 use crate::driver::{Driver, DriverHandle, DriverInputs};
 use crate::server::{self, ServerConfig};
 use crate::settings::NodeSettings;
-use crate::storage::{DataDir, FsyncPolicy, SegmentedWal, WalWriter};
+use crate::storage::{DataDir, FsyncPolicy, SegmentedWal, WalWriter, snapshot_file};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,12 +76,16 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         settings.id,
         settings.initial_cluster_state,
     )?;
-    let opened = SegmentedWal::open(
+    let stored_snapshot =
+        snapshot_file::read(data_dir.path()).context("cannot read the snapshot")?;
+    let mut opened = SegmentedWal::open(
         &data_dir.wal_dir(),
         data_dir.is_fresh(),
         settings.segment_bytes,
+        stored_snapshot.as_ref().map(|s| s.wal_segment),
     )
     .context("cannot recover the write-ahead log")?;
+    opened.recovered.snapshot = stored_snapshot.map(|s| s.snapshot);
     anyhow::ensure!(
         !data_dir.is_fresh() || opened.records == 0,
         "{} holds WAL records but no metadata file: it is not a directory this node created; \
@@ -102,6 +106,7 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         dir = %data_dir.path().display(),
         segments = opened.segments,
         records = opened.records,
+        snapshot = opened.recovered.snapshot.as_ref().map_or(0, |s| s.meta.index.0),
         entries = opened.recovered.entries.len(),
         term = opened.recovered.hard_state.term.0,
         commit = opened.recovered.hard_state.commit.0,
@@ -309,8 +314,14 @@ async fn wire_consensus(
         inbound_sender,
     );
     let (persisted_sender, persisted) = mpsc::unbounded_channel();
-    let writer = WalWriter::start(wal, settings.fsync, WAL_QUEUE_JOBS, persisted_sender)
-        .context("cannot start the WAL writer thread")?;
+    let writer = WalWriter::start(
+        wal,
+        settings.data_dir.clone(),
+        settings.fsync,
+        WAL_QUEUE_JOBS,
+        persisted_sender,
+    )
+    .context("cannot start the WAL writer thread")?;
     let (driver, handle) = Driver::new(
         node,
         transport,

@@ -105,6 +105,13 @@ pub struct NodeArgs {
     /// Size at which a WAL segment is closed and a new one started. [default: 67108864]
     #[arg(long)]
     pub segment_bytes: Option<u64>,
+    /// Take a snapshot (and delete the WAL segments before it) after this many log entries.
+    /// [default: 10000]
+    #[arg(long)]
+    pub snapshot_entries: Option<u64>,
+    /// Or after log entries carrying this many bytes of keys and values. [default: 67108864]
+    #[arg(long)]
+    pub snapshot_bytes: Option<u64>,
     /// Most client connections at once; more are refused with an error. [default: 1024]
     #[arg(long)]
     pub max_clients: Option<usize>,
@@ -193,6 +200,10 @@ pub struct NodeSettings {
     pub fsync: FsyncPolicy,
     /// WAL segment size.
     pub segment_bytes: u64,
+    /// Entries between snapshots.
+    pub snapshot_entries: u64,
+    /// Payload bytes between snapshots.
+    pub snapshot_bytes: u64,
     /// Client connection limit.
     pub max_clients: usize,
     /// Key/value size limit.
@@ -499,6 +510,8 @@ impl NodeArgs {
             heartbeat_ticks: pick!(heartbeat_ticks).unwrap_or(3),
             fsync: pick!(fsync).unwrap_or(FsyncPolicy::Always),
             segment_bytes: pick!(segment_bytes).unwrap_or(64 << 20),
+            snapshot_entries: pick!(snapshot_entries).unwrap_or(10_000),
+            snapshot_bytes: pick!(snapshot_bytes).unwrap_or(64 << 20),
             max_clients: pick!(max_clients).unwrap_or(1024),
             max_value_bytes: pick!(max_value_bytes).unwrap_or(1 << 20),
             max_args: pick!(max_args).unwrap_or(1024),
@@ -547,6 +560,9 @@ impl NodeSettings {
         if self.max_args < 2 || self.max_clients == 0 || self.segment_bytes == 0 {
             bail!("--max-args must be at least 2, --max-clients and --segment-bytes at least 1");
         }
+        if self.snapshot_entries == 0 || self.snapshot_bytes == 0 {
+            bail!("--snapshot-entries and --snapshot-bytes must be at least 1");
+        }
         // An AppendEntries holds up to `max_append_bytes` plus one entry of a key and a value
         // (a CAS carries two values): it must fit in a peer frame.
         let largest_entry = 3 * self.max_value_bytes as u64;
@@ -571,6 +587,8 @@ impl NodeSettings {
         config.heartbeat_interval_ticks = self.heartbeat_ticks;
         config.max_value_bytes = self.max_value_bytes as u64;
         config.sessions.max_sessions = self.max_sessions;
+        config.snapshot_entries = self.snapshot_entries;
+        config.snapshot_bytes = self.snapshot_bytes;
         config.lease_read_ms =
             config.safe_lease_ms(self.tick_ms * 1000, self.max_clock_drift_per_mille);
         config

@@ -13,6 +13,7 @@ fn record(encoder: &mut Encoder, index: u64, term: u64) -> Vec<u8> {
     encoder
         .encode(
             &WalRecord {
+                snapshot: None,
                 hard_state: Some(HardState {
                     term: Term(term),
                     vote: Some(NodeId(1)),
@@ -39,7 +40,9 @@ fn record_bytes() -> usize {
 /// segments of `segment_bytes`; returns the WAL dir.
 fn write_log(root: &Path, count: u64, segment_bytes: u64) -> PathBuf {
     let dir = root.join("wal");
-    let mut wal = SegmentedWal::open(&dir, true, segment_bytes).unwrap().wal;
+    let mut wal = SegmentedWal::open(&dir, true, segment_bytes, None)
+        .unwrap()
+        .wal;
     let mut encoder = Encoder::default();
     for index in 1..=count {
         wal.append(&record(&mut encoder, index, 1)).unwrap();
@@ -63,7 +66,7 @@ fn a_clean_log_recovers_every_record_across_segments() {
     let root = tempfile::tempdir().unwrap();
     let dir = write_log(root.path(), 20, 200);
     assert!(segments(&dir).len() > 3, "small segments rotate");
-    let opened = SegmentedWal::open(&dir, false, 200).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 200, None).unwrap();
     assert_eq!(opened.recovered.entries.len(), 20);
     assert_eq!(opened.records, 20);
     assert!(opened.truncated.is_none());
@@ -82,7 +85,7 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
         .unwrap()
         .set_len(full - one / 2)
         .unwrap();
-    let mut opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    let mut opened = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
     assert_eq!(opened.recovered.entries.len(), 4);
     assert_eq!(opened.next_sequence, 4);
     let torn = opened.truncated.clone().unwrap();
@@ -91,7 +94,7 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
     let mut encoder = Encoder::new(opened.next_sequence, opened.next_sequence);
     opened.wal.append(&record(&mut encoder, 5, 2)).unwrap();
     opened.wal.sync().unwrap();
-    let again = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    let again = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
     assert_eq!(again.recovered.entries.len(), 5);
     assert_eq!(again.recovered.entries[4].term, Term(2));
 }
@@ -108,7 +111,7 @@ fn a_zero_filled_tail_is_truncated() {
         .unwrap()
         .write_all(&[0; 4096])
         .unwrap();
-    let opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
     assert_eq!(opened.recovered.entries.len(), 3);
     assert_eq!(opened.truncated.unwrap().offset, full);
 }
@@ -122,7 +125,7 @@ fn a_flipped_bit_in_the_middle_refuses_with_file_and_offset() {
     let one = record_bytes();
     bytes[one + 40] ^= 0x10;
     fs::write(&last, &bytes).unwrap();
-    let error = SegmentedWal::open(&dir, false, 1 << 20).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StorageError::Corrupt { .. }), "{text}");
     assert!(text.contains(&last.display().to_string()), "{text}");
@@ -142,7 +145,7 @@ fn a_torn_record_in_an_earlier_segment_is_corruption() {
         .unwrap()
         .set_len(length - 3)
         .unwrap();
-    let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 200, None).unwrap_err();
     assert!(
         matches!(error, StorageError::TornBeforeEnd { .. }),
         "{error}"
@@ -155,7 +158,7 @@ fn a_missing_segment_or_a_missing_log_refuses_to_start() {
     let dir = write_log(root.path(), 20, 200);
     let files = segments(&dir);
     fs::remove_file(&files[1]).unwrap();
-    let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 200, None).unwrap_err();
     assert!(
         matches!(error, StorageError::MissingSegment { .. }),
         "{error}"
@@ -167,7 +170,7 @@ fn a_missing_segment_or_a_missing_log_refuses_to_start() {
     for file in &files {
         let _ = fs::remove_file(file);
     }
-    let error = SegmentedWal::open(&dir, false, 200).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 200, None).unwrap_err();
     assert!(
         matches!(error, StorageError::MissingSegment { .. }),
         "{error}"
@@ -185,7 +188,7 @@ fn a_length_flipped_to_run_past_the_end_of_the_last_segment_is_refused_not_trunc
     let one = record_bytes();
     bytes[2 * one + 7] ^= 0x40;
     fs::write(&last, &bytes).unwrap();
-    let error = SegmentedWal::open(&dir, false, 1 << 20).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StorageError::Corrupt { .. }), "{text}");
     assert!(text.contains(&format!("byte offset {}", 2 * one)), "{text}");
@@ -216,7 +219,7 @@ fn pages_of_the_last_write_lost_out_of_order_are_a_torn_tail() {
         .unwrap()
         .write_all(&batch)
         .unwrap();
-    let opened = SegmentedWal::open(&dir, false, 1 << 20).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
     assert_eq!(opened.recovered.entries.len(), 3);
     assert_eq!(opened.truncated.unwrap().offset, synced as u64);
 }

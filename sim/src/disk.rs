@@ -22,7 +22,7 @@
 
 use crate::rng::SimRng;
 use serde::Serialize;
-use verity_core::wal;
+use verity_core::{Snapshot, wal};
 
 /// The unit of a disk write that lands whole or not at all.
 pub const SECTOR_BYTES: usize = 512;
@@ -74,9 +74,13 @@ pub enum DiskDamage {
     },
 }
 
-/// One node's WAL file.
+/// One node's WAL file, and its snapshot file.
 #[derive(Clone, Debug, Default)]
 pub struct SimDisk {
+    /// The snapshot file, replaced atomically and durably (written to a temporary file,
+    /// synced, renamed over the old one, the directory synced: a crash leaves one or the
+    /// other, whole, and the driver waits for it before writing the WAL records after it).
+    snapshot: Option<Snapshot>,
     bytes: Vec<u8>,
     synced_bytes: usize,
     /// Where each write started, in order.
@@ -84,6 +88,17 @@ pub struct SimDisk {
 }
 
 impl SimDisk {
+    /// Replaces the snapshot file (at once durable, see [`SimDisk`]).
+    pub fn replace_snapshot(&mut self, snapshot: Snapshot) {
+        self.snapshot = Some(snapshot);
+    }
+
+    /// The snapshot file's contents, if any.
+    #[must_use]
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
     /// Appends bytes (unsynced).
     pub fn write(&mut self, bytes: &[u8]) {
         self.writes.push(self.bytes.len());
@@ -265,7 +280,7 @@ mod tests {
         };
         let mut bytes = Vec::new();
         encoder
-            .encode_ready(Some(hard_state), Vec::new(), &mut bytes)
+            .encode_ready(None, Some(hard_state), Vec::new(), &mut bytes)
             .expect("fits");
         disk.write(&bytes);
     }

@@ -31,15 +31,51 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use verity_core::{
-    AppendOutcome, HardState, LogIndex, Message, MessageBody, Node, NodeId, Role, Term, quorum,
+    AppendOutcome, HardState, LogIndex, Message, MessageBody, Node, NodeId, Role, SnapshotMeta,
+    Term, quorum,
 };
 
-/// What a node has made durable: its synced hard state and the terms of its synced log, from
-/// index 1.
+/// What a node has made durable: its synced hard state, its snapshot file, and the terms of
+/// its synced log after the log's start (the WAL's last snapshot marker).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Durable {
     pub(crate) hard_state: HardState,
+    pub(crate) snapshot: Option<SnapshotMeta>,
+    pub(crate) log_start: SnapshotMeta,
     pub(crate) terms: Vec<Term>,
+}
+
+impl Durable {
+    /// Whether a restart finds the entry `(index, term)`, as [`Node::restore`] reads the
+    /// disk: the snapshot stands for every entry up to its own (the committed ones below it,
+    /// whatever their terms); the log after it counts only if it agrees with its last entry.
+    pub(crate) fn holds(&self, index: LogIndex, term: Term) -> bool {
+        if let Some(snapshot) = self.snapshot {
+            if index < snapshot.index {
+                return true;
+            }
+            if index == snapshot.index {
+                return term == snapshot.term;
+            }
+            if snapshot.index > self.log_start.index
+                && self.log_term(snapshot.index) != Some(snapshot.term)
+            {
+                return false;
+            }
+        }
+        self.log_term(index) == Some(term)
+    }
+
+    /// The term of the log entry at `index` in the WAL, if it holds one there.
+    fn log_term(&self, index: LogIndex) -> Option<Term> {
+        let offset = index.0.checked_sub(self.log_start.index.0 + 1)?;
+        self.terms.get(usize::try_from(offset).ok()?).copied()
+    }
+
+    /// The last index the WAL's log holds.
+    pub(crate) fn last_index(&self) -> LogIndex {
+        LogIndex(self.log_start.index.0 + self.terms.len() as u64)
+    }
 }
 
 /// A broken protocol invariant, with the evidence.
@@ -243,12 +279,18 @@ pub(crate) fn check_promises(
         && match_index > LogIndex(0)
     {
         // In the message's term the sender's log up to `match_index` has not changed since it
-        // answered, so the disk must hold exactly that prefix's last entry.
-        let on_disk = durable.terms.get(match_index.0 as usize - 1).copied();
-        if on_disk.is_none() || on_disk != node.log().term_at(match_index) {
+        // answered, so the disk must hold exactly that prefix's last entry (or a snapshot past
+        // it, if the sender compacted it away).
+        let held = match node.log().term_at(match_index) {
+            Some(term) => durable.holds(match_index, term),
+            None => durable.snapshot.is_some_and(|s| match_index <= s.index),
+        };
+        if !held {
             return Err(broken(format!(
-                "the entries up to index {match_index} (the disk holds {} entries)",
-                durable.terms.len()
+                "the entries up to index {match_index} (the disk holds a snapshot at {:?} and \
+                 entries up to {})",
+                durable.snapshot.map(|s| s.index),
+                durable.last_index()
             )));
         }
     }
@@ -276,6 +318,12 @@ fn describe(message: &Message) -> String {
         MessageBody::ReadIndexRequest { id, .. } => format!("ReadIndexRequest {id}"),
         MessageBody::ReadIndexResponse { id, index, .. } => {
             format!("ReadIndexResponse {id} (index {index})")
+        }
+        MessageBody::InstallSnapshot { meta, offset, .. } => {
+            format!("InstallSnapshot (index {}, offset {offset})", meta.index)
+        }
+        MessageBody::SnapshotChunkAck { index, received } => {
+            format!("SnapshotChunkAck (index {index}, received {received})")
         }
     };
     format!(
@@ -328,6 +376,10 @@ enum SteppedKind {
         prev: (LogIndex, Term),
         entries: Vec<(LogIndex, Term)>,
     },
+    /// InstallSnapshot: the snapshot's position.
+    Install {
+        meta: SnapshotMeta,
+    },
     /// An answer a leader counts as hearing from the peer (check-quorum).
     PeerAnswer,
     Other,
@@ -346,9 +398,10 @@ impl Stepped {
                 prev: (*prev_log_index, *prev_log_term),
                 entries: entries.iter().map(|e| (e.index, e.term)).collect(),
             },
-            MessageBody::AppendEntriesResponse(_) | MessageBody::ReadRoundAck { .. } => {
-                SteppedKind::PeerAnswer
-            }
+            MessageBody::AppendEntriesResponse(_)
+            | MessageBody::ReadRoundAck { .. }
+            | MessageBody::SnapshotChunkAck { .. } => SteppedKind::PeerAnswer,
+            MessageBody::InstallSnapshot { meta, .. } => SteppedKind::Install { meta: *meta },
             MessageBody::RequestVote { .. }
             | MessageBody::RequestVoteResponse { .. }
             | MessageBody::PreVote { .. }
@@ -433,6 +486,12 @@ impl Watch {
             {
                 let matched = LogIndex(prev.0.0 + entries.len() as u64);
                 self.matched = self.matched.max(matched);
+            }
+            // An installed snapshot matches the leader's log up to its index.
+            SteppedKind::Install { meta }
+                if stepped.term == node.term() && node.log().matches(meta.index, meta.term) =>
+            {
+                self.matched = self.matched.max(meta.index);
             }
             SteppedKind::PeerAnswer if stepped.term == node.term() => {
                 if let Some(leading) = &mut self.leading {
@@ -590,6 +649,7 @@ mod tests {
                 commit: LogIndex(0),
             },
             terms: terms.iter().copied().map(Term).collect(),
+            ..Durable::default()
         }
     }
 

@@ -143,6 +143,7 @@ fn pin(mut options: SimOptions, plan: &FaultPlan) -> SimOptions {
     options.overrides.max_entries_per_append = Some(plan.max_entries_per_append);
     options.overrides.max_inflight_appends = Some(plan.max_inflight_appends);
     options.overrides.reads = Some(plan.reads.clone());
+    options.overrides.snapshots = Some(plan.snapshots);
     options
 }
 
@@ -206,8 +207,12 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "max_entries_per_append = {}\nmax_inflight_appends = {}",
-        p.max_entries_per_append, p.max_inflight_appends
+        "max_entries_per_append = {}\nmax_inflight_appends = {}\nsnapshot_entries = {}\nsnapshot_trailing_entries = {}\nsnapshot_chunk_bytes = {}",
+        p.max_entries_per_append,
+        p.max_inflight_appends,
+        p.snapshots.entries,
+        p.snapshots.trailing_entries,
+        p.snapshots.chunk_bytes
     );
     let _ = writeln!(
         text,

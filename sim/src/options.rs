@@ -152,6 +152,32 @@ pub struct Overrides {
     pub max_inflight_appends: Option<usize>,
     /// How clients' reads are served.
     pub reads: Option<Vec<Consistency>>,
+    /// When nodes snapshot and how they send snapshots.
+    pub snapshots: Option<SnapshotSettings>,
+}
+
+/// When nodes take snapshots and how they send them (their `snapshot_entries`,
+/// `snapshot_trailing_entries` and `snapshot_chunk_bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotSettings {
+    /// Entries applied between snapshots.
+    pub entries: u64,
+    /// Entries kept below a snapshot.
+    pub trailing_entries: u64,
+    /// Bytes of a snapshot per `InstallSnapshot` message.
+    pub chunk_bytes: u64,
+}
+
+impl Default for SnapshotSettings {
+    /// The nodes' own defaults (a run of the simulator's size then never snapshots).
+    fn default() -> SnapshotSettings {
+        let config = verity_core::Config::new(verity_core::NodeId(1), [verity_core::NodeId(1)], 0);
+        SnapshotSettings {
+            entries: config.snapshot_entries,
+            trailing_entries: config.snapshot_trailing_entries,
+            chunk_bytes: config.snapshot_chunk_bytes,
+        }
+    }
 }
 
 /// The options of one run. [`SimOptions::default`] is the standard swarm run.
@@ -311,6 +337,10 @@ pub struct FaultPlan {
     /// are enabled): before its followers learn what it committed, so the next leader's commit
     /// index lags what clients were told (0 in most seeds).
     pub crash_after_ack_per_mille: u64,
+    /// When nodes snapshot and how they send snapshots: small thresholds, so that every run
+    /// compacts its logs and sends snapshots to nodes that were down or cut off, in chunks small
+    /// enough that transfers break and resume.
+    pub snapshots: SnapshotSettings,
     /// Most nodes crashed or paused at once. Usually a minority, so the cluster can make
     /// progress through the chaos; in some seeds the whole cluster, to exercise the loss and
     /// recovery of a majority.
@@ -409,8 +439,14 @@ impl FaultPlan {
         } else {
             0
         };
+        let snapshots = SnapshotSettings {
+            entries: *later.pick(&[4, 8, 16, 32, 64]),
+            trailing_entries: *later.pick(&[0, 1, 4, 16]),
+            chunk_bytes: *later.pick(&[256, 1024, 4096, 65_536]),
+        };
         let pinned = &options.overrides;
         FaultPlan {
+            snapshots: pinned.snapshots.unwrap_or(snapshots),
             crash_after_ack_per_mille,
             reads: pinned.reads.clone().unwrap_or(reads),
             transfer_per_mille,

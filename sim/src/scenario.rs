@@ -29,7 +29,7 @@
 
 use crate::duration::Micros;
 use crate::network::NetworkOptions;
-use crate::options::{FaultKind, OpMix, SimOptions};
+use crate::options::{FaultKind, OpMix, SimOptions, SnapshotSettings};
 use crate::script::{Action, Expectations, Step, Target, Trigger};
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -81,6 +81,11 @@ struct Cluster {
     tick: Micros,
     max_entries_per_append: Option<usize>,
     max_inflight_appends: Option<usize>,
+    /// Snapshot settings; a file without any keeps the nodes' defaults (as before nodes took
+    /// snapshots, so older files replay as they did).
+    snapshot_entries: Option<u64>,
+    snapshot_trailing_entries: Option<u64>,
+    snapshot_chunk_bytes: Option<u64>,
 }
 
 impl Default for Cluster {
@@ -93,6 +98,9 @@ impl Default for Cluster {
             tick: Micros(o.tick_us),
             max_entries_per_append: None,
             max_inflight_appends: None,
+            snapshot_entries: None,
+            snapshot_trailing_entries: None,
+            snapshot_chunk_bytes: None,
         }
     }
 }
@@ -338,6 +346,21 @@ impl Scenario {
         };
         options.overrides.max_entries_per_append = c.max_entries_per_append;
         options.overrides.max_inflight_appends = c.max_inflight_appends;
+        let defaults = SnapshotSettings::default();
+        let snapshots = SnapshotSettings {
+            entries: c.snapshot_entries.unwrap_or(defaults.entries),
+            trailing_entries: c
+                .snapshot_trailing_entries
+                .unwrap_or(defaults.trailing_entries),
+            chunk_bytes: c.snapshot_chunk_bytes.unwrap_or(defaults.chunk_bytes),
+        };
+        if snapshots.entries == 0 || snapshots.chunk_bytes == 0 {
+            return Err(error_at(
+                0,
+                "[cluster] snapshot_entries and snapshot_chunk_bytes must be at least 1".into(),
+            ));
+        }
+        options.overrides.snapshots = Some(snapshots);
         if w.reads.is_empty() || w.reads.contains(&Consistency::Stale) {
             return Err(error_at(
                 0,

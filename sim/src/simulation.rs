@@ -182,6 +182,8 @@ impl From<invariants::Broken> for InvariantBroken {
 struct UnsyncedWrite {
     /// The disk position that makes it durable.
     upto: u64,
+    /// The snapshot marker it starts with, if any.
+    marker: Option<verity_core::SnapshotMeta>,
     /// The hard state it carries, if any.
     hard_state: Option<verity_core::HardState>,
     /// The index of its first entry, if any.
@@ -193,11 +195,16 @@ struct UnsyncedWrite {
 impl UnsyncedWrite {
     /// Applies the write to what the disk durably holds, as recovery will read it.
     fn land_on(self, durable: &mut Durable) {
+        if let Some(meta) = self.marker {
+            durable.log_start = meta;
+            durable.terms.clear();
+        }
         if let Some(hard_state) = self.hard_state {
             durable.hard_state = hard_state;
         }
         if let Some(first) = self.first_index {
-            durable.terms.truncate(first.0 as usize - 1);
+            let keep = first.0 - durable.log_start.index.0 - 1;
+            durable.terms.truncate(usize::try_from(keep).expect("fits"));
             durable.terms.extend(self.terms);
         }
     }
@@ -471,6 +478,9 @@ impl Simulation {
             config.heartbeat_interval_ticks = options.heartbeat_interval_ticks;
             config.max_entries_per_append = plan.max_entries_per_append;
             config.max_inflight_appends = plan.max_inflight_appends;
+            config.snapshot_entries = plan.snapshots.entries;
+            config.snapshot_trailing_entries = plan.snapshots.trailing_entries;
+            config.snapshot_chunk_bytes = plan.snapshots.chunk_bytes;
             config.lease_read_ms = config.safe_lease_ms(options.tick_us, CLOCK_DRIFT_PER_MILLE);
             (
                 config.sessions.max_sessions,
@@ -1291,6 +1301,7 @@ impl Simulation {
             }
             let mut write = UnsyncedWrite {
                 upto: 0,
+                marker: ready.snapshot.as_ref().map(|s| s.meta),
                 hard_state: ready.hard_state,
                 first_index: ready.entries.first().map(|e| e.index),
                 terms: ready.entries.iter().map(|e| e.term).collect(),
@@ -1299,6 +1310,10 @@ impl Simulation {
                 .persist
                 .accept(ready)
                 .expect("the simulator's entries fit in a frame");
+            if let Some(snapshot) = accepted.snapshot {
+                sim_node.durable.snapshot = Some(snapshot.meta);
+                sim_node.disk.replace_snapshot(snapshot);
+            }
             if !accepted.records.is_empty() {
                 sim_node.disk.write(&accepted.records);
                 write.upto = sim_node.persist.written();
@@ -1384,7 +1399,7 @@ impl Simulation {
         }
         self.nodes
             .values()
-            .filter(|n| n.durable.terms.get(index.0 as usize - 1) == Some(&term))
+            .filter(|n| n.durable.holds(index, term))
             .count() as u64
     }
 
@@ -1445,11 +1460,10 @@ impl Simulation {
                 .node
                 .as_ref()
                 .expect("replies come from live nodes");
-            let term = node
-                .log()
-                .term_at(reply.index)
-                .expect("applied entries are in the log");
-            if self.durable_copies(reply.index, term) < self.majority() {
+            // An entry compacted away is below a snapshot, so committed: the durability checks
+            // of committed entries cover it.
+            let term = node.log().term_at(reply.index);
+            if term.is_some_and(|term| self.durable_copies(reply.index, term) < self.majority()) {
                 self.fail(Failure::ReplyNotCommitted {
                     node: id.0,
                     index: reply.index.0,
@@ -1544,18 +1558,19 @@ impl Simulation {
                 return;
             }
         };
-        let recovered = Durable {
-            hard_state: recovery.recovered.hard_state,
-            terms: recovery.recovered.entries.iter().map(|e| e.term).collect(),
+        let mut recovered = recovery.recovered;
+        recovered.snapshot = sim_node.disk.snapshot().cloned();
+        let found = Durable {
+            hard_state: recovered.hard_state,
+            snapshot: recovered.snapshot.as_ref().map(|s| s.meta),
+            log_start: recovered.log_start,
+            terms: recovered.entries.iter().map(|e| e.term).collect(),
         };
-        if recovered != sim_node.durable {
+        if found != sim_node.durable {
             let error = format!(
-                "recovery read {} entries and {:?}, but the disk durably held {} entries and {:?}: \
-                 durable records were lost without an error",
-                recovered.terms.len(),
-                recovered.hard_state,
-                sim_node.durable.terms.len(),
-                sim_node.durable.hard_state
+                "recovery read {found:?}, but the disk durably held {:?}: durable records were \
+                 lost without an error",
+                sim_node.durable
             );
             self.fail(Failure::Recovery { node: id.0, error });
             return;
@@ -1568,7 +1583,7 @@ impl Simulation {
         config.seed = config
             .seed
             .wrapping_add(sim_node.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        match Node::restore(config, recovery.recovered) {
+        match Node::restore(config, recovered) {
             Ok(node) => {
                 sim_node.watch = Watch::new(&node);
                 sim_node.router = Router::new(
@@ -1731,6 +1746,8 @@ fn kind_of(frame: &PeerFrame) -> &'static str {
             MessageBody::ReadRoundAck { .. } => "ReadRoundAck",
             MessageBody::ReadIndexRequest { .. } => "ReadIndexRequest",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResponse",
+            MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+            MessageBody::SnapshotChunkAck { .. } => "SnapshotChunkAck",
         },
         PeerFrame::Forward { .. } => "Forward",
         PeerFrame::ForwardReply { .. } => "ForwardReply",

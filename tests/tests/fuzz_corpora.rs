@@ -147,6 +147,7 @@ fn write_seed_corpora() {
         encoder
             .encode(
                 &WalRecord {
+                    snapshot: None,
                     hard_state,
                     entries,
                 },

@@ -9,12 +9,14 @@ mod client;
 pub mod cmd;
 mod digest;
 mod frame;
+mod image;
 mod session;
 mod store;
 
 pub use client::{ClientOp, ClientRequest, Reply, SessionError, SessionToken};
 pub use cmd::{Access, Command, CommandError};
 pub use frame::Frame;
+pub use image::ImageError;
 pub use session::{Admission, SessionTable};
 pub use store::{Deadline, Store, Versioned};
 

@@ -35,22 +35,26 @@ use super::cmd::Access;
 use super::frame::Frame;
 use crate::config::SessionLimits;
 use crate::types::{ClientId, LogIndex, Sequence};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One executed sequence number.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Executed {
     fingerprint: u64,
     /// The reply, for writes while the byte bounds allow.
     reply: Option<Frame>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Session {
+/// One open session, as a snapshot holds it (its indexes are rebuilt from it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Session {
     token: SessionToken,
     last_active: LogIndex,
     highest: Sequence,
     executed: BTreeMap<Sequence, Executed>,
+    /// Recomputed from `executed` when a snapshot is loaded.
+    #[serde(skip)]
     reply_bytes: u64,
 }
 
@@ -138,6 +142,52 @@ impl SessionTable {
             #[cfg(feature = "bug-catalogue")]
             answer_newer_replies: false,
         }
+    }
+
+    /// Every open session by id: what a snapshot holds of the table.
+    pub(super) fn map(&self) -> &BTreeMap<ClientId, Session> {
+        &self.sessions
+    }
+
+    /// The table with bounds `limits` holding `sessions`, as [`SessionTable::map`] gave them,
+    /// its indexes rebuilt, in a state machine that applied up to `applied`. Fails, naming
+    /// the session, on what no table holds (its byte counts are recomputed, never trusted).
+    pub(super) fn from_map(
+        limits: SessionLimits,
+        sessions: BTreeMap<ClientId, Session>,
+        applied: LogIndex,
+    ) -> Result<SessionTable, String> {
+        let mut table = SessionTable::new(limits);
+        for (client, mut session) in sessions {
+            let problem = if client.0 == 0 || client.0 > applied.0 {
+                Some("its id is no applied index")
+            } else if session.last_active.0 > applied.0 || session.last_active.0 < client.0 {
+                Some("it was last active outside the applied log")
+            } else if session
+                .executed
+                .last_key_value()
+                .is_some_and(|(&sequence, _)| sequence > session.highest)
+            {
+                Some("it remembers a number above its highest")
+            } else if table.by_token.insert(session.token, client).is_some() {
+                Some("another session has its token")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(format!("session {client}: {problem}"));
+            }
+            session.reply_bytes = session
+                .executed
+                .values()
+                .filter_map(|e| e.reply.as_ref())
+                .map(Frame::size_bytes)
+                .sum();
+            table.reply_bytes += session.reply_bytes;
+            table.by_activity.insert((session.last_active, client));
+            table.sessions.insert(client, session);
+        }
+        Ok(table)
     }
 
     /// Drops every session idle for more than `idle_expiry_entries` as of `index`. Called for

@@ -86,6 +86,37 @@ impl Store {
         }
     }
 
+    /// Every key with its value, in key order: what a snapshot holds of the store.
+    pub(super) fn map(&self) -> &BTreeMap<Vec<u8>, Versioned> {
+        &self.entries
+    }
+
+    /// The store holding `map` at time `now_ms`, as [`Store::map`] and [`Store::now_ms`] gave
+    /// them. Fails, naming the key, on what no store holds: a deadline already past.
+    pub(super) fn from_map(
+        map: BTreeMap<Vec<u8>, Versioned>,
+        now_ms: u64,
+    ) -> Result<Store, String> {
+        let mut store = Store {
+            now_ms,
+            ..Store::default()
+        };
+        for (key, versioned) in map {
+            if versioned.expires_at_ms.is_some_and(|at| at < now_ms) {
+                return Err(format!(
+                    "key {:?} expired at {} ms, before the snapshot's time {now_ms} ms",
+                    String::from_utf8_lossy(&key),
+                    versioned.expires_at_ms.unwrap_or_default()
+                ));
+            }
+            let deadline = versioned
+                .expires_at_ms
+                .map_or(Deadline::Clear, Deadline::At);
+            store.set(&key, versioned.value, versioned.version, deadline);
+        }
+        Ok(store)
+    }
+
     /// Moves the store to leader time `now_ms` (never earlier than before) and deletes every
     /// key whose deadline is past. Returns how many keys expired.
     pub fn advance(&mut self, now_ms: u64) -> usize {
@@ -174,10 +205,13 @@ impl Store {
             }
             None => {
                 self.entries.insert(key.to_vec(), new);
-                self.by_hash
-                    .entry(scan_hash(key))
-                    .or_default()
-                    .push(key.to_vec());
+                // Buckets are kept sorted, so the scan order is a function of the keys alone
+                // (a store rebuilt from a snapshot scans exactly as the original).
+                let bucket = self.by_hash.entry(scan_hash(key)).or_default();
+                let at = bucket
+                    .binary_search_by(|k| k.as_slice().cmp(key))
+                    .unwrap_err();
+                bucket.insert(at, key.to_vec());
                 None
             }
         };
@@ -226,7 +260,7 @@ impl Store {
             .iter()
             .position(|k| k == key)
             .expect("every key is in scan order");
-        bucket.swap_remove(position);
+        bucket.remove(position);
         if bucket.is_empty() {
             self.by_hash.remove(&hash);
         }

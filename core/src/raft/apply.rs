@@ -26,6 +26,7 @@ impl Node {
             } else {
                 time_ms
             };
+            self.applied_bytes_since_snapshot += entry.payload_bytes();
             let reply = self.state_machine.apply(index, time_ms, op);
             #[cfg(feature = "bug-catalogue")]
             if crate::injected!(self.config, ApplyTwiceAfterRestart)

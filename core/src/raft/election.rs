@@ -223,8 +223,9 @@ impl Node {
         self.append_own(EntryPayload::Noop);
     }
 
-    /// The stamp of the last client entry in the log (0 if none). Stamps never decrease along
-    /// a log, so it is the largest.
+    /// The stamp of the last client entry in the log, or the time of the applied state if the
+    /// log holds none (it may all be compacted into a snapshot). Stamps never decrease along a
+    /// log, so it is the largest.
     fn last_stamp_ms(&self) -> u64 {
         let first = self.log.first_index();
         let mut index = self.log.last_index();
@@ -238,7 +239,7 @@ impl Node {
             }
             index = LogIndex(index.0 - 1);
         }
-        0
+        self.state_machine.store().now_ms()
     }
 
     pub(super) fn handle_request_vote(
@@ -345,7 +346,18 @@ impl Node {
             MessageBody::ReadRound { round } => {
                 self.send(message.from, MessageBody::ReadRoundAck { round });
             }
+            // A deposed leader's snapshot: the answer in this term tells it to step down.
+            MessageBody::InstallSnapshot { meta, .. } => {
+                self.send(
+                    message.from,
+                    MessageBody::SnapshotChunkAck {
+                        index: meta.index,
+                        received: 0,
+                    },
+                );
+            }
             MessageBody::RequestVoteResponse { .. }
+            | MessageBody::SnapshotChunkAck { .. }
             | MessageBody::AppendEntriesResponse(_)
             | MessageBody::PreVoteResponse { .. }
             | MessageBody::TimeoutNow

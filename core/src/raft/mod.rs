@@ -8,8 +8,9 @@
 //! randomness from the seed in its [`Config`].
 //!
 //! The work is split by concern: `election` (terms, votes, roles), `replication`
-//! (AppendEntries on both sides, commitment) and `apply` (committed entries into the state
-//! machine, replies to proposals) and `reads` (ReadIndex, leases, stale reads).
+//! (AppendEntries on both sides, commitment), `apply` (committed entries into the state
+//! machine, replies to proposals), `reads` (ReadIndex, leases, stale reads) and `snapshots`
+//! (taking, sending and installing snapshots, compacting the log).
 
 mod apply;
 mod election;
@@ -17,6 +18,7 @@ mod proposals;
 mod reads;
 mod ready;
 mod replication;
+mod snapshots;
 
 pub use reads::{ReadConsistency, ReadError};
 pub use ready::{ClientReply, HardState, Outcome, PersistAck, Ready, RequestTag};
@@ -26,6 +28,7 @@ use crate::kv::{ClientOp, StateMachine};
 use crate::log::{Entry, EntryPayload, LogError, RaftLog};
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
+use crate::snapshot::{Snapshot, SnapshotMeta};
 use crate::types::{LogIndex, NodeId, Term};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -79,6 +82,26 @@ pub enum RestoreError {
     /// The recovered log is not a valid Raft log.
     #[error("recovered log is invalid: {0}")]
     Log(#[from] LogError),
+    /// The snapshot is older than the log says.
+    #[error(
+        "the log starts after a snapshot at index {} (term {}), but the snapshot file holds index {} \
+         (term {}): the snapshot is older than the log, so the data directory is damaged",
+        log_start.index, log_start.term, snapshot.index, snapshot.term
+    )]
+    SnapshotBehindLog {
+        /// The snapshot read back.
+        snapshot: SnapshotMeta,
+        /// Where the log starts.
+        log_start: SnapshotMeta,
+    },
+    /// The recovered snapshot's image is not a state machine.
+    #[error("recovered snapshot at index {index} is invalid: {error}")]
+    Snapshot {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// What is wrong with its image.
+        error: crate::kv::ImageError,
+    },
     /// The hard state contradicts the log.
     #[error(
         "recovered hard state {hard_state:?} contradicts the log (last index {last_index}, last term {last_term}): the data directory is damaged"
@@ -98,7 +121,14 @@ pub enum RestoreError {
 pub struct Recovered {
     /// The last durable hard state.
     pub hard_state: HardState,
-    /// The durable log entries, from index 1, in order.
+    /// The latest durable snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Where the durable log starts: at the last snapshot marker in the WAL
+    /// ([`crate::wal::WalRecord::snapshot`]), or at index 0. The snapshot is at least as new
+    /// (it is written before its marker); if it is newer (a crash came between the two), the
+    /// entries it covers are dropped, and all of them if the log disagrees with its last entry.
+    pub log_start: SnapshotMeta,
+    /// The durable log entries after `log_start`, contiguous and in order.
     pub entries: Vec<Entry>,
 }
 
@@ -171,6 +201,16 @@ pub struct Node {
     emitted_hard_state: HardState,
 
     state_machine: StateMachine,
+    /// The latest snapshot, taken here or installed from a leader.
+    snapshot: Option<Snapshot>,
+    /// A snapshot not yet handed to the driver to write.
+    snapshot_to_write: Option<Snapshot>,
+    /// A snapshot being received from the leader.
+    incoming: Option<snapshots::Incoming>,
+    /// Where to compact the log at the next [`Node::ready`] (after a snapshot was taken).
+    compact_to: Option<LogIndex>,
+    /// Payload bytes applied since the latest snapshot.
+    applied_bytes_since_snapshot: u64,
     /// The driver's clock, milliseconds since the Unix epoch (see [`Node::set_clock_ms`]).
     clock_ms: u64,
     /// The latest stamp in this leader's log or read: new entries are stamped no earlier.
@@ -208,8 +248,44 @@ impl Node {
     /// follower of no one and re-applies its committed prefix in the first [`Node::ready`].
     pub fn restore(config: Config, recovered: Recovered) -> Result<Node, RestoreError> {
         config.validate()?;
-        let log = RaftLog::from_entries(recovered.entries)?;
-        let hard_state = recovered.hard_state;
+        let meta = recovered
+            .snapshot
+            .as_ref()
+            .map_or(SnapshotMeta::default(), |s| s.meta);
+        let state_machine = match &recovered.snapshot {
+            Some(snapshot) => {
+                StateMachine::from_image(config.sessions, config.max_value_bytes, &snapshot.data)
+                    .and_then(|machine| {
+                        if machine.applied_index() == meta.index {
+                            Ok(machine)
+                        } else {
+                            Err(crate::kv::ImageError {
+                                reason: format!(
+                                    "its state machine applied up to {}",
+                                    machine.applied_index()
+                                ),
+                            })
+                        }
+                    })
+                    .map_err(|error| RestoreError::Snapshot {
+                        index: meta.index,
+                        error,
+                    })?
+            }
+            None => StateMachine::new(config.sessions, config.max_value_bytes),
+        };
+        if meta.index < recovered.log_start.index
+            || meta.index == recovered.log_start.index && meta != recovered.log_start
+        {
+            return Err(RestoreError::SnapshotBehindLog {
+                snapshot: meta,
+                log_start: recovered.log_start,
+            });
+        }
+        let entries = after_snapshot(meta, recovered.entries);
+        let log = RaftLog::from_entries((meta.index, meta.term), entries)?;
+        let mut hard_state = recovered.hard_state;
+        hard_state.commit = hard_state.commit.max(meta.index);
         let vote_ok = hard_state.vote.is_none_or(|v| config.voters.contains(&v));
         if hard_state.commit > log.last_index() || log.last_term() > hard_state.term || !vote_ok {
             return Err(RestoreError::HardState {
@@ -220,7 +296,18 @@ impl Node {
         }
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            state_machine: StateMachine::new(config.sessions, config.max_value_bytes),
+            state_machine,
+            // A snapshot newer than the log's start (a crash came between writing it and its
+            // marker) is written again with its marker first, so that the log the node appends
+            // to on disk starts where its log in memory does.
+            snapshot_to_write: recovered
+                .snapshot
+                .clone()
+                .filter(|s| s.meta != recovered.log_start),
+            snapshot: recovered.snapshot,
+            incoming: None,
+            compact_to: None,
+            applied_bytes_since_snapshot: 0,
             clock_ms: 0,
             stamp_floor_ms: 0,
             monotonic_ms: 0,
@@ -250,27 +337,38 @@ impl Node {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.forget_sessions_until(hard_state.commit);
         }
-        if crate::injected!(node.config, SessionWindowNewerReply) {
-            #[cfg(feature = "bug-catalogue")]
-            node.state_machine.answer_retries_with_newer_replies();
-        }
-        if crate::injected!(node.config, CasVersionAtLeast) {
-            #[cfg(feature = "bug-catalogue")]
-            node.state_machine.compare_versions_at_least();
-        }
-        if crate::injected!(node.config, TransactionReadsBefore) {
-            #[cfg(feature = "bug-catalogue")]
-            node.state_machine.read_transactions_before_their_writes();
-        }
+        node.arm_state_machine_bugs();
         node.reset_election_timer();
         tracing::info!(
             node = node.id().0,
             term = node.term.0,
+            snapshot = meta.index.0,
             last_index = node.log.last_index().0,
             commit = node.commit.0,
             "node started"
         );
         Ok(node)
+    }
+
+    /// Switches on the catalogued state machine bug of the configuration, if any: at a start,
+    /// and again on a state machine installed from a snapshot.
+    #[cfg_attr(
+        not(feature = "bug-catalogue"),
+        allow(clippy::unused_self, reason = "no bug to switch on")
+    )]
+    fn arm_state_machine_bugs(&mut self) {
+        if crate::injected!(self.config, SessionWindowNewerReply) {
+            #[cfg(feature = "bug-catalogue")]
+            self.state_machine.answer_retries_with_newer_replies();
+        }
+        if crate::injected!(self.config, CasVersionAtLeast) {
+            #[cfg(feature = "bug-catalogue")]
+            self.state_machine.compare_versions_at_least();
+        }
+        if crate::injected!(self.config, TransactionReadsBefore) {
+            #[cfg(feature = "bug-catalogue")]
+            self.state_machine.read_transactions_before_their_writes();
+        }
     }
 
     /// Advances logical time by one tick: followers and candidates count towards an election
@@ -413,7 +511,9 @@ impl Node {
                 _ => {
                     let leader = matches!(
                         message.body,
-                        MessageBody::AppendEntries { .. } | MessageBody::ReadRound { .. }
+                        MessageBody::AppendEntries { .. }
+                            | MessageBody::ReadRound { .. }
+                            | MessageBody::InstallSnapshot { .. }
                     )
                     .then_some(message.from);
                     self.become_follower(message.term, leader, "message with higher term");
@@ -476,6 +576,15 @@ impl Node {
             }
             MessageBody::ReadIndexResponse { id, index, time_ms } => {
                 self.handle_read_index_response(message.from, id, index, time_ms);
+            }
+            MessageBody::InstallSnapshot {
+                meta,
+                total_bytes,
+                offset,
+                chunk,
+            } => self.handle_install_snapshot(message.from, meta, total_bytes, offset, chunk),
+            MessageBody::SnapshotChunkAck { index, received } => {
+                self.handle_snapshot_chunk_ack(message.from, index, received);
             }
         }
     }
@@ -545,10 +654,20 @@ impl Node {
     /// Drains everything the node wants done, or `None` when there is nothing. Replication to
     /// followers is batched here: all entries proposed since the last call travel together.
     pub fn ready(&mut self) -> Option<Ready> {
+        self.compact_scheduled();
         self.flush_replication();
         self.apply_committed();
+        self.maybe_snapshot();
         self.serve_reads();
-        let entries = match self.unpersisted_from.take() {
+        let snapshot = self.snapshot_to_write.take();
+        // With a snapshot, every entry after it is written again, so that the snapshot and
+        // the records of this `Ready` together hold the whole durable state.
+        let from = match &snapshot {
+            Some(snapshot) => Some(snapshot.meta.index.next()),
+            None => self.unpersisted_from,
+        };
+        self.unpersisted_from = None;
+        let entries = match from {
             Some(from) => self.log.slice(from, usize::MAX).to_vec(),
             None => Vec::new(),
         };
@@ -559,16 +678,25 @@ impl Node {
         let hard_state = self.hard_state();
         let emitted = self.emitted_hard_state;
         let promise_changed = (hard_state.term, hard_state.vote) != (emitted.term, emitted.vote);
-        let worth_a_write = promise_changed || (!entries.is_empty() && hard_state != emitted);
+        let worth_a_write =
+            promise_changed || snapshot.is_some() || (!entries.is_empty() && hard_state != emitted);
         let hard_state = worth_a_write.then(|| {
             self.emitted_hard_state = hard_state;
             hard_state
         });
-        let ack = entries.last().map(|last| PersistAck {
-            last_index: last.index,
-            last_term: last.term,
-        });
+        let ack = match (&snapshot, entries.last()) {
+            (_, Some(last)) => Some(PersistAck {
+                last_index: last.index,
+                last_term: last.term,
+            }),
+            (Some(snapshot), None) => Some(PersistAck {
+                last_index: snapshot.meta.index,
+                last_term: snapshot.meta.term,
+            }),
+            (None, None) => None,
+        };
         let ready = Ready {
+            snapshot,
             hard_state,
             entries,
             early_messages: std::mem::take(&mut self.early_outbox),
@@ -648,6 +776,12 @@ impl Node {
         &self.log
     }
 
+    /// The latest snapshot's position, if the node has one.
+    #[must_use]
+    pub fn snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.snapshot.as_ref().map(|s| s.meta)
+    }
+
     /// The key-value state machine (read-only).
     #[must_use]
     pub fn state_machine(&self) -> &StateMachine {
@@ -700,5 +834,22 @@ impl Node {
         let me = self.id();
         let voters: Vec<NodeId> = self.config.voters.iter().copied().collect();
         voters.into_iter().filter(move |&v| v != me)
+    }
+}
+
+/// The recovered `entries` that follow the snapshot at `meta`: those after its index if the
+/// log holds its last entry (or starts right after it), none if the log disagrees with it or
+/// ends before it. Without a snapshot (`meta` at index 0) all of them.
+fn after_snapshot(meta: SnapshotMeta, mut entries: Vec<Entry>) -> Vec<Entry> {
+    let Some(first) = entries.first().map(|e| e.index) else {
+        return entries;
+    };
+    if first > meta.index {
+        return entries;
+    }
+    let at = usize::try_from(meta.index.0 - first.0).unwrap_or(usize::MAX);
+    match entries.get(at) {
+        Some(entry) if entry.term == meta.term => entries.split_off(at + 1),
+        _ => Vec::new(),
     }
 }

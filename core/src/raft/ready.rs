@@ -3,6 +3,7 @@
 use crate::kv::Reply;
 use crate::log::Entry;
 use crate::message::Message;
+use crate::snapshot::Snapshot;
 use crate::types::{LogIndex, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
@@ -70,9 +71,13 @@ pub struct PersistAck {
 ///    leader's AppendEntries, whose only promise (its term) is already durable; replicating
 ///    while the leader's own write is in flight saves a full fsync of latency (Raft
 ///    dissertation §10.2.1), and is safe because of step 4.
-/// 1. **Persist** `hard_state` (if `Some`) and `entries` (if any), and make them durable (fsync).
-///    Before writing `entries`, discard every stored entry whose index is at or after
-///    `entries[0].index`: a follower may overwrite an uncommitted suffix.
+/// 1. **Persist** `snapshot` (if `Some`) first, atomically (a crash leaves the old snapshot or
+///    the new one, whole), then `hard_state` (if `Some`) and `entries` (if any), and make them
+///    durable (fsync). Before writing `entries`, discard every stored entry whose index is at
+///    or after `entries[0].index`: a follower may overwrite an uncommitted suffix. A `Ready`
+///    with a snapshot always has a hard state, and its entries are every entry after the
+///    snapshot: once all of it is durable, the driver may delete every earlier write (older
+///    snapshots and the log records before this `Ready`'s).
 /// 2. **Then send** `messages`. None of them may leave before step 1 is durable: they can
 ///    promise a vote, a term or stored entries that a crash must not take back.
 /// 3. **Deliver** `replies` to the waiting clients, at any time: each answers an entry that is
@@ -87,6 +92,8 @@ pub struct PersistAck {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "a Ready holds messages and writes the driver must carry out"]
 pub struct Ready {
+    /// A snapshot to write, taken here or installed from the leader.
+    pub snapshot: Option<Snapshot>,
     /// New hard state to persist, if its term or vote changed, or with `entries` if any of it
     /// changed (a change of the commit index alone waits for the next write).
     pub hard_state: Option<HardState>,
@@ -98,7 +105,8 @@ pub struct Ready {
     pub messages: Vec<Message>,
     /// Answers to proposals made on this node.
     pub replies: Vec<ClientReply>,
-    /// What to pass to [`crate::Node::on_persisted`] once `entries` are durable.
+    /// What to pass to [`crate::Node::on_persisted`] once `entries` (and `snapshot`) are
+    /// durable.
     pub ack: Option<PersistAck>,
 }
 
@@ -106,7 +114,8 @@ impl Ready {
     /// Whether there is nothing to do.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
+        self.snapshot.is_none()
+            && self.hard_state.is_none()
             && self.entries.is_empty()
             && self.early_messages.is_empty()
             && self.messages.is_empty()

@@ -21,13 +21,49 @@ impl Node {
         };
         let last_index = self.log.last_index();
         for (&peer, p) in progress.iter_mut() {
-            while !p.is_paused() && (p.state == ProgressState::Probe || p.next_index <= last_index)
+            while !p.is_paused()
+                && (p.state != ProgressState::Replicate || p.next_index <= last_index)
             {
+                if let Some(sending) = &p.sending {
+                    let (body, end) =
+                        super::snapshots::next_chunk(sending, self.config.snapshot_chunk_bytes);
+                    p.chunk_sent(end);
+                    self.early_outbox.push(Message {
+                        from: self.config.id,
+                        to: peer,
+                        term: self.term,
+                        body,
+                    });
+                    continue;
+                }
                 let prev_log_index = p.next_index.prev();
-                let prev_log_term = self
-                    .log
-                    .term_at(prev_log_index)
-                    .expect("next_index stays within the log (no compaction yet)");
+                let (prefix_index, prefix_term) = self.log.prefix();
+                let prev_log_term = match self.log.term_at(prev_log_index) {
+                    Some(term) => term,
+                    None if crate::injected!(self.config, CompactionSkipsSnapshot) => {
+                        p.next_index = prefix_index.next();
+                        prefix_term
+                    }
+                    None => {
+                        assert!(
+                            prev_log_index < prefix_index,
+                            "next_index stays within the log or before it"
+                        );
+                        tracing::info!(
+                            node = self.config.id.0,
+                            peer = peer.0,
+                            next_index = p.next_index.0,
+                            "follower needs compacted entries, sending the snapshot"
+                        );
+                        p.become_snapshot(
+                            self.snapshot
+                                .clone()
+                                .expect("a log compacted past its start has a snapshot"),
+                        );
+                        continue;
+                    }
+                };
+                let prev_log_index = p.next_index.prev();
                 let entries = within_byte_budget(
                     self.log
                         .slice(p.next_index, self.config.max_entries_per_append),
@@ -65,13 +101,14 @@ impl Node {
                     "replication stalled, probing"
                 );
             }
-            if p.state == ProgressState::Probe {
+            if p.state != ProgressState::Replicate {
                 continue;
             }
-            let prev_log_term = self
-                .log
-                .term_at(p.match_index)
-                .expect("match index is in the log");
+            let Some(prev_log_term) = self.log.term_at(p.match_index) else {
+                // Compacted past what the follower holds: the next flush sends the snapshot.
+                p.become_probe(p.match_index.next());
+                continue;
+            };
             self.early_outbox.push(Message {
                 from: self.config.id,
                 to: peer,
@@ -106,6 +143,16 @@ impl Node {
                 from = leader.0,
                 problem,
                 "dropped malformed AppendEntries"
+            );
+            return;
+        }
+        if prev_log_index < self.log.prefix().0 {
+            // Compacted here, so committed: the logs agree up to the commit index.
+            self.send(
+                leader,
+                MessageBody::AppendEntriesResponse(AppendOutcome::Accepted {
+                    match_index: self.commit,
+                }),
             );
             return;
         }
@@ -245,7 +292,13 @@ impl Node {
                 hint_index,
                 hint_term,
             } => {
-                let (agree_index, _) = self.log.find_conflict_by_term(hint_index, hint_term);
+                // A follower that agrees only below the compacted prefix needs the snapshot:
+                // probing below the prefix makes the next flush send it.
+                let agree_index = if hint_index < self.log.prefix().0 {
+                    hint_index
+                } else {
+                    self.log.find_conflict_by_term(hint_index, hint_term).0
+                };
                 if p.reject(rejected_index, agree_index) {
                     tracing::debug!(
                         node = self.config.id.0,

@@ -23,6 +23,7 @@ pub fn drain(node: &mut Node) -> Ready {
         if let Some(ack) = ready.ack {
             node.on_persisted(ack);
         }
+        all.snapshot = ready.snapshot.or(all.snapshot);
         all.hard_state = ready.hard_state.or(all.hard_state);
         all.entries.extend(ready.entries);
         all.messages.extend(ready.early_messages);

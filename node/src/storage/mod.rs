@@ -1,4 +1,5 @@
-//! Durable storage of one node: the data directory and the write-ahead log in it.
+//! Durable storage of one node: the data directory, the write-ahead log and the snapshot file
+//! in it.
 //!
 //! # Durability model
 //!
@@ -19,13 +20,15 @@
 
 pub mod data_dir;
 pub mod segments;
+pub mod snapshot_file;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 
 pub use data_dir::{DataDir, DataDirError, InitialClusterState, Metadata, holds_node_data};
 pub use segments::{SegmentedWal, StorageError, Truncated, WalOpened};
-pub use writer::{Durable, FsyncPolicy, WalFigures, WalStats, WalWriter};
+pub use snapshot_file::{SnapshotFileError, StoredSnapshot};
+pub use writer::{Durable, FsyncPolicy, Job, WalFigures, WalStats, WalWriter};
 
 /// A filesystem operation that failed, with what was being done to which path.
 #[derive(Debug, thiserror::Error)]

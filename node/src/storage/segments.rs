@@ -4,7 +4,10 @@
 //! before (checksummed header, crc32, bincode). Opening syncs every segment and the directory
 //! before anything read is trusted, then replays them in order. Appends
 //! go to the last segment; once it reaches `segment_bytes` the next append syncs it and starts a
-//! new one (and syncs the directory). Segments are numbered from 1 without gaps; a gap or a
+//! new one (and syncs the directory). A snapshot also starts a new segment
+//! ([`SegmentedWal::roll`]), whose first record is its marker; once that record is durable the
+//! segments before it are deleted ([`SegmentedWal::remove_before`]). Segments are numbered
+//! without gaps, from 1 or from a segment the snapshot file names or precedes; a gap or a
 //! missing first segment is reported, never papered over. See the durability model in
 //! [`super`].
 
@@ -58,6 +61,7 @@ pub enum StorageError {
 #[derive(Debug)]
 pub struct SegmentedWal {
     dir: PathBuf,
+    first_number: u64,
     active: File,
     active_number: u64,
     active_bytes: u64,
@@ -101,7 +105,14 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 impl SegmentedWal {
     /// Opens the log in `dir` and recovers it. `fresh` says the node has never run, so an
     /// empty or absent directory is expected; otherwise it means lost data and is refused.
-    pub fn open(dir: &Path, fresh: bool, segment_bytes: u64) -> Result<WalOpened, StorageError> {
+    /// `snapshot_segment` is the first segment the node's snapshot file says the log needs
+    /// (`None` without a snapshot): segments before it may have been deleted.
+    pub fn open(
+        dir: &Path,
+        fresh: bool,
+        segment_bytes: u64,
+        snapshot_segment: Option<u64>,
+    ) -> Result<WalOpened, StorageError> {
         if fresh && !dir.exists() {
             fs::create_dir_all(dir).map_err(io("create directory", dir))?;
             if let Some(parent) = dir.parent() {
@@ -132,15 +143,25 @@ impl SegmentedWal {
             numbers.push(1);
             create_segment(dir, 1)?;
         }
-        for (expected, &number) in (1u64..).zip(&numbers) {
-            if number != expected {
-                return Err(StorageError::MissingSegment {
-                    dir: dir.into(),
-                    missing: segment_path(dir, expected),
-                });
-            }
-        }
+        let first = numbers[0];
         let last = *numbers.last().expect("at least one segment");
+        // Segments before the snapshot's may be gone; none of the others.
+        let deletable_before = snapshot_segment.unwrap_or(1);
+        let missing = if first > deletable_before {
+            Some(first - 1)
+        } else {
+            (first..)
+                .zip(&numbers)
+                .find(|&(expected, &number)| number != expected)
+                .map(|(expected, _)| expected)
+                .or_else(|| (last < deletable_before).then_some(deletable_before))
+        };
+        if let Some(missing) = missing {
+            return Err(StorageError::MissingSegment {
+                dir: dir.into(),
+                missing: segment_path(dir, missing),
+            });
+        }
         let mut recovered = Recovered::default();
         let mut records = 0;
         let mut next_sequence = 0;
@@ -158,13 +179,15 @@ impl SegmentedWal {
             file.sync_all().map_err(io("sync", &path))?;
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(io("read", &path))?;
-            let recovery =
-                wal::recover_continuing(recovered, next_sequence, &bytes).map_err(|error| {
-                    StorageError::Corrupt {
-                        path: path.clone(),
-                        error,
-                    }
-                })?;
+            let recovery = if number == first && first > 1 {
+                wal::recover_headless(recovered, &bytes)
+            } else {
+                wal::recover_continuing(recovered, next_sequence, &bytes)
+            }
+            .map_err(|error| StorageError::Corrupt {
+                path: path.clone(),
+                error,
+            })?;
             recovered = recovery.recovered;
             records += recovery.records;
             next_sequence = recovery.next_sequence;
@@ -197,13 +220,14 @@ impl SegmentedWal {
         Ok(WalOpened {
             wal: SegmentedWal {
                 dir: dir.into(),
+                first_number: first,
                 active,
                 active_number: last,
                 active_bytes,
                 segment_bytes,
             },
             recovered,
-            segments: last,
+            segments: last - first + 1,
             records,
             next_sequence,
             truncated,
@@ -224,6 +248,41 @@ impl SegmentedWal {
         self.active.write_all(bytes)?;
         self.active_bytes += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Syncs the current segment and starts a new one, whose number it returns: the records
+    /// appended next (a snapshot's marker first) begin it.
+    pub fn roll(&mut self) -> std::io::Result<u64> {
+        self.active.sync_data()?;
+        let number = self.active_number + 1;
+        self.active = create_segment(&self.dir, number).map_err(std::io::Error::other)?;
+        self.active_number = number;
+        self.active_bytes = 0;
+        Ok(number)
+    }
+
+    /// Deletes every segment before `number` (one [`SegmentedWal::roll`] started for a snapshot
+    /// that is now durable, with its marker), and syncs the directory.
+    pub fn remove_before(&mut self, number: u64) -> std::io::Result<()> {
+        assert!(
+            number <= self.active_number,
+            "only segments before the active one go"
+        );
+        for old in self.first_number..number {
+            let path = segment_path(&self.dir, old);
+            fs::remove_file(&path)?;
+        }
+        if self.first_number < number {
+            self.first_number = number;
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// How many segment files the log has.
+    #[must_use]
+    pub fn segments(&self) -> u64 {
+        self.active_number - self.first_number + 1
     }
 
     /// Makes everything appended so far durable (`fdatasync` of the current segment; full

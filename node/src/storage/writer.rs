@@ -8,15 +8,23 @@
 //! waits for the sync (messages, acks) is the driver's [`verity_engine::PersistQueue`]'s
 //! business, the same code the simulator runs.
 //!
+//! A job with a snapshot is a barrier: the thread syncs what it holds before it, writes the
+//! snapshot file ([`super::snapshot_file`]), starts a new segment for the job's records (the
+//! snapshot's marker and the log after it), syncs them, and only then deletes the segments
+//! before, since the snapshot and those records now hold everything they held.
+//!
 //! A failed write or sync is fatal: the thread reports it and stops, and the node must stop
 //! too, because it can no longer promise anything.
 
 use super::segments::SegmentedWal;
+use super::snapshot_file;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use verity_core::Snapshot;
 
 /// Most jobs written by one sync.
 pub const MAX_BATCH_JOBS: usize = 4096;
@@ -91,19 +99,30 @@ impl WalStats {
     }
 }
 
+/// One `Ready`'s write: its WAL records, after its snapshot if it has one.
+#[derive(Debug)]
+pub struct Job {
+    /// A snapshot to write first; `records` then start with its marker.
+    pub snapshot: Option<Snapshot>,
+    /// WAL records.
+    pub records: Vec<u8>,
+}
+
 /// Handle to the writer thread. Dropping the job sender (see [`WalWriter::finish`]) lets the
 /// thread complete what is queued and exit.
 #[derive(Debug)]
 pub struct WalWriter {
-    jobs: mpsc::Sender<Vec<u8>>,
+    jobs: mpsc::Sender<Job>,
     thread: JoinHandle<()>,
 }
 
 impl WalWriter {
-    /// Starts the thread. Durable positions (or the error that stopped the writer) arrive on
-    /// `done`; the queue of jobs holds at most `queue_jobs`.
+    /// Starts the thread, writing snapshots into `snapshot_dir`. Durable positions (or the
+    /// error that stopped the writer) arrive on `done`; the queue of jobs holds at most
+    /// `queue_jobs`.
     pub fn start(
         wal: SegmentedWal,
+        snapshot_dir: PathBuf,
         policy: FsyncPolicy,
         queue_jobs: usize,
         done: mpsc::UnboundedSender<Durable>,
@@ -113,15 +132,17 @@ impl WalWriter {
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("verity-wal".into())
-            .spawn(move || run(wal, policy, receiver, &done, &thread_stats))?;
+            .spawn(move || {
+                run(wal, &snapshot_dir, policy, receiver, &done, &thread_stats);
+            })?;
         Ok((WalWriter { jobs, thread }, stats))
     }
 
-    /// Queues WAL records to append after those queued before, waiting while the queue is
-    /// full (the disk sets the pace).
-    pub async fn submit(&self, records: Vec<u8>) -> Result<(), WriterStopped> {
-        debug_assert!(!records.is_empty(), "only records are worth a job");
-        self.jobs.send(records).await.map_err(|_| WriterStopped)
+    /// Queues a write after those queued before, waiting while the queue is full (the disk
+    /// sets the pace).
+    pub async fn submit(&self, job: Job) -> Result<(), WriterStopped> {
+        debug_assert!(!job.records.is_empty(), "only records are worth a job");
+        self.jobs.send(job).await.map_err(|_| WriterStopped)
     }
 
     /// Stops accepting jobs and waits until every queued one is durable.
@@ -138,23 +159,34 @@ pub struct WriterStopped;
 
 fn run(
     mut wal: SegmentedWal,
+    snapshot_dir: &std::path::Path,
     policy: FsyncPolicy,
-    mut jobs: mpsc::Receiver<Vec<u8>>,
+    mut jobs: mpsc::Receiver<Job>,
     done: &mpsc::UnboundedSender<Durable>,
     stats: &WalStats,
 ) {
     let mut buffer = Vec::new();
     let mut durable: u64 = 0;
-    while let Some(first) = jobs.blocking_recv() {
+    let mut next = None;
+    while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
+        let snapshot = first.snapshot;
         buffer.clear();
-        buffer.extend_from_slice(&first);
+        buffer.extend_from_slice(&first.records);
         let mut records = 1;
-        while records < MAX_BATCH_JOBS {
+        while records < MAX_BATCH_JOBS && snapshot.is_none() {
             let Ok(job) = jobs.try_recv() else { break };
-            buffer.extend_from_slice(&job);
+            if job.snapshot.is_some() {
+                next = Some(job);
+                break;
+            }
+            buffer.extend_from_slice(&job.records);
             records += 1;
         }
-        if let Err(error) = write_batch(&mut wal, policy, &buffer, stats) {
+        let written = match &snapshot {
+            Some(snapshot) => write_snapshot(&mut wal, snapshot_dir, snapshot, &buffer, stats),
+            None => write_batch(&mut wal, policy, &buffer, stats),
+        };
+        if let Err(error) = written {
             tracing::error!(%error, "[DISK] WAL write failed; the node must stop");
             let _ = done.send(Err(error));
             return;
@@ -165,6 +197,33 @@ fn run(
             return;
         }
     }
+}
+
+/// Writes `snapshot`, then `records` (its marker and the log after it) in a new segment, then
+/// deletes the segments before it. Everything before was synced by [`SegmentedWal::roll`].
+/// The records are synced whatever the policy: the deletion relies on them.
+fn write_snapshot(
+    wal: &mut SegmentedWal,
+    dir: &std::path::Path,
+    snapshot: &Snapshot,
+    records: &[u8],
+    stats: &WalStats,
+) -> std::io::Result<()> {
+    let started = Instant::now();
+    let segment = wal.roll()?;
+    snapshot_file::write(dir, snapshot, segment).map_err(std::io::Error::other)?;
+    write_batch(wal, FsyncPolicy::Always, records, stats)?;
+    let before = wal.segments();
+    wal.remove_before(segment)?;
+    tracing::info!(
+        index = snapshot.meta.index.0,
+        bytes = snapshot.data.len(),
+        segment,
+        removed_segments = before - wal.segments(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "[DISK] wrote a snapshot and removed the WAL before it"
+    );
+    Ok(())
 }
 
 fn write_batch(
