@@ -3,7 +3,7 @@
 //! promise below is broken.
 
 use crate::codec::{self, Decoded};
-use crate::kv::ClientOp;
+use crate::kv::{ClientOp, StateMachine};
 use crate::log::{Entry, EntryPayload};
 use crate::message::{AppendOutcome, Message, MessageBody};
 use crate::raft::{HardState, RequestTag};
@@ -22,6 +22,21 @@ pub fn peer_frame(data: &[u8]) {
             data[..frame_bytes],
             "decode then encode must give the same bytes"
         );
+    }
+}
+
+/// `snapshot_image`: any bytes as a snapshot image (what a leader's `InstallSnapshot` chunks
+/// and a snapshot file carry). Promises: no panic and no allocation beyond the bytes' own
+/// claims; an image that loads describes a state whose own image loads to the same state.
+pub fn snapshot_image(data: &[u8]) {
+    let config = crate::Config::new(NodeId(1), [NodeId(1)], 0);
+    let limits = config.sessions;
+    if let Ok(machine) = StateMachine::from_image(limits, config.max_value_bytes, data) {
+        let image = machine.image();
+        let again = StateMachine::from_image(limits, config.max_value_bytes, &image)
+            .expect("a loaded state's image loads");
+        assert_eq!(again, machine, "image, load, image, load is a fixed point");
+        assert_eq!(again.image(), image, "one image per state");
     }
 }
 

@@ -261,16 +261,6 @@ pub enum WalError {
         /// The number expected there.
         expected: u64,
     },
-    /// The first record of a log whose earlier records were deleted is damaged.
-    #[error(
-        "WAL damaged at byte offset 0: {damage}. The log's earlier segments were deleted only \
-         after this record was synced, so this is damage to durable data: keep the node down and \
-         restore this directory from a copy taken while it was stopped; do not start it empty"
-    )]
-    HeadDamaged {
-        /// What is wrong with it.
-        damage: Damage,
-    },
     /// An intact record does not continue the log before it.
     #[error("WAL record at byte offset {offset} does not continue the log: {reason}")]
     Inconsistent {
@@ -287,8 +277,10 @@ pub fn recover(bytes: &[u8]) -> Result<WalRecovery, WalError> {
 }
 
 /// Replays the bytes of one WAL segment on top of the state `start` recovered from the segments
-/// before it (a log split over several files), whose next record is `next_sequence`. Offsets in
-/// results and errors are relative to `bytes`. Never panics, whatever the bytes.
+/// before it (a log split over several files), whose next record is `next_sequence`: 0 for a
+/// log's first segment; for the first segment kept after the ones before a snapshot were
+/// deleted, the number of its first record, which the node recorded beside the snapshot.
+/// Offsets in results and errors are relative to `bytes`. Never panics, whatever the bytes.
 pub fn recover_continuing(
     start: Recovered,
     next_sequence: u64,
@@ -297,25 +289,19 @@ pub fn recover_continuing(
     replay_segment(start, next_sequence, bytes, Quirks::default())
 }
 
-/// Replays the first segment still held of a log whose earlier segments were deleted after a
-/// snapshot: its records are numbered from its first record's number. That record was synced
-/// before anything before it was deleted, so it must be intact. Never panics.
-pub fn recover_headless(start: Recovered, bytes: &[u8]) -> Result<WalRecovery, WalError> {
-    let first = read_record(bytes, false).map_err(|damage| WalError::HeadDamaged { damage })?;
-    replay_segment(start, first.sequence, bytes, Quirks::default())
-}
-
-/// [`recover`] with catalogued bug `bug` switched on, if it is a recovery bug.
+/// [`recover_continuing`] from an empty state with catalogued bug `bug` switched on, if it is a
+/// recovery bug.
 #[cfg(feature = "bug-catalogue")]
 pub fn recover_with_bug(
     bytes: &[u8],
+    first_sequence: u64,
     bug: Option<crate::bugs::Bug>,
 ) -> Result<WalRecovery, WalError> {
     let quirks = Quirks {
         damage_is_torn: bug == Some(crate::bugs::Bug::ChecksumMismatchIsTorn),
         trust_length: bug == Some(crate::bugs::Bug::TrustTornLength),
     };
-    replay_segment(Recovered::default(), 0, bytes, quirks)
+    replay_segment(Recovered::default(), first_sequence, bytes, quirks)
 }
 
 /// Catalogued recovery bugs (all off outside the simulator's bug hunts).
@@ -328,12 +314,14 @@ struct Quirks {
     trust_length: bool,
 }
 
-/// The length of the prefix of a log (from record 0) that its own intact records prove was
-/// synced: every record before the highest `durable` any intact record carries. Recovery
-/// refuses damage there rather than take it for a torn write. Never panics.
+/// The length of the prefix of a log (from its first record, whatever its number: a headless
+/// log starts after a snapshot) that its own intact records prove was synced: every record
+/// before the highest `durable` any intact record carries. Recovery refuses damage there
+/// rather than take it for a torn write. Never panics.
 #[must_use]
 pub fn proven_durable_bytes(bytes: &[u8]) -> u64 {
-    let (mut offset, mut sequence, mut durable) = (0usize, 0u64, 0u64);
+    let first = read_record(bytes, false).map_or(0, |record| record.sequence);
+    let (mut offset, mut sequence, mut durable) = (0usize, first, first);
     let mut starts = Vec::new();
     while let Ok(record) = read_record(&bytes[offset..], false) {
         if record.sequence != sequence {
@@ -345,8 +333,8 @@ pub fn proven_durable_bytes(bytes: &[u8]) -> u64 {
         sequence += 1;
     }
     starts.push(offset);
-    let proven =
-        usize::try_from(durable).map_or(offset, |d| starts.get(d).copied().unwrap_or(offset));
+    let proven = usize::try_from(durable - first)
+        .map_or(offset, |d| starts.get(d).copied().unwrap_or(offset));
     proven as u64
 }
 

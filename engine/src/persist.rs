@@ -46,6 +46,9 @@ pub struct Accepted {
     pub snapshot: Option<Snapshot>,
     /// WAL records to append at the end of the stream (empty: nothing to write).
     pub records: Vec<u8>,
+    /// The number of the first of `records`: where recovery starts numbering once the records
+    /// before a snapshot's marker are deleted.
+    pub first_sequence: u64,
     /// Messages that may leave before the write is durable (a leader's AppendEntries).
     pub early_messages: Vec<Message>,
     /// Answers to client proposals: they never wait for the write.
@@ -91,6 +94,7 @@ impl PersistQueue {
     /// An entry too large for one WAL record: the node must stop, it cannot persist it.
     pub fn accept(&mut self, ready: Ready) -> Result<Accepted, EncodeError> {
         let mut records = Vec::new();
+        let first_sequence = self.encoder.next_sequence();
         if ready.hard_state.is_some() || !ready.entries.is_empty() {
             let marker = ready.snapshot.as_ref().map(|s| s.meta);
             self.encoder
@@ -106,6 +110,7 @@ impl PersistQueue {
         let mut accepted = Accepted {
             snapshot: ready.snapshot,
             records,
+            first_sequence,
             early_messages: ready.early_messages,
             replies: ready.replies,
             released: Vec::new(),

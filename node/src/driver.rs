@@ -470,6 +470,7 @@ impl Driver {
             .submit(Job {
                 snapshot: accepted.snapshot,
                 records: accepted.records,
+                first_sequence: accepted.first_sequence,
             })
             .await
             .map_err(|stopped| std::io::Error::other(stopped.to_string()))

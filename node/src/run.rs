@@ -82,7 +82,9 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         &data_dir.wal_dir(),
         data_dir.is_fresh(),
         settings.segment_bytes,
-        stored_snapshot.as_ref().map(|s| s.wal_segment),
+        &stored_snapshot
+            .as_ref()
+            .map_or(Vec::new(), |s| vec![s.kept, s.own]),
     )
     .context("cannot recover the write-ahead log")?;
     opened.recovered.snapshot = stored_snapshot.map(|s| s.snapshot);

@@ -4,8 +4,8 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use verity_core::wal::{Encoder, WalRecord};
-use verity_core::{Entry, EntryPayload, HardState, LogIndex, NodeId, Term};
-use verity_node::storage::{SegmentedWal, StorageError};
+use verity_core::{Entry, EntryPayload, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
+use verity_node::storage::{SegmentedWal, StorageError, WalAnchor, snapshot_file};
 
 /// The bytes of one record putting entry `index` of `term`, numbered by `encoder`.
 fn record(encoder: &mut Encoder, index: u64, term: u64) -> Vec<u8> {
@@ -40,7 +40,7 @@ fn record_bytes() -> usize {
 /// segments of `segment_bytes`; returns the WAL dir.
 fn write_log(root: &Path, count: u64, segment_bytes: u64) -> PathBuf {
     let dir = root.join("wal");
-    let mut wal = SegmentedWal::open(&dir, true, segment_bytes, None)
+    let mut wal = SegmentedWal::open(&dir, true, segment_bytes, &[])
         .unwrap()
         .wal;
     let mut encoder = Encoder::default();
@@ -66,7 +66,7 @@ fn a_clean_log_recovers_every_record_across_segments() {
     let root = tempfile::tempdir().unwrap();
     let dir = write_log(root.path(), 20, 200);
     assert!(segments(&dir).len() > 3, "small segments rotate");
-    let opened = SegmentedWal::open(&dir, false, 200, None).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 200, &[]).unwrap();
     assert_eq!(opened.recovered.entries.len(), 20);
     assert_eq!(opened.records, 20);
     assert!(opened.truncated.is_none());
@@ -85,7 +85,7 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
         .unwrap()
         .set_len(full - one / 2)
         .unwrap();
-    let mut opened = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
+    let mut opened = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap();
     assert_eq!(opened.recovered.entries.len(), 4);
     assert_eq!(opened.next_sequence, 4);
     let torn = opened.truncated.clone().unwrap();
@@ -94,7 +94,7 @@ fn a_torn_tail_is_truncated_and_the_log_goes_on() {
     let mut encoder = Encoder::new(opened.next_sequence, opened.next_sequence);
     opened.wal.append(&record(&mut encoder, 5, 2)).unwrap();
     opened.wal.sync().unwrap();
-    let again = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
+    let again = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap();
     assert_eq!(again.recovered.entries.len(), 5);
     assert_eq!(again.recovered.entries[4].term, Term(2));
 }
@@ -111,7 +111,7 @@ fn a_zero_filled_tail_is_truncated() {
         .unwrap()
         .write_all(&[0; 4096])
         .unwrap();
-    let opened = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap();
     assert_eq!(opened.recovered.entries.len(), 3);
     assert_eq!(opened.truncated.unwrap().offset, full);
 }
@@ -125,7 +125,7 @@ fn a_flipped_bit_in_the_middle_refuses_with_file_and_offset() {
     let one = record_bytes();
     bytes[one + 40] ^= 0x10;
     fs::write(&last, &bytes).unwrap();
-    let error = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StorageError::Corrupt { .. }), "{text}");
     assert!(text.contains(&last.display().to_string()), "{text}");
@@ -145,7 +145,7 @@ fn a_torn_record_in_an_earlier_segment_is_corruption() {
         .unwrap()
         .set_len(length - 3)
         .unwrap();
-    let error = SegmentedWal::open(&dir, false, 200, None).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 200, &[]).unwrap_err();
     assert!(
         matches!(error, StorageError::TornBeforeEnd { .. }),
         "{error}"
@@ -158,7 +158,7 @@ fn a_missing_segment_or_a_missing_log_refuses_to_start() {
     let dir = write_log(root.path(), 20, 200);
     let files = segments(&dir);
     fs::remove_file(&files[1]).unwrap();
-    let error = SegmentedWal::open(&dir, false, 200, None).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 200, &[]).unwrap_err();
     assert!(
         matches!(error, StorageError::MissingSegment { .. }),
         "{error}"
@@ -170,7 +170,7 @@ fn a_missing_segment_or_a_missing_log_refuses_to_start() {
     for file in &files {
         let _ = fs::remove_file(file);
     }
-    let error = SegmentedWal::open(&dir, false, 200, None).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 200, &[]).unwrap_err();
     assert!(
         matches!(error, StorageError::MissingSegment { .. }),
         "{error}"
@@ -188,7 +188,7 @@ fn a_length_flipped_to_run_past_the_end_of_the_last_segment_is_refused_not_trunc
     let one = record_bytes();
     bytes[2 * one + 7] ^= 0x40;
     fs::write(&last, &bytes).unwrap();
-    let error = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap_err();
+    let error = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StorageError::Corrupt { .. }), "{text}");
     assert!(text.contains(&format!("byte offset {}", 2 * one)), "{text}");
@@ -219,7 +219,89 @@ fn pages_of_the_last_write_lost_out_of_order_are_a_torn_tail() {
         .unwrap()
         .write_all(&batch)
         .unwrap();
-    let opened = SegmentedWal::open(&dir, false, 1 << 20, None).unwrap();
+    let opened = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap();
     assert_eq!(opened.recovered.entries.len(), 3);
     assert_eq!(opened.truncated.unwrap().offset, synced as u64);
+}
+
+/// What the node's writer does for a snapshot: roll to a new segment, write the snapshot file
+/// naming it, append the snapshot's marker record there, sync, delete the segments before.
+#[test]
+fn the_segments_before_a_snapshot_go_and_the_log_reopens_from_the_snapshots_segment() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("wal");
+    let mut wal = SegmentedWal::open(&dir, true, 1 << 20, &[]).unwrap().wal;
+    let mut encoder = Encoder::default();
+    for index in 1..=5 {
+        wal.append(&record(&mut encoder, index, 1)).unwrap();
+    }
+    let meta = SnapshotMeta {
+        index: LogIndex(4),
+        term: Term(1),
+    };
+    let kept = wal.first();
+    let own = WalAnchor {
+        segment: wal.roll().unwrap(),
+        sequence: encoder.next_sequence(),
+    };
+    let snapshot = Snapshot {
+        meta,
+        data: std::sync::Arc::new(b"an image".to_vec()),
+    };
+    snapshot_file::write(root.path(), &snapshot, kept, own).unwrap();
+    let mut marker = Vec::new();
+    let entry = Entry {
+        index: LogIndex(5),
+        term: Term(1),
+        payload: EntryPayload::Noop,
+    };
+    encoder
+        .encode_ready(
+            Some(meta),
+            Some(HardState::default()),
+            vec![entry],
+            &mut marker,
+        )
+        .unwrap();
+    wal.append(&marker).unwrap();
+    wal.sync().unwrap();
+    wal.remove_before(own).unwrap();
+    assert_eq!(
+        segments(&dir).len(),
+        1,
+        "only the snapshot's segment is left"
+    );
+    drop(wal);
+
+    let stored = snapshot_file::read(root.path()).unwrap().unwrap();
+    assert_eq!(stored.snapshot, snapshot);
+    let anchors = [stored.kept, stored.own];
+    let opened = SegmentedWal::open(&dir, false, 1 << 20, &anchors).unwrap();
+    assert_eq!(opened.recovered.log_start, meta);
+    assert_eq!(opened.recovered.entries.len(), 1);
+    assert_eq!(
+        opened.next_sequence, 6,
+        "numbering goes on from the marker's"
+    );
+
+    let error = SegmentedWal::open(&dir, false, 1 << 20, &[]).unwrap_err();
+    assert!(
+        matches!(error, StorageError::MissingSegment { .. }),
+        "without the snapshot that explains it, a log starting at segment 2 lost segment 1: {error}"
+    );
+    let wrong = WalAnchor {
+        sequence: own.sequence + 1,
+        ..own
+    };
+    let error = SegmentedWal::open(&dir, false, 1 << 20, &[wrong]).unwrap_err();
+    assert!(
+        matches!(error, StorageError::Corrupt { .. }),
+        "a first record numbered otherwise than the snapshot file says is refused: {error}"
+    );
+    fs::remove_file(&segments(&dir)[0]).unwrap();
+    let error = SegmentedWal::open(&dir, false, 1 << 20, &anchors).unwrap_err();
+    assert!(
+        matches!(error, StorageError::MissingSegment { .. }),
+        "{error}"
+    );
 }

@@ -81,9 +81,14 @@ pub struct SimDisk {
     /// synced, renamed over the old one, the directory synced: a crash leaves one or the
     /// other, whole, and the driver waits for it before writing the WAL records after it).
     snapshot: Option<Snapshot>,
+    /// Where `bytes` start in the stream of everything ever written: the length of the
+    /// prefix deleted after a snapshot ([`SimDisk::trim_before`]).
+    base: usize,
+    /// The number of the first record in `bytes`, as the node records it beside its snapshot.
+    first_sequence: u64,
     bytes: Vec<u8>,
     synced_bytes: usize,
-    /// Where each write started, in order.
+    /// Where each write started in `bytes`, in order.
     writes: Vec<usize>,
 }
 
@@ -105,27 +110,53 @@ impl SimDisk {
         self.bytes.extend_from_slice(bytes);
     }
 
-    /// Makes the first `upto_bytes` bytes durable (everything written, at most).
+    /// Makes the stream durable up to position `upto_bytes` (everything written, at most).
     pub fn sync(&mut self, upto_bytes: usize) {
-        self.synced_bytes = self.synced_bytes.max(upto_bytes.min(self.bytes.len()));
+        let upto = upto_bytes.saturating_sub(self.base).min(self.bytes.len());
+        self.synced_bytes = self.synced_bytes.max(upto);
     }
 
-    /// Bytes written so far, synced or not.
+    /// The stream position after everything written so far, synced or not.
     #[must_use]
     pub fn written_bytes(&self) -> usize {
-        self.bytes.len()
+        self.base + self.bytes.len()
     }
 
-    /// Bytes known durable.
+    /// The stream position up to which everything is durable.
     #[must_use]
     pub fn synced_bytes(&self) -> usize {
-        self.synced_bytes
+        self.base + self.synced_bytes
     }
 
-    /// The file's current contents.
+    /// The log's current contents (from the first record kept).
     #[must_use]
     pub fn contents(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The number of the first record of the contents (0 until records are deleted).
+    #[must_use]
+    pub fn first_sequence(&self) -> u64 {
+        self.first_sequence
+    }
+
+    /// Deletes everything before stream position `position`, which must be durable and start
+    /// record `sequence`: the node's deletion of the WAL segments before a snapshot's marker
+    /// record once it is synced (the node records the marker's number beside the snapshot).
+    pub fn trim_before(&mut self, position: usize, sequence: u64) {
+        let cut = position - self.base;
+        assert!(
+            cut <= self.synced_bytes,
+            "only what is durable before a marker goes"
+        );
+        self.bytes.drain(..cut);
+        self.synced_bytes -= cut;
+        self.writes.retain(|&start| start >= cut);
+        for start in &mut self.writes {
+            *start -= cut;
+        }
+        self.base = position;
+        self.first_sequence = sequence;
     }
 
     /// Shortens the file to `length` bytes (recovery drops a torn tail).
@@ -135,8 +166,8 @@ impl SimDisk {
         self.writes.retain(|&start| start < length);
     }
 
-    /// Applies a crash to the unsynced tail and returns what happened to it, and how many
-    /// bytes from the start of the file survived intact. Afterwards the whole file counts as
+    /// Applies a crash to the unsynced tail and returns what happened to it, and the stream
+    /// position up to which the bytes survived intact. Afterwards the whole file counts as
     /// synced: it is what the next process will find.
     pub fn crash(&mut self, rng: &mut SimRng) -> (CrashFate, usize) {
         let unsynced = self.bytes.len() - self.synced_bytes;
@@ -177,7 +208,7 @@ impl SimDisk {
             .count();
         self.synced_bytes = self.bytes.len();
         self.writes.retain(|&start| start < self.bytes.len());
-        (fate, intact)
+        (fate, self.base + intact)
     }
 
     /// Damages synced bytes where a later intact record proves them synced, as drawn from
@@ -336,6 +367,38 @@ mod tests {
             }
         }
         assert_eq!(fates.len(), 5, "{fates:?}");
+    }
+
+    #[test]
+    fn a_trimmed_log_recovers_headless_and_its_damage_is_still_refused() {
+        let mut refused = 0;
+        for seed in 0..200 {
+            let (mut disk, _) = disk(40);
+            let start_of_tenth = {
+                let (whole, _) = self::disk(10);
+                whole.written_bytes()
+            };
+            disk.trim_before(start_of_tenth, 10);
+            let recover = |disk: &SimDisk| {
+                wal::recover_continuing(
+                    verity_core::Recovered::default(),
+                    disk.first_sequence(),
+                    disk.contents(),
+                )
+            };
+            assert_eq!(recover(&disk).unwrap().records, 30);
+            let Some(damage) = disk.damage(&mut SimRng::new(seed)) else {
+                continue;
+            };
+            match recover(&disk) {
+                Ok(recovery) => assert_eq!(recovery.records, 30, "seed {seed}: {damage:?}"),
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(
+            refused > 100,
+            "damage lands where a headless log proves it synced"
+        );
     }
 
     #[test]

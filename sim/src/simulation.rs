@@ -392,6 +392,10 @@ pub(crate) struct SimNode {
     clock_origin_ms: u64,
     disk: SimDisk,
     sync_in_flight: bool,
+    /// The last snapshot's records (its marker first) while not yet durable: where they start,
+    /// the number of the first, and where they end. Once they are durable the log before them
+    /// is deleted.
+    trim_at: Option<(usize, u64, u64)>,
     /// The `Ready` contract over the disk (the node's own, from `verity-engine`): positions
     /// are the disk's byte offsets.
     persist: PersistQueue,
@@ -516,6 +520,7 @@ impl Simulation {
                     clock_origin_ms,
                     disk: SimDisk::default(),
                     sync_in_flight: false,
+                    trim_at: None,
                     persist: PersistQueue::new(0, 0),
                     unsynced: VecDeque::new(),
                     durable: Durable::default(),
@@ -1200,6 +1205,14 @@ impl Simulation {
         sim_node.sync_in_flight = false;
         sim_node.disk.sync(upto_bytes);
         let synced = sim_node.disk.synced_bytes() as u64;
+        // The snapshot's marker record is durable: the log before it goes, as the node
+        // deletes its WAL segments.
+        if let Some((start, sequence, end)) = sim_node.trim_at
+            && end <= synced
+        {
+            sim_node.disk.trim_before(start, sequence);
+            sim_node.trim_at = None;
+        }
         while sim_node
             .unsynced
             .front()
@@ -1310,13 +1323,18 @@ impl Simulation {
                 .persist
                 .accept(ready)
                 .expect("the simulator's entries fit in a frame");
+            let snapshot_written = accepted.snapshot.is_some();
             if let Some(snapshot) = accepted.snapshot {
                 sim_node.durable.snapshot = Some(snapshot.meta);
                 sim_node.disk.replace_snapshot(snapshot);
             }
             if !accepted.records.is_empty() {
+                let start = sim_node.disk.written_bytes();
                 sim_node.disk.write(&accepted.records);
                 write.upto = sim_node.persist.written();
+                if snapshot_written {
+                    sim_node.trim_at = Some((start, accepted.first_sequence, write.upto));
+                }
                 sim_node.unsynced.push_back(write);
             }
             debug_assert_eq!(
@@ -1486,6 +1504,7 @@ impl Simulation {
         sim_node.paused = false;
         sim_node.incarnation += 1;
         sim_node.sync_in_flight = false;
+        sim_node.trim_at = None;
         sim_node.deferred.clear();
         let lost: Vec<(usize, u64)> = std::mem::take(&mut sim_node.connections)
             .into_iter()
@@ -1535,10 +1554,11 @@ impl Simulation {
         if sim_node.node.is_some() || sim_node.refused {
             return;
         }
+        let (bytes, first) = (sim_node.disk.contents(), sim_node.disk.first_sequence());
         #[cfg(feature = "bug-catalogue")]
-        let recovery = wal::recover_with_bug(sim_node.disk.contents(), self.options.bug);
+        let recovery = wal::recover_with_bug(bytes, first, self.options.bug);
         #[cfg(not(feature = "bug-catalogue"))]
-        let recovery = wal::recover(sim_node.disk.contents());
+        let recovery = wal::recover_continuing(verity_core::Recovered::default(), first, bytes);
         let recovery = match recovery {
             Ok(recovery) => recovery,
             Err(error) if sim_node.damaged => {

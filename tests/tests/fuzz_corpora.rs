@@ -6,9 +6,10 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("peer_frame", verity_engine::envelope::fuzz_peer_frame),
     ("wal_recover", verity_core::fuzzing::wal_recover),
+    ("snapshot_image", verity_core::fuzzing::snapshot_image),
     ("core_step", verity_core::fuzzing::core_step),
     ("scenario_parse", verity_sim::fuzzing::scenario_parse),
     ("history_check", verity_sim::fuzzing::history_check),
@@ -156,6 +157,30 @@ fn write_seed_corpora() {
             .unwrap();
         encoder.mark_durable(encoder.next_sequence());
     }
+    let mut machine =
+        kv::StateMachine::new(Config::new(NodeId(1), [NodeId(1)], 0).sessions, 1 << 20);
+    machine.apply(
+        LogIndex(1),
+        1_000,
+        Some(&ClientOp::OpenSession {
+            token: SessionToken([3; 16]),
+        }),
+    );
+    write("snapshot_image", "one-session", &machine.image());
+    let mut marked = Vec::new();
+    let mut encoder = Encoder::default();
+    encoder
+        .encode_ready(
+            Some(SnapshotMeta {
+                index: LogIndex(2),
+                term: Term(1),
+            }),
+            Some(HardState::default()),
+            vec![entry(3, 1)],
+            &mut marked,
+        )
+        .unwrap();
+    write("wal_recover", "snapshot-marker", &marked);
     write("wal_recover", "three-records", &log);
     write("wal_recover", "torn", &log[..log.len() - 5]);
     let mut x = 0x9E37_79B9_7F4A_7C15u64;

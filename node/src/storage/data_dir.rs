@@ -17,9 +17,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use verity_core::NodeId;
 
-/// The on-disk format this build writes and reads (2: WAL records with checksummed headers,
-/// numbered, each saying which records before it were synced).
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format this build writes and reads (3: WAL records with checksummed headers,
+/// numbered, each saying which records before it were synced, and snapshot markers; a
+/// snapshot file beside the WAL).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Whether a node may create its data: `--initial-cluster-state` (named after etcd's flag).
 #[derive(

@@ -26,7 +26,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use data_dir::{DataDir, DataDirError, InitialClusterState, Metadata, holds_node_data};
-pub use segments::{SegmentedWal, StorageError, Truncated, WalOpened};
+pub use segments::{SegmentedWal, StorageError, Truncated, WalAnchor, WalOpened};
 pub use snapshot_file::{SnapshotFileError, StoredSnapshot};
 pub use writer::{Durable, FsyncPolicy, Job, WalFigures, WalStats, WalWriter};
 

@@ -57,11 +57,21 @@ pub enum StorageError {
     },
 }
 
+/// A segment of the log and the number of its first record: where recovery starts once the
+/// segments before it are deleted (recorded in the snapshot file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalAnchor {
+    /// The segment.
+    pub segment: u64,
+    /// The number of its first record.
+    pub sequence: u64,
+}
+
 /// The open log, positioned to append at the end of the last segment.
 #[derive(Debug)]
 pub struct SegmentedWal {
     dir: PathBuf,
-    first_number: u64,
+    first: WalAnchor,
     active: File,
     active_number: u64,
     active_bytes: u64,
@@ -105,13 +115,13 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 impl SegmentedWal {
     /// Opens the log in `dir` and recovers it. `fresh` says the node has never run, so an
     /// empty or absent directory is expected; otherwise it means lost data and is refused.
-    /// `snapshot_segment` is the first segment the node's snapshot file says the log needs
-    /// (`None` without a snapshot): segments before it may have been deleted.
+    /// `anchors` are where the node's snapshot file says the log may start (none without a
+    /// snapshot; see [`super::snapshot_file`]): its first segment is segment 1 or one of them.
     pub fn open(
         dir: &Path,
         fresh: bool,
         segment_bytes: u64,
-        snapshot_segment: Option<u64>,
+        anchors: &[WalAnchor],
     ) -> Result<WalOpened, StorageError> {
         if fresh && !dir.exists() {
             fs::create_dir_all(dir).map_err(io("create directory", dir))?;
@@ -145,16 +155,23 @@ impl SegmentedWal {
         }
         let first = numbers[0];
         let last = *numbers.last().expect("at least one segment");
-        // Segments before the snapshot's may be gone; none of the others.
-        let deletable_before = snapshot_segment.unwrap_or(1);
-        let missing = if first > deletable_before {
-            Some(first - 1)
+        // Segments before an anchor may be gone; none of the others.
+        let head = if first == 1 {
+            Some(WalAnchor {
+                segment: 1,
+                sequence: 0,
+            })
         } else {
-            (first..)
+            anchors.iter().copied().find(|a| a.segment == first)
+        };
+        let newest = anchors.iter().map(|a| a.segment).max().unwrap_or(1);
+        let missing = match head {
+            None => Some(first - 1),
+            Some(_) => (first..)
                 .zip(&numbers)
                 .find(|&(expected, &number)| number != expected)
                 .map(|(expected, _)| expected)
-                .or_else(|| (last < deletable_before).then_some(deletable_before))
+                .or_else(|| (last < newest).then_some(newest)),
         };
         if let Some(missing) = missing {
             return Err(StorageError::MissingSegment {
@@ -162,9 +179,10 @@ impl SegmentedWal {
                 missing: segment_path(dir, missing),
             });
         }
+        let head = head.expect("a log without a head is refused above");
         let mut recovered = Recovered::default();
         let mut records = 0;
-        let mut next_sequence = 0;
+        let mut next_sequence = head.sequence;
         let mut truncated = None;
         let mut active_bytes = 0;
         for &number in &numbers {
@@ -179,15 +197,13 @@ impl SegmentedWal {
             file.sync_all().map_err(io("sync", &path))?;
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(io("read", &path))?;
-            let recovery = if number == first && first > 1 {
-                wal::recover_headless(recovered, &bytes)
-            } else {
-                wal::recover_continuing(recovered, next_sequence, &bytes)
-            }
-            .map_err(|error| StorageError::Corrupt {
-                path: path.clone(),
-                error,
-            })?;
+            let recovery =
+                wal::recover_continuing(recovered, next_sequence, &bytes).map_err(|error| {
+                    StorageError::Corrupt {
+                        path: path.clone(),
+                        error,
+                    }
+                })?;
             recovered = recovery.recovered;
             records += recovery.records;
             next_sequence = recovery.next_sequence;
@@ -220,7 +236,7 @@ impl SegmentedWal {
         Ok(WalOpened {
             wal: SegmentedWal {
                 dir: dir.into(),
-                first_number: first,
+                first: head,
                 active,
                 active_number: last,
                 active_bytes,
@@ -261,28 +277,34 @@ impl SegmentedWal {
         Ok(number)
     }
 
-    /// Deletes every segment before `number` (one [`SegmentedWal::roll`] started for a snapshot
-    /// that is now durable, with its marker), and syncs the directory.
-    pub fn remove_before(&mut self, number: u64) -> std::io::Result<()> {
+    /// Deletes every segment before `anchor`'s (one [`SegmentedWal::roll`] started for a
+    /// snapshot that is now durable, with its marker), and syncs the directory.
+    pub fn remove_before(&mut self, anchor: WalAnchor) -> std::io::Result<()> {
         assert!(
-            number <= self.active_number,
+            anchor.segment <= self.active_number,
             "only segments before the active one go"
         );
-        for old in self.first_number..number {
+        for old in self.first.segment..anchor.segment {
             let path = segment_path(&self.dir, old);
             fs::remove_file(&path)?;
         }
-        if self.first_number < number {
-            self.first_number = number;
+        if self.first.segment < anchor.segment {
+            self.first = anchor;
             sync_dir(&self.dir)?;
         }
         Ok(())
     }
 
+    /// The log's first segment and the number of its first record.
+    #[must_use]
+    pub fn first(&self) -> WalAnchor {
+        self.first
+    }
+
     /// How many segment files the log has.
     #[must_use]
     pub fn segments(&self) -> u64 {
-        self.active_number - self.first_number + 1
+        self.active_number - self.first.segment + 1
     }
 
     /// Makes everything appended so far durable (`fdatasync` of the current segment; full

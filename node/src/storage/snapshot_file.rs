@@ -3,16 +3,19 @@
 //! # Format
 //!
 //! ```text
-//! +---------+---------+-----------+----------+-------------+------------+-----------+-------+
-//! | "VSNP"  | version | index     | term     | WAL segment | data bytes | data crc  | data  |
-//! | 4 bytes | u32 LE  | u64 LE    | u64 LE   | u64 LE      | u64 LE     | u32 LE    |       |
-//! +---------+---------+-----------+----------+-------------+------------+-----------+-------+
+//! +--------+---------+--------+--------+--------------+--------------+------------+----------+-------+
+//! | "VSNP" | version | index  | term   | kept anchor  | own anchor   | data bytes | data crc | data  |
+//! | 4      | u32 LE  | u64 LE | u64 LE | 2 x u64 LE   | 2 x u64 LE   | u64 LE     | u32 LE   |       |
+//! +--------+---------+--------+--------+--------------+--------------+------------+----------+-------+
 //! ```
 //!
-//! followed by a crc32 of the 44 header bytes before it (u32 LE). `WAL segment` is the first
-//! segment the log needs with this snapshot: the one whose first record is the snapshot's
-//! marker. Segments before it may be deleted, and a log whose first segment comes after it has
-//! lost records.
+//! and a crc32 of the 68 header bytes before it (u32 LE) before the data. An anchor is a WAL
+//! segment and the number of its first record ([`WalAnchor`]). The *own* anchor is the segment
+//! the snapshot's marker record starts; the *kept* anchor is the first segment the log held
+//! when the snapshot was written. The segments before the own anchor are deleted once the
+//! marker is durable, so the log's first segment is one of the two (or segment 1, if nothing
+//! was ever deleted), and recovery numbers its records from the anchor's number; a log starting
+//! anywhere else has lost records.
 //!
 //! # Atomic replacement
 //!
@@ -21,6 +24,7 @@
 //! leftover `snapshot.tmp` is ignored and overwritten.
 
 use super::data_dir::sync_dir;
+use super::segments::WalAnchor;
 use super::{IoError, io};
 use std::fs::{self, File};
 use std::io::Write;
@@ -30,17 +34,19 @@ use verity_core::{LogIndex, Snapshot, SnapshotMeta, Term};
 
 const MAGIC: [u8; 4] = *b"VSNP";
 const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 48;
+const HEADER_BYTES: usize = 72;
 const FILE: &str = "snapshot";
 const TEMPORARY: &str = "snapshot.tmp";
 
-/// A snapshot read back, with the first WAL segment it needs.
+/// A snapshot read back, with where the WAL may start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSnapshot {
     /// The snapshot.
     pub snapshot: Snapshot,
-    /// The first WAL segment the log needs with it.
-    pub wal_segment: u64,
+    /// The first segment the log held when the snapshot was written.
+    pub kept: WalAnchor,
+    /// The segment the snapshot's marker record starts.
+    pub own: WalAnchor,
 }
 
 /// Why the snapshot file cannot be read.
@@ -63,9 +69,14 @@ pub enum SnapshotFileError {
     },
 }
 
-/// Writes `snapshot` as the node's snapshot in `dir`, atomically and durably, recording that
-/// the log needs WAL segments from `wal_segment` on with it.
-pub fn write(dir: &Path, snapshot: &Snapshot, wal_segment: u64) -> Result<(), IoError> {
+/// Writes `snapshot` as the node's snapshot in `dir`, atomically and durably, with the WAL's
+/// `kept` first segment and the snapshot's `own` (see the module documentation).
+pub fn write(
+    dir: &Path,
+    snapshot: &Snapshot,
+    kept: WalAnchor,
+    own: WalAnchor,
+) -> Result<(), IoError> {
     let temporary = dir.join(TEMPORARY);
     let path = dir.join(FILE);
     let mut header = Vec::with_capacity(HEADER_BYTES);
@@ -73,7 +84,10 @@ pub fn write(dir: &Path, snapshot: &Snapshot, wal_segment: u64) -> Result<(), Io
     header.extend_from_slice(&VERSION.to_le_bytes());
     header.extend_from_slice(&snapshot.meta.index.0.to_le_bytes());
     header.extend_from_slice(&snapshot.meta.term.0.to_le_bytes());
-    header.extend_from_slice(&wal_segment.to_le_bytes());
+    for anchor in [kept, own] {
+        header.extend_from_slice(&anchor.segment.to_le_bytes());
+        header.extend_from_slice(&anchor.sequence.to_le_bytes());
+    }
     header.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&snapshot.data).to_le_bytes());
     let header_crc = crc32fast::hash(&header);
@@ -107,7 +121,7 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, String> {
         .ok_or_else(|| format!("{} bytes, shorter than its header", bytes.len()))?;
     let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
-    if header[..4] != MAGIC || crc32fast::hash(&header[..44]) != u32_at(44) {
+    if header[..4] != MAGIC || crc32fast::hash(&header[..68]) != u32_at(68) {
         return Err("its header does not match its checksum".into());
     }
     if u32_at(4) != VERSION {
@@ -117,14 +131,14 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, String> {
         ));
     }
     let data = &bytes[HEADER_BYTES..];
-    if data.len() as u64 != u64_at(32) {
+    if data.len() as u64 != u64_at(56) {
         return Err(format!(
             "the header announces {} bytes of image, the file holds {}",
-            u64_at(32),
+            u64_at(56),
             data.len()
         ));
     }
-    if crc32fast::hash(data) != u32_at(40) {
+    if crc32fast::hash(data) != u32_at(64) {
         return Err("its image does not match its checksum".into());
     }
     Ok(StoredSnapshot {
@@ -135,13 +149,24 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, String> {
             },
             data: Arc::new(data.to_vec()),
         },
-        wal_segment: u64_at(24),
+        kept: WalAnchor {
+            segment: u64_at(24),
+            sequence: u64_at(32),
+        },
+        own: WalAnchor {
+            segment: u64_at(40),
+            sequence: u64_at(48),
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn anchor(segment: u64, sequence: u64) -> WalAnchor {
+        WalAnchor { segment, sequence }
+    }
 
     fn snapshot() -> Snapshot {
         Snapshot {
@@ -157,19 +182,22 @@ mod tests {
     fn a_written_snapshot_reads_back_and_replaces_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path()).unwrap().is_none());
-        write(dir.path(), &snapshot(), 7).unwrap();
+        write(dir.path(), &snapshot(), anchor(1, 0), anchor(7, 70)).unwrap();
         let mut newer = snapshot();
         newer.meta.index = LogIndex(50);
-        write(dir.path(), &newer, 9).unwrap();
+        write(dir.path(), &newer, anchor(7, 70), anchor(9, 90)).unwrap();
         let stored = read(dir.path()).unwrap().unwrap();
-        assert_eq!((stored.snapshot, stored.wal_segment), (newer, 9));
+        assert_eq!(
+            (stored.snapshot, stored.kept, stored.own),
+            (newer, anchor(7, 70), anchor(9, 90))
+        );
         assert!(!dir.path().join(TEMPORARY).exists());
     }
 
     #[test]
     fn every_damaged_byte_is_refused_with_the_file_named() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &snapshot(), 7).unwrap();
+        write(dir.path(), &snapshot(), anchor(1, 0), anchor(7, 70)).unwrap();
         let path = dir.path().join(FILE);
         let good = fs::read(&path).unwrap();
         for at in 0..good.len() {

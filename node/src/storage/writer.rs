@@ -16,7 +16,7 @@
 //! A failed write or sync is fatal: the thread reports it and stops, and the node must stop
 //! too, because it can no longer promise anything.
 
-use super::segments::SegmentedWal;
+use super::segments::{SegmentedWal, WalAnchor};
 use super::snapshot_file;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,6 +106,8 @@ pub struct Job {
     pub snapshot: Option<Snapshot>,
     /// WAL records.
     pub records: Vec<u8>,
+    /// The number of the first of `records`.
+    pub first_sequence: u64,
 }
 
 /// Handle to the writer thread. Dropping the job sender (see [`WalWriter::finish`]) lets the
@@ -169,7 +171,7 @@ fn run(
     let mut durable: u64 = 0;
     let mut next = None;
     while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
-        let snapshot = first.snapshot;
+        let (snapshot, first_sequence) = (first.snapshot, first.first_sequence);
         buffer.clear();
         buffer.extend_from_slice(&first.records);
         let mut records = 1;
@@ -183,7 +185,13 @@ fn run(
             records += 1;
         }
         let written = match &snapshot {
-            Some(snapshot) => write_snapshot(&mut wal, snapshot_dir, snapshot, &buffer, stats),
+            Some(snapshot) => write_snapshot(
+                &mut wal,
+                snapshot_dir,
+                snapshot,
+                (&buffer, first_sequence),
+                stats,
+            ),
             None => write_batch(&mut wal, policy, &buffer, stats),
         };
         if let Err(error) = written {
@@ -199,22 +207,28 @@ fn run(
     }
 }
 
-/// Writes `snapshot`, then `records` (its marker and the log after it) in a new segment, then
-/// deletes the segments before it. Everything before was synced by [`SegmentedWal::roll`].
-/// The records are synced whatever the policy: the deletion relies on them.
+/// Writes `snapshot`, then `records` (its marker and the log after it, numbered from
+/// `first_sequence`) in a new segment, then deletes the segments before it. Everything before
+/// was synced by [`SegmentedWal::roll`]. The records are synced whatever the policy: the
+/// deletion relies on them.
 fn write_snapshot(
     wal: &mut SegmentedWal,
     dir: &std::path::Path,
     snapshot: &Snapshot,
-    records: &[u8],
+    (records, first_sequence): (&[u8], u64),
     stats: &WalStats,
 ) -> std::io::Result<()> {
     let started = Instant::now();
+    let kept = wal.first();
     let segment = wal.roll()?;
-    snapshot_file::write(dir, snapshot, segment).map_err(std::io::Error::other)?;
+    let own = WalAnchor {
+        segment,
+        sequence: first_sequence,
+    };
+    snapshot_file::write(dir, snapshot, kept, own).map_err(std::io::Error::other)?;
     write_batch(wal, FsyncPolicy::Always, records, stats)?;
     let before = wal.segments();
-    wal.remove_before(segment)?;
+    wal.remove_before(own)?;
     tracing::info!(
         index = snapshot.meta.index.0,
         bytes = snapshot.data.len(),
