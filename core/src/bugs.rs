@@ -85,11 +85,15 @@ pub enum Bug {
     /// A leader whose log no longer holds the entries a follower needs sends it the entries it
     /// still holds, as if the follower had the compacted ones, instead of its snapshot.
     CompactionSkipsSnapshot,
+    /// A follower takes the leader it knows for live as long as it knows one, not for one
+    /// election timeout past its last message: it refuses pre-votes (stickiness) and does not
+    /// campaign while a leader that stepped down (check-quorum) never speaks again.
+    StickinessOutlivesLeader,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 29] = [
+    pub const ALL: [Bug; 30] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -119,6 +123,7 @@ impl Bug {
         Bug::ReadIndexBeforeFirstCommit,
         Bug::SnapshotTruncatesNewer,
         Bug::CompactionSkipsSnapshot,
+        Bug::StickinessOutlivesLeader,
     ];
 
     /// The bug's command-line name.
@@ -154,6 +159,7 @@ impl Bug {
             Bug::ReadIndexBeforeFirstCommit => "read-index-before-first-commit",
             Bug::SnapshotTruncatesNewer => "snapshot-truncates-newer",
             Bug::CompactionSkipsSnapshot => "compaction-skips-snapshot",
+            Bug::StickinessOutlivesLeader => "stickiness-outlives-leader",
         }
     }
 
@@ -224,6 +230,10 @@ impl Bug {
             }
             Bug::SnapshotTruncatesNewer => {
                 "a late snapshot erases entries the follower acknowledged; a committed write is lost"
+            }
+            Bug::StickinessOutlivesLeader => {
+                "a leader that stepped down (check-quorum) leaves followers refusing every \
+                 pre-vote (stickiness): the cluster stays leaderless after the partition heals"
             }
             Bug::CompactionSkipsSnapshot => {
                 "a follower behind the leader's compacted log never catches up: the cluster stalls when a majority needs it"

@@ -205,6 +205,9 @@ pub fn core_step(data: &[u8]) {
         config.heartbeat_interval_ticks = 1;
         config.max_entries_per_append = 3;
         config.max_inflight_appends = 2;
+        config.snapshot_entries = 5;
+        config.snapshot_trailing_entries = 1;
+        config.snapshot_chunk_bytes = 64;
     });
     let forged = steps.iter().any(|s| matches!(s, Step::Forge(_)));
     let node = |n: u8| NodeId(1 + u64::from(n) % size);

@@ -60,6 +60,8 @@ pub struct NodeStatus {
     pub last_index: LogIndex,
     /// Index of the latest snapshot (0 without one).
     pub snapshot_index: LogIndex,
+    /// Snapshots installed from a leader since the node started.
+    pub snapshots_installed: u64,
     /// Transport state and (on a leader) the match index of each peer.
     pub peers: BTreeMap<NodeId, (PeerState, Option<LogIndex>)>,
     /// The WAL writer's counters so far.
@@ -262,6 +264,7 @@ impl Driver {
             applied: node.state_machine().applied_index(),
             last_index: node.log().last_index(),
             snapshot_index: node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
+            snapshots_installed: node.installed_snapshots(),
             peers: BTreeMap::new(),
             wal: wal_stats.figures(),
             waiting: 0,
@@ -542,6 +545,7 @@ impl Driver {
             applied: self.node.state_machine().applied_index(),
             last_index: self.node.log().last_index(),
             snapshot_index: self.node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
+            snapshots_installed: self.node.installed_snapshots(),
             peers: peers
                 .into_iter()
                 .map(|(peer, state)| {

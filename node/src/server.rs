@@ -452,7 +452,7 @@ fn info(
     );
     let _ = write!(
         text,
-        "# Raft\r\nrole:{}\r\nterm:{}\r\nleader_id:{}\r\nleader_client_addr:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\nconsistency:{}\r\n",
+        "# Raft\r\nrole:{}\r\nterm:{}\r\nleader_id:{}\r\nleader_client_addr:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\nsnapshots_installed:{}\r\nconsistency:{}\r\n",
         role_name(status),
         status.term.0,
         status.leader.map_or(String::new(), |l| l.0.to_string()),
@@ -461,6 +461,7 @@ fn info(
         status.applied.0,
         status.last_index.0,
         status.snapshot_index.0,
+        status.snapshots_installed,
         config.connection.consistency.name(),
     );
     let _ = write!(text, "peers:{}\r\n", status.peers.len());

@@ -103,7 +103,8 @@ impl Node {
             RoleState::Leader { .. } => true,
             RoleState::Follower => {
                 (self.leader.is_some() || self.starting)
-                    && self.election_elapsed_ticks < self.config.election_timeout_ticks
+                    && (self.election_elapsed_ticks < self.config.election_timeout_ticks
+                        || crate::injected!(self.config, StickinessOutlivesLeader))
             }
             RoleState::PreCandidate { .. } | RoleState::Candidate { .. } => false,
         }

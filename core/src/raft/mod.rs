@@ -209,6 +209,8 @@ pub struct Node {
     incoming: Option<snapshots::Incoming>,
     /// Where to compact the log at the next [`Node::ready`] (after a snapshot was taken).
     compact_to: Option<LogIndex>,
+    /// Snapshots installed from a leader since this node started.
+    installed_snapshots: u64,
     /// Payload bytes applied since the latest snapshot.
     applied_bytes_since_snapshot: u64,
     /// The driver's clock, milliseconds since the Unix epoch (see [`Node::set_clock_ms`]).
@@ -307,6 +309,7 @@ impl Node {
             snapshot: recovered.snapshot,
             incoming: None,
             compact_to: None,
+            installed_snapshots: 0,
             applied_bytes_since_snapshot: 0,
             clock_ms: 0,
             stamp_floor_ms: 0,
@@ -386,7 +389,11 @@ impl Node {
                 if self.election_elapsed_ticks >= self.config.election_timeout_ticks {
                     self.starting = false;
                 }
-                if self.election_elapsed_ticks >= self.election_timeout_ticks {
+                let leader_taken_for_live = self.leader.is_some()
+                    && crate::injected!(self.config, StickinessOutlivesLeader);
+                if self.election_elapsed_ticks >= self.election_timeout_ticks
+                    && !leader_taken_for_live
+                {
                     if self.config.pre_vote {
                         self.pre_campaign();
                     } else {
@@ -780,6 +787,12 @@ impl Node {
     #[must_use]
     pub fn snapshot_meta(&self) -> Option<SnapshotMeta> {
         self.snapshot.as_ref().map(|s| s.meta)
+    }
+
+    /// How many snapshots this node installed from a leader since it started.
+    #[must_use]
+    pub fn installed_snapshots(&self) -> u64 {
+        self.installed_snapshots
     }
 
     /// The key-value state machine (read-only).

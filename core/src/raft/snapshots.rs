@@ -3,8 +3,8 @@
 //!
 //! Rules that keep them safe:
 //! - A node snapshots only its applied (so committed) state, and its log keeps every entry
-//!   after the snapshot; entries before it go only once the snapshot is handed to the driver in
-//!   the same [`Ready`](super::Ready) that rewrites every later entry after it.
+//!   after the snapshot; entries before it leave the log only after the snapshot was handed to
+//!   the driver, in a [`Ready`](super::Ready) that also writes every entry after it again.
 //! - A follower installs a snapshot only past its commit index. If its log holds the snapshot's
 //!   last entry (same index and term), the entries after it stay: they may be acknowledged,
 //!   and a leader may be counting them towards a commit. Otherwise the whole log goes.
@@ -35,7 +35,7 @@ impl Node {
     pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.state_machine.applied_index();
         let last = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
-        let since = applied.0 - last.0.min(applied.0);
+        let since = applied.0.saturating_sub(last.0);
         if since == 0
             || since < self.config.snapshot_entries
                 && self.applied_bytes_since_snapshot < self.config.snapshot_bytes
@@ -195,6 +195,7 @@ impl Node {
         self.state_machine = machine;
         self.arm_state_machine_bugs();
         self.commit = self.commit.max(meta.index);
+        self.installed_snapshots += 1;
         self.keep_snapshot(Snapshot {
             meta,
             data: Arc::new(data),
