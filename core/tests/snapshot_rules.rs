@@ -365,3 +365,23 @@ fn a_follower_cut_off_past_the_compacted_log_catches_up_through_chunks() {
         leader.state_machine().digest()
     );
 }
+
+#[test]
+fn a_node_also_snapshots_once_the_applied_entries_carry_enough_bytes() {
+    let mut config = snapshotting(1_000, 0);
+    config.snapshot_bytes = 100;
+    let mut n = Node::new(config).unwrap();
+    let big = |index: u64| Entry {
+        index: LogIndex(index),
+        term: Term(1),
+        payload: EntryPayload::Client {
+            op: request(ClientId(0), index, put("k", &"v".repeat(60))),
+            time_ms: 0,
+        },
+    };
+    n.step(append(1, (0, 0), vec![big(1)], 1));
+    assert!(drain(&mut n).snapshot.is_none(), "61 bytes applied");
+    n.step(append(1, (1, 1), vec![big(2)], 2));
+    let snapshot = drain(&mut n).snapshot.expect("122 bytes applied pass 100");
+    assert_eq!(snapshot.meta.index, LogIndex(2));
+}

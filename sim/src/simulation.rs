@@ -9,6 +9,9 @@
 //!    calms); the cluster gets a few election timeouts to recover.
 //! 3. **Liveness**: every client must complete `liveness_ops_per_client` more operations
 //!    before a deadline. A cluster that stays leaderless or stuck fails here.
+//! 4. **Convergence**: every running node must then apply everything its cluster committed
+//!    before a deadline. A follower that cannot catch up (a leader that no longer holds the
+//!    entries it needs and does not send its snapshot) fails here.
 //!
 //! Safety is checked continuously: the core's [`SafetyChecker`] after every `Ready`; the
 //! protocol invariants of [`crate::invariants`] on every message sent, step and tick; every
@@ -341,6 +344,7 @@ pub(crate) enum Event {
     },
     StartLiveness,
     LivenessDeadline,
+    ConvergenceDeadline,
 }
 
 impl Event {
@@ -422,6 +426,7 @@ pub(crate) enum Phase {
     Chaos,
     Settle,
     Liveness,
+    Converge,
     Done,
 }
 
@@ -635,6 +640,9 @@ impl Simulation {
             }
             self.handle(next.event);
             self.check_timeline();
+            if self.phase == Phase::Converge && self.lagging().is_none() {
+                self.phase = Phase::Done;
+            }
         }
         self.stats.virtual_time_us = self.now_us;
         let mut verdict = None;
@@ -769,6 +777,7 @@ impl Simulation {
             } => self.flap(node, every_us, until_us, cut),
             Event::StartLiveness => self.start_liveness(),
             Event::LivenessDeadline => self.on_liveness_deadline(),
+            Event::ConvergenceDeadline => self.on_convergence_deadline(),
         }
     }
 
@@ -1717,7 +1726,7 @@ impl Simulation {
     }
 
     fn on_liveness_deadline(&mut self) {
-        if self.phase == Phase::Done {
+        if self.phase != Phase::Liveness {
             return;
         }
         let waiting = self.clients.iter().filter(|c| !c.finished()).count();
@@ -1738,10 +1747,39 @@ impl Simulation {
         });
     }
 
-    /// Called when a client finishes its work; ends the run when all have.
+    /// Called when a client finishes its work; once all have, every running node must catch
+    /// up with what its cluster committed, within [`LIVENESS_ELECTION_TIMEOUTS`].
     pub(crate) fn maybe_finish(&mut self) {
         if self.phase == Phase::Liveness && self.clients.iter().all(Client::finished) {
-            self.phase = Phase::Done;
+            self.phase = Phase::Converge;
+            let deadline = LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us();
+            self.schedule(deadline, Event::ConvergenceDeadline);
+        }
+    }
+
+    /// The first running node that has not applied everything committed on any running node:
+    /// its id, what it applied, and that commit index.
+    fn lagging(&self) -> Option<(NodeId, LogIndex, LogIndex)> {
+        let running = || self.nodes.values().filter_map(|n| n.node.as_ref());
+        let committed = running().map(Node::commit_index).max()?;
+        running()
+            .map(|node| (node.id(), node.state_machine().applied_index()))
+            .find(|&(_, applied)| applied < committed)
+            .map(|(id, applied)| (id, applied, committed))
+    }
+
+    fn on_convergence_deadline(&mut self) {
+        if self.phase != Phase::Converge {
+            return;
+        }
+        if let Some((id, applied, committed)) = self.lagging() {
+            self.fail(Failure::Liveness {
+                reason: format!(
+                    "{id} applied only up to index {applied} of the {committed} committed, {} ms \
+                     after every client finished",
+                    LIVENESS_ELECTION_TIMEOUTS * self.options.election_timeout_us() / 1000
+                ),
+            });
         }
     }
 

@@ -810,6 +810,20 @@ impl Node {
         }
     }
 
+    /// A leader's progress of peer `from`, marked as heard from now (what check-quorum
+    /// counts); `None` on a non-leader and for a node that is not a peer.
+    fn heard_from(&mut self, from: NodeId) -> Option<&mut Progress> {
+        let RoleState::Leader {
+            progress, ticks, ..
+        } = &mut self.role
+        else {
+            return None;
+        };
+        let p = progress.get_mut(&from)?;
+        p.last_heard_tick = *ticks;
+        Some(p)
+    }
+
     /// Appends an entry of the current term to a leader's own log.
     fn append_own(&mut self, payload: EntryPayload) -> LogIndex {
         debug_assert!(matches!(self.role, RoleState::Leader { .. }));

@@ -276,15 +276,10 @@ impl Node {
 
     /// A leader counts a follower's acknowledgement of round `round`.
     pub(super) fn handle_read_round_ack(&mut self, from: NodeId, round: u64) {
-        let RoleState::Leader {
-            progress, ticks, ..
-        } = &mut self.role
-        else {
+        if !matches!(self.role, RoleState::Leader { .. }) {
             return;
-        };
-        if let Some(p) = progress.get_mut(&from) {
-            p.last_heard_tick = *ticks;
         }
+        self.heard_from(from);
         if let Some(current) = self.reads.round.as_mut().filter(|r| r.id == round) {
             current.acks.insert(from);
             self.count_read_acks();

@@ -38,11 +38,10 @@ impl Node {
                 }
                 let prev_log_index = p.next_index.prev();
                 let (prefix_index, prefix_term) = self.log.prefix();
-                let prev_log_term = match self.log.term_at(prev_log_index) {
-                    Some(term) => term,
+                let (prev_log_index, prev_log_term) = match self.log.term_at(prev_log_index) {
+                    Some(term) => (prev_log_index, term),
                     None if crate::injected!(self.config, CompactionSkipsSnapshot) => {
-                        p.next_index = prefix_index.next();
-                        prefix_term
+                        (prefix_index, prefix_term)
                     }
                     None => {
                         assert!(
@@ -63,10 +62,9 @@ impl Node {
                         continue;
                     }
                 };
-                let prev_log_index = p.next_index.prev();
                 let entries = within_byte_budget(
                     self.log
-                        .slice(p.next_index, self.config.max_entries_per_append),
+                        .slice(prev_log_index.next(), self.config.max_entries_per_append),
                     self.config.max_append_bytes,
                 )
                 .to_vec();

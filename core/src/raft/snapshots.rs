@@ -11,7 +11,7 @@
 //! - The follower acknowledges the snapshot (as an accepted AppendEntries at its index) only
 //!   in the `Ready` that writes it, so the answer waits until it is durable.
 
-use super::{Node, RoleState};
+use super::Node;
 use crate::kv::StateMachine;
 use crate::message::{AppendOutcome, MessageBody};
 use crate::progress::SnapshotSend;
@@ -215,14 +215,7 @@ impl Node {
         index: LogIndex,
         received: u64,
     ) {
-        let RoleState::Leader {
-            progress, ticks, ..
-        } = &mut self.role
-        else {
-            return;
-        };
-        if let Some(p) = progress.get_mut(&from) {
-            p.last_heard_tick = *ticks;
+        if let Some(p) = self.heard_from(from) {
             p.chunk_acked(index, received);
         }
     }
