@@ -64,12 +64,16 @@ pub enum SafetyViolation {
     /// Two nodes that applied the same prefix hold different states: their digests of
     /// everything applied ([`crate::kv::StateMachine::trail`]) differ at the same index (a
     /// snapshot taken or installed wrongly shows here first).
-    #[error("state machine safety: {node} applied up to index {index} into a different state")]
+    #[error(
+        "state machine safety: {node} applied up to index {index} into a different state than {first}"
+    )]
     StateDiverged {
         /// The node.
         node: NodeId,
         /// Its applied index.
         index: LogIndex,
+        /// The node first seen at that index.
+        first: NodeId,
     },
     /// A node applied past its commit index.
     #[error("{node} applied index {applied} beyond its commit index {commit}")]
@@ -109,8 +113,9 @@ pub struct SafetyChecker {
     /// Per node, the commit index up to which its log was checked against `committed`.
     checked_commit: BTreeMap<NodeId, LogIndex>,
     completeness_checked: BTreeSet<(Term, NodeId)>,
-    /// The digest of the applied state at every applied index seen.
-    trails: BTreeMap<LogIndex, u64>,
+    /// The digest of the applied state at every applied index seen, and the node first seen
+    /// there.
+    trails: BTreeMap<LogIndex, (NodeId, u64)>,
 }
 
 impl SafetyChecker {
@@ -181,10 +186,12 @@ impl SafetyChecker {
 
         let applied = node.state_machine().applied_index();
         let trail = node.state_machine().trail();
-        if *self.trails.entry(applied).or_insert(trail) != trail {
+        let (first, expected) = *self.trails.entry(applied).or_insert((id, trail));
+        if expected != trail {
             return Err(SafetyViolation::StateDiverged {
                 node: id,
                 index: applied,
+                first,
             });
         }
         if applied > commit {
