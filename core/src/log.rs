@@ -245,6 +245,10 @@ impl RaftLog {
     /// Replaces the whole log with an empty one after the prefix `(index, term)`: a snapshot
     /// the log does not agree with stands for everything up to `index`.
     pub fn reset_to(&mut self, index: LogIndex, term: Term) {
+        assert!(
+            index >= self.prefix_index && term >= self.prefix_term,
+            "a snapshot never moves the log back"
+        );
         self.entries.clear();
         (self.prefix_index, self.prefix_term) = (index, term);
     }
