@@ -385,3 +385,29 @@ fn a_node_also_snapshots_once_the_applied_entries_carry_enough_bytes() {
     let snapshot = drain(&mut n).snapshot.expect("122 bytes applied pass 100");
     assert_eq!(snapshot.meta.index, LogIndex(2));
 }
+
+#[test]
+fn a_snapshot_whose_image_is_of_another_index_is_dropped() {
+    let config = snapshotting(1_000, 0);
+    let mut n = Node::new(config.clone()).unwrap();
+    let mut snapshot = snapshot_of(&config, &entries(1..=5, 1));
+    snapshot.meta.index = LogIndex(6);
+    n.step(install(1, &snapshot));
+    assert!(drain(&mut n).snapshot.is_none());
+    assert_eq!(n.state_machine().applied_index(), LogIndex(0));
+    let error = Node::restore(
+        config,
+        Recovered {
+            hard_state: HardState {
+                term: Term(1),
+                vote: None,
+                commit: LogIndex(6),
+            },
+            log_start: snapshot.meta,
+            snapshot: Some(snapshot),
+            entries: Vec::new(),
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(error, RestoreError::Snapshot { .. }), "{error}");
+}

@@ -254,27 +254,11 @@ impl Driver {
     ) -> (Driver, DriverHandle) {
         let (handle, requests) = mpsc::channel(queue.max(1));
         let (last_role, last_leader) = (node.role(), node.leader());
-        let (published, status) = watch::channel(NodeStatus {
-            id: node.id(),
-            role: last_role,
-            term: node.term(),
-            leader: last_leader,
-            leader_client_addr: None,
-            commit: node.commit_index(),
-            applied: node.state_machine().applied_index(),
-            last_index: node.log().last_index(),
-            snapshot_index: node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
-            snapshots_installed: node.installed_snapshots(),
-            peers: BTreeMap::new(),
-            wal: wal_stats.figures(),
-            waiting: 0,
-            sessions: 0,
-            reply_cache_bytes: 0,
-        });
         // Forward ids start at the node's seed, drawn from the OS at every start, so a
         // restarted node does not reuse its previous incarnation's ids.
         let first_forward_id = node.config().seed;
         let router = Router::new(&node, FORWARD_TIMEOUT_MS, first_forward_id);
+        let (published, status) = watch::channel(status_of(&node, &transport, &router, &wal_stats));
         let driver = Driver {
             node,
             transport,
@@ -528,36 +512,47 @@ impl Driver {
     }
 
     fn status(&self) -> NodeStatus {
-        let peers = self.transport.peer_states();
-        let leader = self.node.leader();
-        let leader_client_addr = leader.and_then(|leader| {
-            peers
-                .get(&leader)
-                .and_then(|state| state.client_addr.clone())
-        });
-        NodeStatus {
-            id: self.node.id(),
-            role: self.node.role(),
-            term: self.node.term(),
-            leader,
-            leader_client_addr,
-            commit: self.node.commit_index(),
-            applied: self.node.state_machine().applied_index(),
-            last_index: self.node.log().last_index(),
-            snapshot_index: self.node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
-            snapshots_installed: self.node.installed_snapshots(),
-            peers: peers
-                .into_iter()
-                .map(|(peer, state)| {
-                    let matched = self.node.progress(peer).map(|p| p.match_index);
-                    (peer, (state, matched))
-                })
-                .collect(),
-            wal: self.wal_stats.figures(),
-            waiting: self.router.waiting(),
-            sessions: self.node.state_machine().sessions().len(),
-            reply_cache_bytes: self.node.state_machine().sessions().reply_bytes(),
-        }
+        status_of(&self.node, &self.transport, &self.router, &self.wal_stats)
+    }
+}
+
+/// What a node's driver publishes about it: the node, its peers' transport state, the
+/// operations its router holds, and its WAL writer's counters.
+fn status_of(
+    node: &Node,
+    transport: &Transport,
+    router: &Router<Answer>,
+    wal_stats: &WalStats,
+) -> NodeStatus {
+    let peers = transport.peer_states();
+    let leader = node.leader();
+    let leader_client_addr = leader.and_then(|leader| {
+        peers
+            .get(&leader)
+            .and_then(|state| state.client_addr.clone())
+    });
+    NodeStatus {
+        id: node.id(),
+        role: node.role(),
+        term: node.term(),
+        leader,
+        leader_client_addr,
+        commit: node.commit_index(),
+        applied: node.state_machine().applied_index(),
+        last_index: node.log().last_index(),
+        snapshot_index: node.snapshot_meta().map_or(LogIndex(0), |m| m.index),
+        snapshots_installed: node.installed_snapshots(),
+        peers: peers
+            .into_iter()
+            .map(|(peer, state)| {
+                let matched = node.progress(peer).map(|p| p.match_index);
+                (peer, (state, matched))
+            })
+            .collect(),
+        wal: wal_stats.figures(),
+        waiting: router.waiting(),
+        sessions: node.state_machine().sessions().len(),
+        reply_cache_bytes: node.state_machine().sessions().reply_bytes(),
     }
 }
 

@@ -87,6 +87,27 @@ impl StateMachine {
         machine.trail = image.trail;
         Ok(machine)
     }
+
+    /// [`StateMachine::from_image`] of a snapshot that stands for the log up to `index`: the
+    /// image must also be of a state machine that applied exactly that far.
+    pub fn from_snapshot_image(
+        limits: SessionLimits,
+        max_value_bytes: u64,
+        bytes: &[u8],
+        index: LogIndex,
+    ) -> Result<StateMachine, ImageError> {
+        let machine = StateMachine::from_image(limits, max_value_bytes, bytes)?;
+        if machine.applied != index {
+            return Err(ImageError {
+                reason: format!(
+                    "the snapshot stands for the log up to index {index}, but its state machine \
+                     applied up to {}",
+                    machine.applied
+                ),
+            });
+        }
+        Ok(machine)
+    }
 }
 
 #[cfg(test)]

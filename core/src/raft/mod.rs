@@ -255,25 +255,16 @@ impl Node {
             .as_ref()
             .map_or(SnapshotMeta::default(), |s| s.meta);
         let state_machine = match &recovered.snapshot {
-            Some(snapshot) => {
-                StateMachine::from_image(config.sessions, config.max_value_bytes, &snapshot.data)
-                    .and_then(|machine| {
-                        if machine.applied_index() == meta.index {
-                            Ok(machine)
-                        } else {
-                            Err(crate::kv::ImageError {
-                                reason: format!(
-                                    "its state machine applied up to {}",
-                                    machine.applied_index()
-                                ),
-                            })
-                        }
-                    })
-                    .map_err(|error| RestoreError::Snapshot {
-                        index: meta.index,
-                        error,
-                    })?
-            }
+            Some(snapshot) => StateMachine::from_snapshot_image(
+                config.sessions,
+                config.max_value_bytes,
+                &snapshot.data,
+                meta.index,
+            )
+            .map_err(|error| RestoreError::Snapshot {
+                index: meta.index,
+                error,
+            })?,
             None => StateMachine::new(config.sessions, config.max_value_bytes),
         };
         if meta.index < recovered.log_start.index

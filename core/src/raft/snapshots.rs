@@ -154,22 +154,13 @@ impl Node {
     /// Installs a completely received snapshot.
     fn install_snapshot(&mut self, leader: NodeId, incoming: Incoming) {
         let Incoming { meta, data, .. } = incoming;
-        let machine = match StateMachine::from_image(
+        let machine = match StateMachine::from_snapshot_image(
             self.config.sessions,
             self.config.max_value_bytes,
             &data,
+            meta.index,
         ) {
-            Ok(machine) if machine.applied_index() == meta.index => machine,
-            Ok(machine) => {
-                tracing::error!(
-                    node = self.id().0,
-                    from = leader.0,
-                    index = meta.index.0,
-                    applied = machine.applied_index().0,
-                    "dropped a snapshot whose image is of another index"
-                );
-                return;
-            }
+            Ok(machine) => machine,
             Err(error) => {
                 tracing::error!(node = self.id().0, from = leader.0, %error, "dropped a snapshot");
                 return;
