@@ -25,7 +25,8 @@ fn leader_with_lease(lease_ms: u64) -> Node {
 }
 
 fn read(n: &mut Node, tag: u64, key: &str, consistency: ReadConsistency) {
-    n.read(RequestTag(tag), get(key), consistency).unwrap();
+    n.read(RequestTag(tag), get(key), consistency, LogIndex(0))
+        .unwrap();
 }
 
 /// The rounds `ready` starts (their ids), to anyone.
@@ -268,11 +269,16 @@ fn a_follower_gives_up_on_a_read_its_leader_does_not_answer_within_an_election_t
 fn a_stale_read_needs_a_live_leader_and_reads_the_applied_state_at_once() {
     let mut n = node(1, 3);
     assert_eq!(
-        n.read(RequestTag(1), get("a"), ReadConsistency::Stale),
+        n.read(RequestTag(1), get("a"), ReadConsistency::Stale, LogIndex(0)),
         Err(ReadError::NoLeader)
     );
     assert_eq!(
-        n.read(RequestTag(2), get("a"), ReadConsistency::Linearizable),
+        n.read(
+            RequestTag(2),
+            get("a"),
+            ReadConsistency::Linearizable,
+            LogIndex(0)
+        ),
         Err(ReadError::NoLeader)
     );
     n.step(append((0, 0), vec![], 0));
@@ -281,4 +287,29 @@ fn a_stale_read_needs_a_live_leader_and_reads_the_applied_state_at_once() {
     let ready = drain(&mut n);
     assert!(ready.messages.is_empty(), "asks no one");
     assert_eq!(answered(&ready), (vec![3], vec![]));
+}
+
+#[test]
+fn a_stale_read_waits_for_its_floor_and_answers_the_index_it_read() {
+    let mut n = node(1, 3);
+    n.step(append((0, 0), vec![put_entry(1, 1, "a")], 1));
+    settle(&mut n);
+    assert_eq!(n.state_machine().applied_index(), LogIndex(1));
+    n.read(RequestTag(1), get("a"), ReadConsistency::Stale, LogIndex(2))
+        .unwrap();
+    read(&mut n, 2, "a", ReadConsistency::Stale);
+    let ready = drain(&mut n);
+    assert_eq!(
+        answered(&ready),
+        (vec![], vec![]),
+        "the client saw index 2, which is not applied here; the read after it waits too"
+    );
+    n.step(append((1, 1), vec![put_entry(2, 1, "b")], 2));
+    let ready = drain(&mut n);
+    assert_eq!(answered(&ready), (vec![1, 2], vec![]));
+    assert!(
+        ready.replies.iter().all(|r| r.index == LogIndex(2)),
+        "each reply names the applied index it read: {:?}",
+        ready.replies
+    );
 }

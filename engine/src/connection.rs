@@ -48,8 +48,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use verity_core::kv::cmd::{Transaction, VerityCommand};
 use verity_core::{
-    Access, ClientId, ClientOp, ClientRequest, Command, Frame, ReadConsistency, Reply, Sequence,
-    SessionError, SessionToken,
+    Access, ClientId, ClientOp, ClientRequest, Command, Frame, LogIndex, ReadConsistency, Reply,
+    Sequence, SessionError, SessionToken,
 };
 
 pub mod output;
@@ -131,6 +131,9 @@ pub enum Operation {
         command: Command,
         /// How.
         consistency: ReadConsistency,
+        /// The connection's highest index seen: the read runs on a state applied at least
+        /// this far, so it sees the connection's own writes and never goes back in time.
+        floor: LogIndex,
     },
 }
 
@@ -138,7 +141,13 @@ pub enum Operation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptResult {
     /// The operation was applied with this reply.
-    Applied(Reply),
+    Applied {
+        /// Its reply.
+        reply: Reply,
+        /// Where it stands in the log: its entry's index, or for a read the applied index of
+        /// the state it read (see [`verity_core::raft::ClientReply::index`]).
+        index: LogIndex,
+    },
     /// Nothing was proposed for this attempt, for `reason`.
     NotProposed {
         /// Why.
@@ -309,6 +318,10 @@ pub struct Connection {
     name: Option<Vec<u8>>,
     /// How reads are served (`CONSISTENCY`).
     consistency: Consistency,
+    /// The highest log index of any answer this connection received (its writes' entries,
+    /// its reads' states, its session's opening or resumption): no read of it is served on
+    /// an older state (read-your-writes and monotonic reads, even for stale reads).
+    floor: LogIndex,
     /// Whether the client may use the connection (it authenticated, or needs not).
     authenticated: bool,
     /// Protected mode turned this (non-loopback) client away: its first command is answered
@@ -339,6 +352,7 @@ impl Connection {
             id,
             authenticated: !config.users.required(),
             consistency: config.consistency,
+            floor: LogIndex(0),
             denied: config.users.denies_remote() && !loopback,
             config,
             input: Vec::new(),
@@ -462,6 +476,7 @@ impl Connection {
                     let op = Operation::Read {
                         command: pending.command.clone(),
                         consistency,
+                        floor: self.floor,
                     };
                     return Some(Submission { attempt, op });
                 }
@@ -523,6 +538,9 @@ impl Connection {
     /// Takes the result of `attempt`. Results of attempts the connection gave up on are
     /// ignored.
     pub fn on_result(&mut self, attempt: AttemptId, result: AttemptResult, now_ms: u64) {
+        if let AttemptResult::Applied { index, .. } = result {
+            self.floor = self.floor.max(index);
+        }
         if let Session::Opening { in_flight, .. } = &self.session
             && *in_flight == Some(attempt)
         {
@@ -737,7 +755,10 @@ impl Connection {
             unreachable!()
         };
         match result {
-            AttemptResult::Applied(Reply::SessionOpened { client }) => {
+            AttemptResult::Applied {
+                reply: Reply::SessionOpened { client },
+                ..
+            } => {
                 tracing::debug!(
                     connection = self.id,
                     session = client.0,
@@ -752,7 +773,7 @@ impl Connection {
                 };
             }
             AttemptResult::Stopped => self.shut_down(),
-            AttemptResult::Applied(other) => {
+            AttemptResult::Applied { reply: other, .. } => {
                 debug_assert!(false, "opening a session answered {other:?}");
                 self.session = Session::None;
             }
@@ -811,7 +832,10 @@ impl Connection {
         };
         *in_flight = None;
         let frame = match result {
-            AttemptResult::Applied(Reply::Resumed { highest }) => {
+            AttemptResult::Applied {
+                reply: Reply::Resumed { highest },
+                ..
+            } => {
                 self.session = Session::Open {
                     client: *client,
                     token: *token,
@@ -821,14 +845,17 @@ impl Connection {
                 };
                 Frame::ok()
             }
-            AttemptResult::Applied(Reply::Rejected(error)) => Frame::error(format!(
+            AttemptResult::Applied {
+                reply: Reply::Rejected(error),
+                ..
+            } => Frame::error(format!(
                 "ERR SESSION {} cannot be resumed: {error}; this connection keeps its own session",
                 client.0
             )),
             AttemptResult::Stopped => Frame::error(
                 "ERR the node is shutting down; SESSION was not resumed: send it to another node",
             ),
-            AttemptResult::Applied(other) => {
+            AttemptResult::Applied { reply: other, .. } => {
                 debug_assert!(false, "resuming answered {other:?}");
                 Frame::error("ERR internal error: unexpected answer to SESSION")
             }
@@ -855,7 +882,10 @@ impl Connection {
             pending.retry_at_ms = now_ms + backoff_ms(pending.attempts);
         };
         let frame = match result {
-            AttemptResult::Applied(Reply::Executed(frame)) => match &pending.purpose {
+            AttemptResult::Applied {
+                reply: Reply::Executed(frame),
+                ..
+            } => match &pending.purpose {
                 Purpose::Reply => frame,
                 Purpose::Watch(keys) => {
                     let versions = match frame {
@@ -872,12 +902,18 @@ impl Connection {
                     Frame::ok()
                 }
             },
-            AttemptResult::Applied(Reply::Rejected(SessionError::Early)) => {
+            AttemptResult::Applied {
+                reply: Reply::Rejected(SessionError::Early),
+                ..
+            } => {
                 retry(pending, &AttemptResult::Unknown, now_ms);
                 pending.retry_at_ms = now_ms + FIRST_BACKOFF_MS;
                 return;
             }
-            AttemptResult::Applied(Reply::Rejected(SessionError::UnknownSession)) => {
+            AttemptResult::Applied {
+                reply: Reply::Rejected(SessionError::UnknownSession),
+                ..
+            } => {
                 // The session is gone: commands not yet numbered go to a new one.
                 if let Session::Open { client, .. } = self.session
                     && pending.number.is_some_and(|(c, _)| c == client)
@@ -894,17 +930,19 @@ impl Connection {
                     return;
                 }
             }
-            AttemptResult::Applied(Reply::Rejected(SessionError::OutOfOrder))
-                if crate::injected!(self.bug, IndependentRetries) =>
-            {
+            AttemptResult::Applied {
+                reply: Reply::Rejected(SessionError::OutOfOrder),
+                ..
+            } if crate::injected!(self.bug, IndependentRetries) => {
                 pending.number = None;
                 pending.retry_at_ms = now_ms;
                 return;
             }
-            AttemptResult::Applied(Reply::Rejected(error)) => {
-                refusal(pending, error, &self.session)
-            }
-            AttemptResult::Applied(other) => {
+            AttemptResult::Applied {
+                reply: Reply::Rejected(error),
+                ..
+            } => refusal(pending, error, &self.session),
+            AttemptResult::Applied { reply: other, .. } => {
                 debug_assert!(false, "a request answered {other:?}");
                 Frame::error("ERR internal error: unexpected answer")
             }
@@ -937,11 +975,14 @@ impl Connection {
             unreachable!()
         };
         match result {
-            AttemptResult::Applied(Reply::Executed(frame)) => pending.held = Some(frame),
+            AttemptResult::Applied {
+                reply: Reply::Executed(frame),
+                ..
+            } => pending.held = Some(frame),
             AttemptResult::Stopped => {
                 self.slots[index] = Slot::Ready(shutdown_error(pending, &self.session));
             }
-            AttemptResult::Applied(other) => {
+            AttemptResult::Applied { reply: other, .. } => {
                 debug_assert!(false, "a read answered {other:?}");
                 self.slots[index] =
                     Slot::Ready(Frame::error("ERR internal error: unexpected answer"));

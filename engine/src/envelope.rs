@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use verity_core::raft::Outcome;
-use verity_core::{ClientOp, Message, NodeId};
+use verity_core::{ClientOp, LogIndex, Message, NodeId};
 
 /// One frame on a peer connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,12 @@ pub enum PeerFrame {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardResult {
     /// It was proposed and reached this fate.
-    Outcome(Outcome),
+    Outcome {
+        /// The log index of its entry (0 if it was superseded).
+        index: LogIndex,
+        /// Its fate.
+        outcome: Outcome,
+    },
     /// The receiver does not lead; `leader` is whom it follows, if known. Nothing was proposed.
     NotLeader {
         /// The leader the receiver knows of.

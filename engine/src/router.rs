@@ -25,7 +25,7 @@ use crate::connection::{AttemptResult, Operation, Refusal};
 use crate::envelope::{ForwardResult, PeerFrame};
 use std::collections::BTreeMap;
 use verity_core::raft::{ClientReply, Outcome};
-use verity_core::{ClientOp, Node, NodeId, ProposeError, ReadError, RequestTag, Role};
+use verity_core::{ClientOp, LogIndex, Node, NodeId, ProposeError, ReadError, RequestTag, Role};
 
 /// Something the host must do for the router.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,10 +108,11 @@ impl<O> Router<O> {
             Operation::Read {
                 command,
                 consistency,
+                floor,
             } => {
                 let tag = self.new_tag();
                 node.set_clock_ms(clock_ms);
-                match node.read(tag, command, consistency) {
+                match node.read(tag, command, consistency, floor) {
                     Ok(()) => {
                         self.reads.insert(tag, origin);
                     }
@@ -166,10 +167,13 @@ impl<O> Router<O> {
                     // The bug: a plain `SET` always answers OK, so answer as soon as it is
                     // proposed (and forget the proposal, the newest one) instead of when it
                     // commits.
-                    let result = ForwardResult::Outcome(Outcome::Applied(
-                        verity_core::Reply::Executed(verity_core::Frame::ok()),
-                    ));
-                    if self.propose(node, op, waiter, clock_ms, out).is_ok() {
+                    if let Ok(index) = self.propose(node, op, waiter, clock_ms, out) {
+                        let result = ForwardResult::Outcome {
+                            index,
+                            outcome: Outcome::Applied(verity_core::Reply::Executed(
+                                verity_core::Frame::ok(),
+                            )),
+                        };
                         self.proposals.pop_last();
                         out.push(Routed::Send(from, PeerFrame::ForwardReply { id, result }));
                     }
@@ -201,7 +205,7 @@ impl<O> Router<O> {
                     return;
                 }
                 let result = match result {
-                    ForwardResult::Outcome(outcome) => of_outcome(outcome),
+                    ForwardResult::Outcome { index, outcome } => of_outcome(outcome, index),
                     // The leader refused this copy; the network may have duplicated the
                     // forward, and another copy may be proposed.
                     ForwardResult::NotLeader { .. } => refused(Refusal::NoLeader, true),
@@ -217,16 +221,23 @@ impl<O> Router<O> {
         for reply in replies {
             let Some(waiter) = self.proposals.remove(&reply.tag) else {
                 if let Some(origin) = self.reads.remove(&reply.tag) {
-                    out.push(Routed::Answer(origin, of_outcome(reply.outcome)));
+                    out.push(Routed::Answer(
+                        origin,
+                        of_outcome(reply.outcome, reply.index),
+                    ));
                 }
                 continue;
             };
             match waiter {
-                Waiter::Local(origin) => {
-                    out.push(Routed::Answer(origin, of_outcome(reply.outcome)))
-                }
+                Waiter::Local(origin) => out.push(Routed::Answer(
+                    origin,
+                    of_outcome(reply.outcome, reply.index),
+                )),
                 Waiter::Remote { from, id } => {
-                    let result = ForwardResult::Outcome(reply.outcome);
+                    let result = ForwardResult::Outcome {
+                        index: reply.index,
+                        outcome: reply.outcome,
+                    };
                     out.push(Routed::Send(from, PeerFrame::ForwardReply { id, result }));
                 }
             }
@@ -248,7 +259,10 @@ impl<O> Router<O> {
                         out.push(Routed::Answer(origin, AttemptResult::Unknown))
                     }
                     Waiter::Remote { from, id } => {
-                        let result = ForwardResult::Outcome(Outcome::Superseded);
+                        let result = ForwardResult::Outcome {
+                            index: LogIndex(0),
+                            outcome: Outcome::Superseded,
+                        };
                         out.push(Routed::Send(from, PeerFrame::ForwardReply { id, result }));
                     }
                 }
@@ -287,6 +301,8 @@ impl<O> Router<O> {
         }
     }
 
+    /// Proposes `op` for `waiter`, returning its entry's index; a refusal is answered to a local
+    /// waiter here.
     fn propose(
         &mut self,
         node: &mut Node,
@@ -294,13 +310,13 @@ impl<O> Router<O> {
         waiter: Waiter<O>,
         clock_ms: u64,
         out: &mut Vec<Routed<O>>,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<LogIndex, ProposeError> {
         let tag = self.new_tag();
         node.set_clock_ms(clock_ms);
         match node.propose(tag, op) {
-            Ok(_) => {
+            Ok(index) => {
                 self.proposals.insert(tag, waiter);
-                Ok(())
+                Ok(index)
             }
             Err(error) => {
                 if let Waiter::Local(origin) = waiter {
@@ -363,9 +379,10 @@ fn refused(reason: Refusal, copies_may_run: bool) -> AttemptResult {
     }
 }
 
-fn of_outcome(outcome: Outcome) -> AttemptResult {
+/// What `outcome`, reached at log `index`, means to the submitter.
+fn of_outcome(outcome: Outcome, index: LogIndex) -> AttemptResult {
     match outcome {
-        Outcome::Applied(reply) => AttemptResult::Applied(reply),
+        Outcome::Applied(reply) => AttemptResult::Applied { reply, index },
         Outcome::Superseded => AttemptResult::Unknown,
         Outcome::NotServed => refused(Refusal::NoLeader, false),
     }
@@ -446,7 +463,7 @@ mod tests {
         assert!(
             matches!(
                 &answered[..],
-                [Routed::Answer("client", AttemptResult::Applied(_))]
+                [Routed::Answer("client", AttemptResult::Applied { .. })]
             ),
             "{answered:?}"
         );

@@ -28,8 +28,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use verity_core::NodeId;
 
-/// The peer protocol version this build speaks. Peers must match exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The peer protocol version this build speaks. Peers must match exactly. Version 2: snapshot
+/// transfer messages, and a forwarded operation's answer carries its log index.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The limit on handshake frames: they are tiny.
 const HANDSHAKE_FRAME_BYTES: u32 = 4096;

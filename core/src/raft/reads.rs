@@ -66,6 +66,8 @@ struct LocalRead {
     seq: u64,
     tag: RequestTag,
     command: Command,
+    /// It runs on a state applied at least this far (see [`Node::read`]).
+    floor: LogIndex,
 }
 
 /// Who waits for a round's confirmation.
@@ -143,9 +145,16 @@ impl Reads {
 
 impl Node {
     /// Starts read `command` (one with [`Command::read_keys`]) at `consistency`; its reply comes,
-    /// tagged with `tag`, in a later [`super::Ready::replies`]: the read's result, or
-    /// [`Outcome::NotServed`]. Nothing is written to the log. Set the clocks first
-    /// ([`Node::set_clock_ms`], [`Node::set_monotonic_ms`]).
+    /// tagged with `tag`, in a later [`super::Ready::replies`]: the read's result, with the
+    /// applied index of the state it read as the reply's `index`, or [`Outcome::NotServed`].
+    /// Nothing is written to the log. Set the clocks first ([`Node::set_clock_ms`],
+    /// [`Node::set_monotonic_ms`]).
+    ///
+    /// The read runs on a state applied at least to `floor`: a client's highest index seen
+    /// (its writes' entries, its earlier reads), so that even a stale read sees the client's
+    /// own writes and never goes back in time. A linearizable or lease read is past any
+    /// committed index already; the floor binds a stale read, which waits for this node to
+    /// apply that far.
     ///
     /// # Panics
     /// If `command` is not a read of named keys (the caller routes only those here).
@@ -154,6 +163,7 @@ impl Node {
         tag: RequestTag,
         command: Command,
         consistency: ReadConsistency,
+        floor: LogIndex,
     ) -> Result<(), ReadError> {
         assert!(
             command.read_keys().is_some(),
@@ -174,7 +184,12 @@ impl Node {
         let seq = self.reads.next_seq;
         self.reads.next_seq += 1;
         self.reads.outstanding.insert(seq);
-        let read = LocalRead { seq, tag, command };
+        let read = LocalRead {
+            seq,
+            tag,
+            command,
+            floor,
+        };
         match (consistency, followed) {
             (ReadConsistency::Stale, _) => self.confirm(Confirmed {
                 index: self.state_machine.applied_index(),
@@ -214,7 +229,9 @@ impl Node {
         Ok(())
     }
 
-    fn confirm(&mut self, confirmed: Confirmed) {
+    /// The read's index is known: it runs once that index and its floor are applied.
+    fn confirm(&mut self, mut confirmed: Confirmed) {
+        confirmed.index = confirmed.index.max(confirmed.read.floor);
         self.reads.confirmed.insert(confirmed.read.seq, confirmed);
     }
 
@@ -380,11 +397,7 @@ impl Node {
             if confirmed.index > applied {
                 return;
             }
-            let Confirmed {
-                index,
-                time_ms,
-                read,
-            } = self
+            let Confirmed { time_ms, read, .. } = self
                 .reads
                 .confirmed
                 .remove(&first)
@@ -397,7 +410,7 @@ impl Node {
             let frame = self.state_machine.read(&read.command, time_ms);
             self.replies.push(ClientReply {
                 tag: read.tag,
-                index,
+                index: applied,
                 outcome: Outcome::Applied(Reply::Executed(frame)),
             });
         }

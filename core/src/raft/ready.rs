@@ -43,9 +43,11 @@ pub enum Outcome {
 /// The answer to one proposal made on this node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientReply {
-    /// The tag given to [`crate::Node::propose`].
+    /// The tag given to [`crate::Node::propose`] or [`crate::Node::read`].
     pub tag: RequestTag,
-    /// The log index the proposal was placed at.
+    /// The log index the proposal was placed at; for a read, the applied index of the state
+    /// it read (0 if it was not served). A client that saw an answer at an index has seen
+    /// the store's state there or later.
     pub index: LogIndex,
     /// Its fate.
     pub outcome: Outcome,

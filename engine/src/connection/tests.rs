@@ -122,29 +122,34 @@ impl Node {
         }
     }
 
-    /// Carries out `op`: a proposal applies as the next entry; a read runs on the state.
-    fn apply(&mut self, op: &Operation) -> Reply {
+    /// Carries out `op`: a proposal applies as the next entry; a read runs on the state,
+    /// which must be applied up to the read's floor.
+    fn apply(&mut self, op: &Operation) -> AttemptResult {
         let op = match op {
             Operation::Propose(op) => op,
-            Operation::Read { command, .. } => {
-                return Reply::Executed(self.machine.read(command, self.now_ms));
+            Operation::Read { command, floor, .. } => {
+                let index = self.machine.applied_index();
+                assert!(
+                    index >= *floor,
+                    "a read below its floor {floor:?}: {index:?}"
+                );
+                let reply = Reply::Executed(self.machine.read(command, self.now_ms));
+                return AttemptResult::Applied { reply, index };
             }
         };
         let index = LogIndex(self.machine.applied_index().0 + 1);
-        self.machine
+        let reply = self
+            .machine
             .apply(index, self.now_ms, Some(op))
-            .expect("client ops get replies")
+            .expect("client ops get replies");
+        AttemptResult::Applied { reply, index }
     }
 
     /// Applies and answers every submission in the inbox, repeatedly, until it is empty.
     fn settle(&mut self) {
         while let Some((c, submission)) = self.inbox.pop_front() {
-            let reply = self.apply(&submission.op);
-            self.connections[c].on_result(
-                submission.attempt,
-                AttemptResult::Applied(reply),
-                self.now_ms,
-            );
+            let result = self.apply(&submission.op);
+            self.connections[c].on_result(submission.attempt, result, self.now_ms);
             self.pump(c);
         }
     }
@@ -226,13 +231,18 @@ fn a_command_whose_predecessor_was_lost_waits_for_it_and_the_order_holds() {
     // The SET's first attempt is lost on the way; the INCR reaches the state machine first.
     let set = node.take();
     let incr = node.take();
-    let reply = node.apply(&incr.1.op);
-    assert_eq!(
-        reply,
-        Reply::Rejected(SessionError::Early),
-        "INCR may not run ahead of SET"
+    let result = node.apply(&incr.1.op);
+    assert!(
+        matches!(
+            result,
+            AttemptResult::Applied {
+                reply: Reply::Rejected(SessionError::Early),
+                ..
+            }
+        ),
+        "INCR may not run ahead of SET: {result:?}"
     );
-    node.answer(incr, AttemptResult::Applied(reply));
+    node.answer(incr, result);
     node.answer(set, AttemptResult::Unknown);
     node.advance(200);
     node.settle();
@@ -537,12 +547,8 @@ impl Node {
     /// Applies and answers only the first waiting submission (the session opening).
     fn settle_one(&mut self) {
         let (c, submission) = self.take();
-        let reply = self.apply(&submission.op);
-        self.connections[c].on_result(
-            submission.attempt,
-            AttemptResult::Applied(reply),
-            self.now_ms,
-        );
+        let result = self.apply(&submission.op);
+        self.connections[c].on_result(submission.attempt, result, self.now_ms);
         self.pump(c);
     }
 }
@@ -597,8 +603,17 @@ fn a_read_whose_answer_was_lost_reads_again_under_its_number() {
     node.send(c, "CONSISTENCY log\nGET k\n");
     node.settle_one();
     let get = node.take();
-    let reply = node.apply(&get.1.op);
-    assert_eq!(reply, Reply::Executed(Frame::Null));
+    let result = node.apply(&get.1.op);
+    assert!(
+        matches!(
+            &result,
+            AttemptResult::Applied {
+                reply: Reply::Executed(Frame::Null),
+                ..
+            }
+        ),
+        "{result:?}"
+    );
     node.answer(get, AttemptResult::Unknown);
     let writer = node.connect();
     node.send(writer, "SET k v\n");
@@ -619,8 +634,8 @@ fn session_names_the_next_number_even_when_the_command_after_it_was_answered_fir
     let append = node.take();
     let set = node.take();
     let (append_reply, set_reply) = (node.apply(&append.1.op), node.apply(&set.1.op));
-    node.answer(set, AttemptResult::Applied(set_reply));
-    node.answer(append, AttemptResult::Applied(append_reply));
+    node.answer(set, set_reply);
+    node.answer(append, append_reply);
     let output = node.output(c);
     assert!(output.starts_with(":1\r\n*3\r\n:1\r\n"), "{output}");
     assert!(output.ends_with(":2\r\n+OK\r\n"), "{output}");
@@ -671,9 +686,18 @@ fn a_resent_command_whose_session_vanished_is_never_run_again() {
         node.send(other, "DEL x\n");
         node.settle();
     }
-    let reply = node.apply(&resent.1.op);
-    assert_eq!(reply, Reply::Rejected(SessionError::UnknownSession));
-    node.answer(resent, AttemptResult::Applied(reply));
+    let result = node.apply(&resent.1.op);
+    assert!(
+        matches!(
+            result,
+            AttemptResult::Applied {
+                reply: Reply::Rejected(SessionError::UnknownSession),
+                ..
+            }
+        ),
+        "{result:?}"
+    );
+    node.answer(resent, result);
     node.settle();
     let output = node.output(fresh);
     assert!(
@@ -829,12 +853,12 @@ fn a_read_waits_for_the_writes_before_it_and_the_writes_after_it_wait_for_the_re
         "the GET waits for the SET before it, and the second SET for the GET"
     );
     let reply = node.apply(&first.1.op);
-    node.answer(first, AttemptResult::Applied(reply));
+    node.answer(first, reply);
     let get = node.take();
     assert!(matches!(get.1.op, Operation::Read { .. }), "{get:?}");
     assert!(node.inbox.is_empty(), "the second SET waits for the read");
     let reply = node.apply(&get.1.op);
-    node.answer(get, AttemptResult::Applied(reply));
+    node.answer(get, reply);
     node.settle();
     assert_eq!(
         node.output(c),
@@ -852,5 +876,36 @@ fn a_read_not_served_is_retried_and_says_it_changed_nothing_when_it_gives_up() {
     assert!(
         output.starts_with("-CLUSTERDOWN not executed: GET (a read served without the log): no leader was reachable"),
         "{output}"
+    );
+}
+
+#[test]
+fn a_stale_read_is_served_no_older_than_anything_its_connection_saw() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(c, "CONSISTENCY stale\nSET k v\nGET k\n");
+    node.settle_one();
+    node.settle_one();
+    let written = node.machine.applied_index();
+    let get = node.take();
+    let Operation::Read { floor, .. } = get.1.op else {
+        panic!("GET is served without the log: {get:?}");
+    };
+    assert_eq!(floor, written, "the read sees the connection's own SET");
+    let other = node.connect();
+    node.send(other, "SET x 1\n");
+    node.settle();
+    let seen = node.machine.applied_index();
+    assert!(seen > written);
+    let result = node.apply(&get.1.op);
+    node.answer(get, result);
+    node.send(c, "GET k\n");
+    let again = node.take();
+    let Operation::Read { floor, .. } = again.1.op else {
+        panic!("GET is served without the log: {again:?}");
+    };
+    assert_eq!(
+        floor, seen,
+        "no read goes back past the state an earlier one read"
     );
 }
