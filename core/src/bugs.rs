@@ -89,11 +89,14 @@ pub enum Bug {
     /// election timeout past its last message: it refuses pre-votes (stickiness) and does not
     /// campaign while a leader that stepped down (check-quorum) never speaks again.
     StickinessOutlivesLeader,
+    /// Engine: a connection's stale reads ignore what it saw (its floor), so a follower that
+    /// has not applied them yet serves them.
+    StaleReadBelowFloor,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 30] = [
+    pub const ALL: [Bug; 31] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -124,6 +127,7 @@ impl Bug {
         Bug::SnapshotTruncatesNewer,
         Bug::CompactionSkipsSnapshot,
         Bug::StickinessOutlivesLeader,
+        Bug::StaleReadBelowFloor,
     ];
 
     /// The bug's command-line name.
@@ -160,6 +164,7 @@ impl Bug {
             Bug::SnapshotTruncatesNewer => "snapshot-truncates-newer",
             Bug::CompactionSkipsSnapshot => "compaction-skips-snapshot",
             Bug::StickinessOutlivesLeader => "stickiness-outlives-leader",
+            Bug::StaleReadBelowFloor => "stale-read-below-floor",
         }
     }
 
@@ -237,6 +242,9 @@ impl Bug {
             }
             Bug::CompactionSkipsSnapshot => {
                 "a follower behind the leader's compacted log never catches up: the cluster stalls when a majority needs it"
+            }
+            Bug::StaleReadBelowFloor => {
+                "a stale read misses the client's own acknowledged write, or goes back in time"
             }
         }
     }

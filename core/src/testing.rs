@@ -9,7 +9,7 @@
 //! safety properties (Figure 3 of the paper).
 
 use crate::config::Config;
-use crate::kv::ClientOp;
+use crate::kv::{ClientOp, StateMachine};
 use crate::log::Entry;
 use crate::message::Message;
 use crate::raft::{ClientReply, Node, ProposeError, Recovered, RequestTag, Role};
@@ -247,6 +247,22 @@ impl SafetyChecker {
     pub fn committed(&self, index: LogIndex) -> Option<&Entry> {
         self.committed.get(&index).map(|(entry, _)| entry)
     }
+
+    /// The digest trail ([`StateMachine::trail`]) of the replicas' state applied up to
+    /// `index`, if a node was seen there.
+    #[must_use]
+    pub fn applied_trail(&self, index: LogIndex) -> Option<u64> {
+        self.trails.get(&index).map(|&(_, trail)| trail)
+    }
+}
+
+/// An empty state machine as a node with `config` builds one (its catalogued bug armed):
+/// applying the committed log to it gives every replica's state.
+#[must_use]
+pub fn replica_state_machine(config: &Config) -> StateMachine {
+    let mut machine = StateMachine::new(config.sessions, config.max_value_bytes);
+    crate::raft::arm_state_machine_bugs(config, &mut machine);
+    machine
 }
 
 /// A cluster of real nodes on an in-memory network whose every delivery the caller chooses.

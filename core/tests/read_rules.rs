@@ -313,3 +313,21 @@ fn a_stale_read_waits_for_its_floor_and_answers_the_index_it_read() {
         ready.replies
     );
 }
+
+#[test]
+fn a_follower_behind_what_its_leader_committed_serves_stale_reads_once_caught_up() {
+    let mut n = node(1, 3);
+    n.step(append((0, 0), vec![put_entry(1, 1, "a")], 2));
+    settle(&mut n);
+    assert_eq!(n.state_machine().applied_index(), LogIndex(1));
+    read(&mut n, 1, "a", ReadConsistency::Stale);
+    assert_eq!(
+        answered(&drain(&mut n)),
+        (vec![], vec![]),
+        "the leader said 2 is committed: a read of state 1 would be staler than promised"
+    );
+    n.step(append((1, 1), vec![put_entry(2, 1, "b")], 2));
+    let ready = drain(&mut n);
+    assert_eq!(answered(&ready), (vec![1], vec![]));
+    assert_eq!(ready.replies[0].index, LogIndex(2));
+}

@@ -473,10 +473,15 @@ impl Connection {
                     };
                     pending.in_flight = Some(attempt);
                     pending.attempts += 1;
+                    let floor = if crate::injected!(self.bug, StaleReadBelowFloor) {
+                        LogIndex(0)
+                    } else {
+                        self.floor
+                    };
                     let op = Operation::Read {
                         command: pending.command.clone(),
                         consistency,
-                        floor: self.floor,
+                        floor,
                     };
                     return Some(Submission { attempt, op });
                 }

@@ -119,14 +119,17 @@ pub(crate) enum Action {
         connection: u64,
         replies: u64,
     },
-    /// An operation was invoked on `connection`.
+    /// An operation was invoked on `connection`; `stale` says it is a stale read, which
+    /// the linearizability checker does not judge (the session checker does).
     Invoke {
         process: u64,
         key: String,
         kind: OpKind,
         connection: u64,
+        stale: bool,
     },
-    /// An operation ended; `error` is what the node answered, if an error.
+    /// An operation ended; `error` is what the node answered, if an error. `place` is where
+    /// it stood in its client's session.
     Complete {
         process: u64,
         key: String,
@@ -134,9 +137,21 @@ pub(crate) enum Action {
         outcome: OpOutcome,
         error: Option<String>,
         liveness: Liveness,
+        place: Place,
     },
     /// Something the trace should say.
     Note(String),
+}
+
+/// Where an operation stands in its client's session, for the session checker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// A command of the log, number `number` of session `session`.
+    Numbered { session: u64, number: u64 },
+    /// A stale read: served without the log, and without a number.
+    StaleRead,
+    /// A linearizable or lease read, or a command whose session is unknown.
+    Other,
 }
 
 /// One operation of a pipeline, waiting for its reply.
@@ -302,16 +317,17 @@ impl Client {
             } = self.next_operation(env, written);
             let process = *env.next_process;
             *env.next_process += 1;
+            let number = self
+                .takes_number(&command, preamble)
+                .then(|| self.number_next());
             actions.push(Action::Invoke {
                 process,
                 key: key.clone(),
                 kind: kind.clone(),
                 connection,
+                stale: number.is_none() && self.reads == Consistency::Stale,
             });
             bytes.extend_from_slice(&command);
-            let number = self
-                .takes_number(&command, preamble)
-                .then(|| self.number_next());
             self.pending.push_back(Awaiting::Op(InFlight {
                 process,
                 key,
@@ -689,8 +705,17 @@ impl Client {
             key,
             kind,
             must_complete,
+            number,
             ..
         } = op;
+        let place = match (number, &self.session) {
+            (Some(number), Session::Known { id, .. }) => Place::Numbered {
+                session: *id,
+                number,
+            },
+            (None, _) if self.reads == Consistency::Stale => Place::StaleRead,
+            _ => Place::Other,
+        };
         // A read that ran but whose reply was lost (reads' replies are not kept) changes
         // nothing: after the heal it is simply not counted, and the client reads again. Nor is
         // an operation whose session the node no longer holds (seeds with tight session limits
@@ -717,6 +742,7 @@ impl Client {
             outcome,
             error,
             liveness,
+            place,
         });
     }
 

@@ -22,6 +22,7 @@ pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod script;
+pub mod sessions;
 pub mod simulation;
 pub mod timeline;
 pub mod trace;

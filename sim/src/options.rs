@@ -330,8 +330,9 @@ pub struct FaultPlan {
     /// refuses most proposals, sessions that expire while in use): the cluster is starved on
     /// purpose, so a scenario's `progress_within` is not held against it.
     pub forwarding_stress: bool,
-    /// How clients' reads of named keys are served: client `i` uses `reads[i % len]`. Stale
-    /// reads are never drawn: the checker judges every read for linearizability.
+    /// How clients' reads of named keys are served: client `i` uses `reads[i % len]`. In a
+    /// quarter of the seeds some clients read stale: the session checker judges their reads
+    /// ([`crate::sessions`]), the linearizability checker everything else.
     pub reads: Vec<Consistency>,
     /// Out of 1000 times a leader answers a client, how many it crashes at once (when crashes
     /// are enabled): before its followers learn what it committed, so the next leader's commit
@@ -444,6 +445,10 @@ impl FaultPlan {
             trailing_entries: *later.pick(&[0, 1, 4, 16]),
             chunk_bytes: *later.pick(&[256, 1024, 4096, 65_536]),
         };
+        let mut reads = reads;
+        if later.chance(250) {
+            reads.push(Consistency::Stale);
+        }
         let pinned = &options.overrides;
         FaultPlan {
             snapshots: pinned.snapshots.unwrap_or(snapshots),

@@ -22,13 +22,14 @@
 //! Afterwards the client history is checked for linearizability.
 
 use crate::checker::{self, Budget, Report, Verdict};
-use crate::client::{Action, Allowance, Client, Env, Liveness};
+use crate::client::{Action, Allowance, Client, Env, Liveness, Place};
 use crate::disk::SimDisk;
-use crate::history::{History, OpOutcome, completion_event, invoke_event};
+use crate::history::{History, OpKind, OpOutcome, completion_event, invoke_event};
 use crate::invariants::{self, Durable, Stepped, Watch};
 use crate::network::Network;
 use crate::options::{FaultPlan, SimOptions};
 use crate::rng::SimRng;
+use crate::sessions::{self, SessionLog, StaleReads};
 use crate::trace::{self, Trace, What};
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -96,6 +97,11 @@ pub enum Failure {
         /// The node first seen there and the one that differs.
         nodes: (u64, u64),
     },
+    /// A stale read broke its client's session guarantees (see [`crate::sessions`]).
+    Session {
+        /// The read and the state it should have seen.
+        violation: String,
+    },
     /// The client history is not linearizable.
     Linearizability {
         /// Keys that failed, with their witnesses.
@@ -124,6 +130,7 @@ impl Failure {
             Failure::ReplyNotCommitted { .. } => "reply-not-committed",
             Failure::Recovery { .. } => "recovery",
             Failure::Divergence { .. } => "divergence",
+            Failure::Session { .. } => "session",
             Failure::Linearizability { .. } => "linearizability",
             Failure::Liveness { .. } => "liveness",
             Failure::Expectation { .. } => "expectation",
@@ -152,6 +159,7 @@ impl fmt::Display for Failure {
                 "divergence: n{} and n{} applied the log up to index {index} but hold different state",
                 nodes.0, nodes.1
             ),
+            Failure::Session { violation } => write!(f, "session: {violation}"),
             Failure::Linearizability { report } => {
                 let keys: Vec<&str> = report.violations.iter().map(|v| v.key.as_str()).collect();
                 write!(f, "linearizability: keys {keys:?} have no linearization")
@@ -255,6 +263,9 @@ pub struct RunOutcome {
     pub failure: Option<Failure>,
     /// Linearizability verdict (`Undecided` is reported, not a failure).
     pub verdict: Option<Verdict>,
+    /// How stale the stale reads were, if the run had any and they kept their session
+    /// guarantees.
+    pub stale_reads: Option<StaleReads>,
     /// Counters.
     pub stats: Stats,
     /// The trace (hash, and events if kept).
@@ -455,6 +466,10 @@ pub struct Simulation {
     client_stream_at_us: Vec<u64>,
     /// The connection each history process's operation was sent on.
     pub(crate) process_connections: BTreeMap<u64, u64>,
+    /// When each stale read in flight was sent, by process.
+    stale_invoked_us: BTreeMap<u64, u64>,
+    /// What the session checker judges: stale reads, commands that ran, commit progress.
+    sessions: SessionLog,
     pub(crate) stats: Stats,
     pub(crate) failure: Option<Failure>,
     pub(crate) active_faults: BTreeMap<u64, crate::nemesis::ActiveFault>,
@@ -548,6 +563,8 @@ impl Simulation {
             last_connection: 0,
             client_stream_at_us: vec![0; options.clients as usize],
             process_connections: BTreeMap::new(),
+            stale_invoked_us: BTreeMap::new(),
+            sessions: SessionLog::default(),
             trace: Trace::new(options.keep_trace),
             options,
             plan,
@@ -656,6 +673,7 @@ impl Simulation {
         for id in ids {
             self.compare_state(id);
         }
+        let stale_reads = self.check_sessions();
         if self.failure.is_none() {
             let mut ops = self
                 .history
@@ -677,10 +695,44 @@ impl Simulation {
             plan: self.plan,
             failure: self.failure,
             verdict,
+            stale_reads,
             stats: self.stats,
             trace: self.trace,
             history: self.history,
         }
+    }
+
+    /// Checks the stale reads' session guarantees against the committed log, if the run had
+    /// stale reads and no failure yet; returns how stale they were.
+    fn check_sessions(&mut self) -> Option<StaleReads> {
+        if self.failure.is_some() || !self.sessions.has_stale_reads() {
+            return None;
+        }
+        let config = &self
+            .nodes
+            .values()
+            .next()
+            .expect("a cluster has nodes")
+            .config;
+        let machine = verity_core::testing::replica_state_machine(config);
+        let checker = &self.checker;
+        let checked = sessions::check(
+            &self.sessions,
+            machine,
+            checker.max_committed(),
+            |index| checker.committed(index),
+            |index| checker.applied_trail(index),
+        );
+        match checked {
+            Ok(Ok(report)) => return Some(report),
+            Ok(Err(violation)) => self.fail(Failure::Session {
+                violation: violation.to_string(),
+            }),
+            Err(error) => self.fail(Failure::Safety {
+                violation: error.to_string(),
+            }),
+        }
+        None
     }
 
     pub(crate) fn schedule(&mut self, delay_us: u64, event: Event) {
@@ -997,15 +1049,20 @@ impl Simulation {
                     key,
                     kind,
                     connection,
+                    stale,
                 } => {
                     self.ops_invoked += 1;
                     self.process_connections.insert(process, connection);
-                    self.history.events.push(invoke_event(
-                        process,
-                        &key,
-                        &kind,
-                        self.now_us * 1000,
-                    ));
+                    if stale {
+                        self.stale_invoked_us.insert(process, self.now_us);
+                    } else {
+                        self.history.events.push(invoke_event(
+                            process,
+                            &key,
+                            &kind,
+                            self.now_us * 1000,
+                        ));
+                    }
                     self.record(What::Invoke {
                         process,
                         op: format!("{kind:?} {key}"),
@@ -1019,6 +1076,7 @@ impl Simulation {
                     outcome,
                     error,
                     liveness,
+                    place,
                 } => {
                     if liveness == Liveness::Missed {
                         self.fail(Failure::Liveness {
@@ -1027,13 +1085,16 @@ impl Simulation {
                             ),
                         });
                     }
-                    self.history.events.push(completion_event(
-                        process,
-                        &key,
-                        &kind,
-                        &outcome,
-                        self.now_us * 1000,
-                    ));
+                    self.note_session(index, process, (&key, &kind), &outcome, place);
+                    if place != Place::StaleRead {
+                        self.history.events.push(completion_event(
+                            process,
+                            &key,
+                            &kind,
+                            &outcome,
+                            self.now_us * 1000,
+                        ));
+                    }
                     self.record(What::Complete {
                         process,
                         outcome: match error {
@@ -1052,6 +1113,52 @@ impl Simulation {
                 }
                 Action::Note(description) => self.record(What::Fault { description }),
             }
+        }
+    }
+
+    /// Notes what client `client`'s operation `process` tells the session checker: a
+    /// command of the log that ran, or a stale read's values.
+    fn note_session(
+        &mut self,
+        client: usize,
+        process: u64,
+        (key, kind): (&str, &OpKind),
+        outcome: &OpOutcome,
+        place: Place,
+    ) {
+        match (place, outcome) {
+            (Place::Numbered { session, number }, OpOutcome::Ok(_) | OpOutcome::Each(_)) => {
+                self.sessions.ran(process, client, session, number);
+            }
+            (Place::StaleRead, _) => {
+                let invoked_us = self
+                    .stale_invoked_us
+                    .remove(&process)
+                    .expect("a stale read was invoked");
+                let read = match (kind, outcome) {
+                    (OpKind::Get, OpOutcome::Ok(value)) => {
+                        Some((vec![key.to_string()], vec![value.clone()]))
+                    }
+                    (OpKind::Atomic(parts), OpOutcome::Each(each)) => parts
+                        .iter()
+                        .zip(each)
+                        .map(|(part, outcome)| match (&part.kind, outcome) {
+                            (OpKind::Get, OpOutcome::Ok(value)) => {
+                                Some((part.key.clone(), value.clone()))
+                            }
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<_>>>()
+                        .map(|pairs| pairs.into_iter().unzip()),
+                    _ => None,
+                };
+                if let Some((keys, values)) = read {
+                    let times = (invoked_us, self.now_us);
+                    self.sessions
+                        .stale_read(process, client, keys, values, times);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1317,6 +1424,8 @@ impl Simulation {
                 self.fail_safety(violation);
                 return;
             }
+            self.sessions
+                .committed(self.now_us, self.checker.max_committed());
             let mut write = UnsyncedWrite {
                 upto: 0,
                 marker: ready.snapshot.as_ref().map(|s| s.meta),
@@ -1371,6 +1480,8 @@ impl Simulation {
             self.fail_safety(violation);
             return;
         }
+        self.sessions
+            .committed(self.now_us, self.checker.max_committed());
         let state = (node.role(), node.term(), node.commit_index());
         if state != sim_node.last_state {
             self.nodes.get_mut(&id).expect("known node").last_state = state;

@@ -1,6 +1,7 @@
 //! Reads without log entries, against real node processes (issue 12): every consistency
 //! level answers what a client expects, only `log` writes the log, followers' linearizable
-//! reads see the leader's acknowledged writes, and a key whose deadline passed reads as
+//! reads see the leader's acknowledged writes, a follower's stale reads see their own
+//! connection's writes, and a key whose deadline passed reads as
 //! absent though nothing was written since.
 
 use redis::Commands;
@@ -72,6 +73,29 @@ fn only_reads_through_the_log_write_the_log() {
         before + 11,
         "a session and one entry per read"
     );
+}
+
+#[test]
+fn a_stale_read_on_a_follower_sees_its_own_connections_writes_and_never_goes_back() {
+    let cluster = ProcessCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(&[1, 2, 3]);
+    let follower = follower_of(leader);
+    let mut client = cluster.connect(follower);
+    consistency(&mut client, "stale");
+    for i in 0..100 {
+        let _: () = client.set("k", i).unwrap();
+        let value: i64 = client.get("k").unwrap();
+        assert_eq!(
+            value, i,
+            "a stale read on node {follower} missed its own SET"
+        );
+        let counted: i64 = client.incr("n", 1).unwrap();
+        let read: i64 = client.get("n").unwrap();
+        assert_eq!(
+            read, counted,
+            "a stale read on node {follower} missed its own INCR"
+        );
+    }
 }
 
 #[test]

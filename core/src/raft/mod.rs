@@ -346,23 +346,8 @@ impl Node {
 
     /// Switches on the catalogued state machine bug of the configuration, if any: at a start,
     /// and again on a state machine installed from a snapshot.
-    #[cfg_attr(
-        not(feature = "bug-catalogue"),
-        allow(clippy::unused_self, reason = "no bug to switch on")
-    )]
     fn arm_state_machine_bugs(&mut self) {
-        if crate::injected!(self.config, SessionWindowNewerReply) {
-            #[cfg(feature = "bug-catalogue")]
-            self.state_machine.answer_retries_with_newer_replies();
-        }
-        if crate::injected!(self.config, CasVersionAtLeast) {
-            #[cfg(feature = "bug-catalogue")]
-            self.state_machine.compare_versions_at_least();
-        }
-        if crate::injected!(self.config, TransactionReadsBefore) {
-            #[cfg(feature = "bug-catalogue")]
-            self.state_machine.read_transactions_before_their_writes();
-        }
+        arm_state_machine_bugs(&self.config, &mut self.state_machine);
     }
 
     /// Advances logical time by one tick: followers and candidates count towards an election
@@ -869,5 +854,25 @@ fn after_snapshot(meta: SnapshotMeta, mut entries: Vec<Entry>) -> Vec<Entry> {
     match entries.get(at) {
         Some(entry) if entry.term == meta.term => entries.split_off(at + 1),
         _ => Vec::new(),
+    }
+}
+
+/// Switches on `config`'s catalogued state machine bug, if any, in `machine`.
+#[cfg_attr(
+    not(feature = "bug-catalogue"),
+    allow(unused_variables, reason = "no bug to switch on")
+)]
+pub(crate) fn arm_state_machine_bugs(config: &Config, machine: &mut StateMachine) {
+    if crate::injected!(config, SessionWindowNewerReply) {
+        #[cfg(feature = "bug-catalogue")]
+        machine.answer_retries_with_newer_replies();
+    }
+    if crate::injected!(config, CasVersionAtLeast) {
+        #[cfg(feature = "bug-catalogue")]
+        machine.compare_versions_at_least();
+    }
+    if crate::injected!(config, TransactionReadsBefore) {
+        #[cfg(feature = "bug-catalogue")]
+        machine.read_transactions_before_their_writes();
     }
 }

@@ -16,8 +16,12 @@
 //!   index without a round. A leader that starts a leadership transfer forfeits its lease for
 //!   the rest of its term: its target's votes are granted despite stickiness. Lease reads
 //!   keep the lease warm: a heartbeat after one starts a round.
-//! - **Stale.** Served at once from this node's applied state, by a leader or by a follower
-//!   that heard its leader within the election timeout. It may miss recent writes.
+//! - **Stale.** Served from this node's applied state, without asking anyone, by a leader or
+//!   by a follower that heard its leader within the election timeout, once it has applied
+//!   what that leader last told it was committed. So it may miss the writes acknowledged
+//!   since the leader sent the last message this node heard (which arrived within the last
+//!   election timeout), and no more: a follower that is catching up (after a restart, a
+//!   partition, a slow link) serves stale reads only once it has caught up with what it heard.
 //!
 //! A node runs its reads in the order they were asked, each once its index is applied, so reads
 //! asked one after another see the store in that order. A read runs at a leader time no
@@ -127,6 +131,8 @@ pub(super) struct Reads {
     outstanding: BTreeSet<u64>,
     lease_until_ms: Option<u64>,
     lease_forfeited: bool,
+    /// The highest commit index a leader told this node: a stale read waits for it.
+    leader_commit: LogIndex,
     /// A lease read was served since the last round started.
     lease_in_use: bool,
 }
@@ -192,7 +198,7 @@ impl Node {
         };
         match (consistency, followed) {
             (ReadConsistency::Stale, _) => self.confirm(Confirmed {
-                index: self.state_machine.applied_index(),
+                index: self.reads.leader_commit,
                 time_ms: Some(0),
                 read,
             }),
@@ -474,6 +480,11 @@ impl Node {
         self.reads.lease_until_ms = None;
         self.reads.lease_forfeited = false;
         self.reads.lease_in_use = false;
+    }
+
+    /// A follower hears its leader's commit index (stale reads wait for it).
+    pub(super) fn hear_leader_commit(&mut self, leader_commit: LogIndex) {
+        self.reads.leader_commit = self.reads.leader_commit.max(leader_commit);
     }
 
     /// A leader that starts handing over forfeits its lease for the rest of its term.

@@ -144,6 +144,7 @@ impl Node {
             );
             return;
         }
+        self.hear_leader_commit(leader_commit);
         if prev_log_index < self.log.prefix().0 {
             // Compacted here, so committed: the logs agree up to the commit index.
             self.send(

@@ -75,6 +75,9 @@ pub fn run(
         stats.events,
         stats.virtual_time_us as f64 / 1e6
     );
+    if let Some(stale) = &outcome.stale_reads {
+        println!("session guarantees kept: {stale}");
+    }
     match &outcome.failure {
         None => println!("all checks passed (linearizability: {:?})", outcome.verdict),
         Some(failure) => {

@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::process::ExitCode;
 use verity_sim::checker::Verdict;
 use verity_sim::runner::{capture_panics, run_catching_panics};
+use verity_sim::sessions::StaleReads;
 use verity_sim::{RunOutcome, SimOptions};
 
 /// One seed's result.
@@ -69,6 +70,7 @@ pub fn sweep(
     let (mut ops, mut faults) = (0u64, 0u64);
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut undecided: Vec<u64> = Vec::new();
+    let mut stale = StaleSummary::default();
     let mut rates: Vec<f64> = Vec::with_capacity(chosen.len());
     let mut failures: Vec<(u64, String, String)> = Vec::new();
     for (done, &seed) in chosen.iter().enumerate() {
@@ -83,6 +85,9 @@ pub fn sweep(
                 rates.push(outcome.stats.events as f64 / result.seconds.max(1e-9));
                 if outcome.verdict == Some(Verdict::Undecided) {
                     undecided.push(seed);
+                }
+                if let Some(reads) = &outcome.stale_reads {
+                    stale.add(seed, reads);
                 }
                 match (&outcome.failure, what.must_fail) {
                     (Some(failure), false) => {
@@ -141,6 +146,9 @@ pub fn sweep(
             .collect();
         println!("faults by kind: {}", kinds.join(", "));
     }
+    if stale.seeds > 0 {
+        println!("{stale}");
+    }
     if !undecided.is_empty() {
         println!(
             "\nlinearizability undecided within the checker's budget (not failures) for seeds {undecided:?}; \
@@ -157,4 +165,43 @@ pub fn sweep(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The stale reads of a sweep's seeds, all of which kept their session guarantees.
+#[derive(Default)]
+struct StaleSummary {
+    seeds: u64,
+    checked: u64,
+    behind: u64,
+    /// The most a read was behind: `(ms, entries, seed)`.
+    worst: Option<(u64, u64, u64)>,
+}
+
+impl StaleSummary {
+    fn add(&mut self, seed: u64, reads: &StaleReads) {
+        self.seeds += 1;
+        self.checked += reads.checked;
+        self.behind += reads.behind;
+        let this = (reads.max_ms_behind, reads.max_entries_behind, seed);
+        if reads.behind > 0 && self.worst.is_none_or(|worst| this > worst) {
+            self.worst = Some(this);
+        }
+    }
+}
+
+impl std::fmt::Display for StaleSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stale reads: {} checked in {} seeds, session guarantees kept; {} returned an overwritten value",
+            self.checked, self.seeds, self.behind
+        )?;
+        if let Some((ms, entries, seed)) = self.worst {
+            write!(
+                f,
+                " (the most: {ms} ms, {entries} entries behind, seed {seed})"
+            )?;
+        }
+        Ok(())
+    }
 }
