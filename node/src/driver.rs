@@ -303,13 +303,16 @@ impl Driver {
             let mut next = Some(input);
             let mut handled = 0;
             while let Some(input) = next.take() {
+                // Before every input, not only ticks: a leader resumed from a stop (SIGSTOP, a
+                // long pause) handles the peer messages queued meanwhile first, and must judge
+                // its lease by the time now, not the time it stopped at.
+                self.node.set_monotonic_ms(self.monotonic_ms());
                 match input {
                     Input::Shutdown => {
                         self.stop();
                         return Ok(());
                     }
                     Input::Tick => {
-                        self.node.set_monotonic_ms(self.monotonic_ms());
                         self.node.tick();
                         ticks += 1;
                         if ticks.is_multiple_of(10) {
@@ -390,7 +393,6 @@ impl Driver {
             }
             Request::Submit(batch) => {
                 let clock_ms = unix_time_ms();
-                self.node.set_monotonic_ms(self.monotonic_ms());
                 for (op, answer) in batch {
                     self.router
                         .submit(&mut self.node, op, answer, clock_ms, &mut self.routed);

@@ -27,6 +27,12 @@
 //!   down in a tick only if fewer than a majority were heard within that timeout: a leader that
 //!   gives up a working quorum leaves the cluster leaderless for an election, while a minority
 //!   is down or forever.
+//! - **Reads** (checked by the simulation where a read's answer comes back): a linearizable or
+//!   lease read is served on a state applied at least to the highest index any node had
+//!   committed when it was asked. A leader's commit index covers every index committed before
+//!   it confirms the read (once an entry of its own term committed); a follower's read waits
+//!   for its leader's index. A read below it may miss an acknowledged write, whether or not a
+//!   client happened to write that key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -152,6 +158,16 @@ pub enum Broken {
         /// Ticks within which it must step down.
         bound: u64,
     },
+    /// A linearizable or lease read was served on a state older than an index committed
+    /// when it was asked.
+    ReadBelowCommit {
+        /// The node that served it.
+        node: NodeId,
+        /// The applied index of the state it read.
+        index: LogIndex,
+        /// The highest index some node had committed when the read was asked.
+        committed: LogIndex,
+    },
 }
 
 impl Broken {
@@ -166,6 +182,7 @@ impl Broken {
             Broken::VoteChanged { .. } => "one-vote-per-term",
             Broken::SpuriousStepDown { .. } => "spurious-step-down",
             Broken::LeaderWithoutQuorum { .. } => "leader-without-quorum",
+            Broken::ReadBelowCommit { .. } => "read-sees-committed",
         }
     }
 }
@@ -228,6 +245,15 @@ impl fmt::Display for Broken {
                 f,
                 "{node} still leads term {term} {ticks} ticks after it last heard from a \
                  majority (it must step down within {bound})"
+            ),
+            Broken::ReadBelowCommit {
+                node,
+                index,
+                committed,
+            } => write!(
+                f,
+                "{node} served a linearizable read on its state at index {index}, but index \
+                 {committed} was committed when the read was asked"
             ),
         }
     }

@@ -38,12 +38,13 @@ use std::fmt;
 use verity_core::testing::{SafetyChecker, SafetyViolation};
 use verity_core::wal;
 use verity_core::{
-    Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, Role, SessionToken, Term, codec,
-    quorum,
+    Config, LogIndex, Message, MessageBody, Node, NodeId, Outcome, ReadConsistency, Role,
+    SessionToken, Term, codec, quorum,
 };
 use verity_engine::resp::Limits;
 use verity_engine::{
-    AttemptId, Connection, ConnectionConfig, Host, PeerFrame, PersistQueue, Release, Routed, Router,
+    AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Operation, PeerFrame,
+    PersistQueue, Release, Routed, Router,
 };
 
 /// The simulated wall clocks start near this Unix time (2026-01-01), in milliseconds.
@@ -468,6 +469,9 @@ pub struct Simulation {
     pub(crate) process_connections: BTreeMap<u64, u64>,
     /// When each stale read in flight was sent, by process.
     stale_invoked_us: BTreeMap<u64, u64>,
+    /// Per linearizable or lease read submitted on a node: the highest index committed when
+    /// it was (its answer must read a state at least that new).
+    read_floors: BTreeMap<(NodeId, Origin), LogIndex>,
     /// What the session checker judges: stale reads, commands that ran, commit progress.
     sessions: SessionLog,
     pub(crate) stats: Stats,
@@ -564,6 +568,7 @@ impl Simulation {
             client_stream_at_us: vec![0; options.clients as usize],
             process_connections: BTreeMap::new(),
             stale_invoked_us: BTreeMap::new(),
+            read_floors: BTreeMap::new(),
             sessions: SessionLog::default(),
             trace: Trace::new(options.keep_trace),
             options,
@@ -902,6 +907,7 @@ impl Simulation {
         if !self.network.connected(from, to) {
             return;
         }
+        let monotonic_ms = self.monotonic_ms(to);
         let Some(node) = self.nodes.get_mut(&to).and_then(|n| n.node.as_mut()) else {
             return;
         };
@@ -909,6 +915,9 @@ impl Simulation {
             Ok(decoded) => decoded.value,
             Err(error) => unreachable!("the simulated network does not corrupt frames: {error}"),
         };
+        // As the node's driver does before every input: a leader resumed from a pause must
+        // not judge its lease by the time it was stopped at.
+        node.set_monotonic_ms(monotonic_ms);
         self.stats.messages_delivered += 1;
         let crc = u32::from_le_bytes(frame[4..8].try_into().expect("frame header"));
         let kind = kind_of(&frame_value);
@@ -1227,8 +1236,14 @@ impl Simulation {
         served.connection.process(clock_ms, &host);
         node.set_monotonic_ms(monotonic_ms);
         let mut routed = Vec::new();
+        let committed = self.checker.max_committed();
         while let Some(submission) = served.connection.poll_submission(clock_ms) {
             let origin = (connection, submission.attempt);
+            if let Operation::Read { consistency, .. } = &submission.op
+                && *consistency != ReadConsistency::Stale
+            {
+                self.read_floors.insert((id, origin), committed);
+            }
             sim_node
                 .router
                 .submit(node, submission.op, origin, clock_ms, &mut routed);
@@ -1293,6 +1308,17 @@ impl Simulation {
         for routed in routed {
             match routed {
                 Routed::Answer((connection, attempt), result) => {
+                    if let Some(committed) = self.read_floors.remove(&(id, (connection, attempt)))
+                        && let AttemptResult::Applied { index, .. } = result
+                        && index < committed
+                    {
+                        let broken = invariants::Broken::ReadBelowCommit {
+                            node: id,
+                            index,
+                            committed,
+                        };
+                        self.fail(Failure::Invariant(broken.into()));
+                    }
                     let clock_ms = self.clock_ms(id);
                     let sim_node = self.nodes.get_mut(&id).expect("known node");
                     if let Some(served) = sim_node.connections.get_mut(&connection) {

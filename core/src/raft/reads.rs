@@ -242,7 +242,10 @@ impl Node {
     }
 
     /// Tells the node the driver's monotonic clock, in milliseconds from any origin: it never
-    /// goes back and keeps running while the process is stopped. Leases are measured on it.
+    /// goes back and keeps running while the process is stopped. Leases are measured on it,
+    /// by the last time the node was told: set it before every input (message, tick, read),
+    /// or a leader resumed from a stop serves lease reads for its followers' queued requests
+    /// as if no time had passed (found by the simulator's `read-sees-committed` invariant).
     pub fn set_monotonic_ms(&mut self, now_ms: u64) {
         debug_assert!(now_ms >= self.monotonic_ms, "the monotonic clock went back");
         self.monotonic_ms = self.monotonic_ms.max(now_ms);
