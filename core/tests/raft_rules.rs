@@ -881,6 +881,33 @@ fn a_retry_of_a_request_still_waiting_joins_its_entry_instead_of_appending() {
 }
 
 #[test]
+fn retries_of_session_opens_and_resumes_join_their_entry_and_others_do_not() {
+    let mut n = node(1, 3);
+    elect(&mut n);
+    let (token, other_token) = (SessionToken([1; 16]), SessionToken([2; 16]));
+    let resume = ClientOp::Resume {
+        client: ClientId(5),
+        token,
+    };
+    let first = n.propose(RequestTag(1), resume.clone()).unwrap();
+    assert_eq!(n.propose(RequestTag(2), resume).unwrap(), first);
+    let open = ClientOp::OpenSession { token };
+    let opened = n.propose(RequestTag(3), open.clone()).unwrap();
+    assert_eq!(n.propose(RequestTag(4), open).unwrap(), opened);
+    assert_eq!(n.log().last_index(), opened, "no entry for either retry");
+    // Another token, or another command under the same number, is another operation.
+    let forged = ClientOp::Resume {
+        client: ClientId(5),
+        token: other_token,
+    };
+    assert_ne!(n.propose(RequestTag(5), forged).unwrap(), first);
+    let set_v = request(ClientId(5), 1, support::put("k", "v"));
+    let set_w = request(ClientId(5), 1, support::put("k", "w"));
+    let set_at = n.propose(RequestTag(6), set_v).unwrap();
+    assert_ne!(n.propose(RequestTag(7), set_w).unwrap(), set_at);
+}
+
+#[test]
 fn only_a_leaders_append_entries_may_leave_before_the_local_persist() {
     let mut n = node(1, 3);
     ticks_until_candidate(&mut n, 100).unwrap();

@@ -612,25 +612,20 @@ impl Node {
             });
             return Ok(index);
         }
-        let request = match &op {
-            ClientOp::Request(request) => Some((request.client, request.sequence)),
-            ClientOp::OpenSession { .. } | ClientOp::Resume { .. } => None,
-        };
-        if let Some(request) = request {
-            match self.pending.join(request, tag) {
-                proposals::Join::Joined(index) => return Ok(index),
-                proposals::Join::Full => {
-                    return Err(ProposeError::Overloaded {
-                        uncommitted: proposals::MAX_TAGS_PER_ENTRY,
-                    });
-                }
-                proposals::Join::New => {}
+        let retry = proposals::Retry::of(&op);
+        match self.pending.join(retry, tag) {
+            proposals::Join::Joined(index) => return Ok(index),
+            proposals::Join::Full => {
+                return Err(ProposeError::Overloaded {
+                    uncommitted: proposals::MAX_TAGS_PER_ENTRY,
+                });
             }
+            proposals::Join::New => {}
         }
         let time_ms = self.clock_ms.max(self.stamp_floor_ms);
         self.stamp_floor_ms = time_ms;
         let index = self.append_own(EntryPayload::Client { op, time_ms });
-        self.pending.insert(index, self.term, tag, request);
+        self.pending.insert(index, self.term, tag, retry);
         Ok(index)
     }
 
