@@ -92,11 +92,14 @@ pub enum Bug {
     /// Engine: a connection's stale reads ignore what it saw (its floor), so a follower that
     /// has not applied them yet serves them.
     StaleReadBelowFloor,
+    /// A leader that starts a leadership transfer keeps its lease, though its target's votes
+    /// are granted despite stickiness.
+    LeaseAcrossTransfer,
 }
 
 impl Bug {
     /// Every catalogued bug.
-    pub const ALL: [Bug; 31] = [
+    pub const ALL: [Bug; 32] = [
         Bug::CommitPreviousTerm,
         Bug::DoubleVote,
         Bug::SkipLogCheck,
@@ -128,6 +131,7 @@ impl Bug {
         Bug::CompactionSkipsSnapshot,
         Bug::StickinessOutlivesLeader,
         Bug::StaleReadBelowFloor,
+        Bug::LeaseAcrossTransfer,
     ];
 
     /// The bug's command-line name.
@@ -165,6 +169,7 @@ impl Bug {
             Bug::CompactionSkipsSnapshot => "compaction-skips-snapshot",
             Bug::StickinessOutlivesLeader => "stickiness-outlives-leader",
             Bug::StaleReadBelowFloor => "stale-read-below-floor",
+            Bug::LeaseAcrossTransfer => "lease-across-transfer",
         }
     }
 
@@ -245,6 +250,9 @@ impl Bug {
             }
             Bug::StaleReadBelowFloor => {
                 "a stale read misses the client's own acknowledged write, or goes back in time"
+            }
+            Bug::LeaseAcrossTransfer => {
+                "the old leader serves lease reads after its successor committed: reads miss writes"
             }
         }
     }

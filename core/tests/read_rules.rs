@@ -100,6 +100,23 @@ fn a_new_leader_confirms_no_read_before_an_entry_of_its_term_commits() {
 }
 
 #[test]
+fn a_new_leader_serves_no_stale_read_before_an_entry_of_its_term_commits() {
+    let mut n = node(1, 3);
+    elect(&mut n);
+    settle(&mut n);
+    assert_eq!(
+        n.read(RequestTag(1), get("k"), ReadConsistency::Stale, LogIndex(0)),
+        Err(ReadError::NoLeader),
+        "its state may be as old as the election: retry once its no-op commits"
+    );
+    let (term, last) = (n.term(), n.log().last_index());
+    n.step(accepted(N2, term, last));
+    settle(&mut n);
+    read(&mut n, 2, "k", ReadConsistency::Stale);
+    assert_eq!(answered(&drain(&mut n)), (vec![2], vec![]));
+}
+
+#[test]
 fn reads_that_arrive_during_a_round_wait_for_the_next_one_and_share_it() {
     let mut n = leader_with_lease(0);
     let term = n.term();
@@ -266,7 +283,7 @@ fn a_follower_gives_up_on_a_read_its_leader_does_not_answer_within_an_election_t
 }
 
 #[test]
-fn a_stale_read_needs_a_live_leader_and_reads_the_applied_state_at_once() {
+fn a_stale_read_needs_a_live_leader_whose_term_committed_and_reads_the_applied_state_at_once() {
     let mut n = node(1, 3);
     assert_eq!(
         n.read(RequestTag(1), get("a"), ReadConsistency::Stale, LogIndex(0)),
@@ -283,10 +300,17 @@ fn a_stale_read_needs_a_live_leader_and_reads_the_applied_state_at_once() {
     );
     n.step(append((0, 0), vec![], 0));
     settle(&mut n);
-    read(&mut n, 3, "a", ReadConsistency::Stale);
+    assert_eq!(
+        n.read(RequestTag(3), get("a"), ReadConsistency::Stale, LogIndex(0)),
+        Err(ReadError::NoLeader),
+        "no entry of the leader's term committed yet: its commit index may lag"
+    );
+    n.step(append((0, 0), vec![put_entry(1, 1, "a")], 1));
+    settle(&mut n);
+    read(&mut n, 4, "a", ReadConsistency::Stale);
     let ready = drain(&mut n);
     assert!(ready.messages.is_empty(), "asks no one");
-    assert_eq!(answered(&ready), (vec![3], vec![]));
+    assert_eq!(answered(&ready), (vec![4], vec![]));
 }
 
 #[test]

@@ -204,6 +204,8 @@ pub struct Client {
     index: usize,
     /// How its connections serve its reads.
     reads: Consistency,
+    /// Whether it only reads (`GET` of one key).
+    reader: bool,
     /// The node and the connection id it is connected through.
     connection: Option<(NodeId, u64)>,
     pending: VecDeque<Awaiting>,
@@ -230,10 +232,17 @@ impl Client {
     /// Client `index` of the run of `seed`; it must complete `liveness_ops` operations after
     /// the heal.
     #[must_use]
-    pub fn new(index: usize, liveness_ops: u64, seed: u64, reads: Consistency) -> Client {
+    pub fn new(
+        index: usize,
+        liveness_ops: u64,
+        seed: u64,
+        reads: Consistency,
+        reader: bool,
+    ) -> Client {
         Client {
             index,
             reads,
+            reader,
             connection: None,
             pending: VecDeque::new(),
             session: Session::Unknown,
@@ -807,6 +816,9 @@ impl Client {
         while below >= weights[chosen] {
             below -= weights[chosen];
             chosen += 1;
+        }
+        if self.reader {
+            chosen = 0;
         }
         match chosen {
             0 if self.later.chance(250) => Drawn {

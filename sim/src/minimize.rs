@@ -144,6 +144,9 @@ fn pin(mut options: SimOptions, plan: &FaultPlan) -> SimOptions {
     options.overrides.max_inflight_appends = Some(plan.max_inflight_appends);
     options.overrides.reads = Some(plan.reads.clone());
     options.overrides.snapshots = Some(plan.snapshots);
+    options.overrides.readers = Some(plan.readers);
+    options.overrides.transfer_per_mille = Some(plan.transfer_per_mille);
+    options.overrides.deafen_after_transfer = Some(plan.deafen_after_transfer);
     options
 }
 
@@ -228,7 +231,7 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
     );
     let _ = writeln!(
         text,
-        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nreads = [{}]\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {}, swap = {} }}",
+        "\n[workload]\nclients = {}\nkeys = {}\nops = {}\nduration = {}\nrequest_timeout = {}\nmax_attempts = {}\nreads = [{}]\nreaders = {}\nmix = {{ get = {}, put = {}, delete = {}, cas = {}, append = {}, incr = {}, multi = {}, txn = {}, swap = {} }}",
         o.clients,
         o.keys,
         o.ops,
@@ -240,6 +243,7 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
             .map(|level| format!("\"{}\"", level.name()))
             .collect::<Vec<_>>()
             .join(", "),
+        p.readers.min(o.clients),
         o.mix.get,
         o.mix.put,
         o.mix.delete,
@@ -255,7 +259,13 @@ pub fn to_scenario(minimized: &Minimized, origin: &str) -> String {
         .iter()
         .map(|k| format!("{:?}", k.name()))
         .collect();
-    let _ = writeln!(text, "\n[faults]\nrandom = [{}]", kinds.join(", "));
+    let _ = writeln!(
+        text,
+        "\n[faults]\nrandom = [{}]\ntransfer_per_mille = {}\ndeafen_after_transfer = {}",
+        kinds.join(", "),
+        p.transfer_per_mille,
+        p.deafen_after_transfer
+    );
     #[cfg(feature = "bug-catalogue")]
     if o.bug.is_some() {
         let _ = writeln!(text, "\n[expect]\nmust_fail = true");

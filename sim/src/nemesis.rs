@@ -89,6 +89,35 @@ impl Simulation {
         self.activate(ActiveFault::Crashed(id));
     }
 
+    /// Leader `id` just told a node to take over: it stops hearing every other node (a one-way
+    /// cut, healed like any fault), if the chaos goes on and no other cut is in force. See
+    /// [`crate::options::FaultPlan::deafen_after_transfer`].
+    pub(crate) fn deafen(&mut self, id: NodeId) {
+        if self.phase != Phase::Chaos
+            || self.kind_active(FaultKind::Partition)
+            || self.kind_active(FaultKind::OneWay)
+        {
+            return;
+        }
+        let links: Vec<(NodeId, NodeId)> = self
+            .nodes
+            .keys()
+            .filter(|&&other| other != id)
+            .map(|&other| (other, id))
+            .collect();
+        for &(a, b) in &links {
+            self.network.set_cut(a, b, true);
+        }
+        let fault = ActiveFault::Cut {
+            kind: FaultKind::OneWay,
+            links,
+        };
+        self.record(What::Fault {
+            description: format!("inject {fault:?} just after {id} handed over"),
+        });
+        self.activate(fault);
+    }
+
     /// Asks the live leader, if there is one, to hand its leadership to `to` (a random live
     /// follower if `None`), as an operator or a stopping node would.
     pub(crate) fn transfer_leadership(&mut self, to: Option<NodeId>) {

@@ -154,6 +154,12 @@ pub struct Overrides {
     pub reads: Option<Vec<Consistency>>,
     /// When nodes snapshot and how they send snapshots.
     pub snapshots: Option<SnapshotSettings>,
+    /// How many clients only read.
+    pub readers: Option<u64>,
+    /// Out of 1000 nemesis events, how many also ask for a leadership transfer.
+    pub transfer_per_mille: Option<u64>,
+    /// Whether a leader stops hearing anyone as it hands over.
+    pub deafen_after_transfer: Option<bool>,
 }
 
 /// When nodes take snapshots and how they send them (their `snapshot_entries`,
@@ -326,6 +332,18 @@ pub struct FaultPlan {
     /// random live follower (0 in most seeds): transfers race client traffic, crashes and
     /// partitions.
     pub transfer_per_mille: u64,
+    /// Whether a leader that tells a node to take over (`TimeoutNow`) stops hearing anyone at
+    /// that moment (a one-way cut into it, healed like any fault), in half the seeds that
+    /// transfer and enable one-way cuts: the old leader keeps believing it leads while its
+    /// successor is elected and commits, the window in which a leader that kept its lease
+    /// through the transfer would serve stale lease reads.
+    pub deafen_after_transfer: bool,
+    /// Clients `0..readers` only read (0 in most seeds): their reads never wait behind their
+    /// own writes, so they reach a node in any window, such as an old leader's last moments.
+    /// One seed in eight draws the handover-stress profile: transfers at 30-60% of nemesis
+    /// events, every old leader deafened as it hands over, half the clients readers, reads
+    /// under leases (clients by turns, with linearizable ones).
+    pub readers: u64,
     /// Whether the forwarding-stress profile was drawn (duplicated frames, a leader that
     /// refuses most proposals, sessions that expire while in use): the cluster is starved on
     /// purpose, so a scenario's `progress_within` is not held against it.
@@ -449,12 +467,37 @@ impl FaultPlan {
         if later.chance(250) {
             reads.push(Consistency::Stale);
         }
+        // A scenario pins its clients' reads, and keeps its workload: the draws below change
+        // only swarm runs.
+        let swarm = options.overrides.reads.is_none();
+        let mut deafen_after_transfer = transfer_per_mille > 0
+            && enabled.contains(&FaultKind::OneWay)
+            && later.chance(500)
+            && swarm;
+        let mut readers = if later.chance(250) && swarm {
+            later.between(1, options.clients.div_ceil(2))
+        } else {
+            0
+        };
+        // The handover-stress profile (one seed in eight): frequent transfers, each old leader
+        // deafened as it hands over, half the clients reading under leases and nothing else.
+        let mut transfer_per_mille = transfer_per_mille;
+        if later.chance(125) && swarm {
+            transfer_per_mille = later.between(300, 600);
+            deafen_after_transfer = true;
+            readers = options.clients.div_ceil(2);
+            reads = vec![Consistency::Lease, Consistency::Linearizable];
+        }
         let pinned = &options.overrides;
         FaultPlan {
             snapshots: pinned.snapshots.unwrap_or(snapshots),
             crash_after_ack_per_mille,
             reads: pinned.reads.clone().unwrap_or(reads),
-            transfer_per_mille,
+            transfer_per_mille: pinned.transfer_per_mille.unwrap_or(transfer_per_mille),
+            deafen_after_transfer: pinned
+                .deafen_after_transfer
+                .unwrap_or(deafen_after_transfer),
+            readers: pinned.readers.unwrap_or(readers),
             forwarding_stress,
             max_uncommitted_entries,
             leader_crash_per_mille,

@@ -136,6 +136,8 @@ struct Workload {
     /// How clients' reads are served, client `i` by `reads[i % len]`; through the log if not
     /// given (as before reads could skip it, so older files replay as they did).
     reads: Vec<Consistency>,
+    /// Clients `0..readers` only read (none if not given).
+    readers: Option<u64>,
     mix: OpMix,
 }
 
@@ -150,6 +152,7 @@ impl Default for Workload {
             request_timeout: Micros(o.request_timeout_us),
             max_attempts: o.max_attempts,
             reads: vec![Consistency::Log],
+            readers: None,
             mix: o.mix,
         }
     }
@@ -160,6 +163,11 @@ impl Default for Workload {
 struct Faults {
     #[serde(default)]
     random: RandomFaults,
+    /// Out of 1000 random fault events, how many also ask for a leadership transfer (drawn
+    /// from the seed if not given).
+    transfer_per_mille: Option<u64>,
+    /// Whether a leader stops hearing every other node as it hands over (no if not given).
+    deafen_after_transfer: Option<bool>,
 }
 
 /// `random = false` (none), `true` (swarm: each seed draws its own kinds) or a list of kinds.
@@ -368,6 +376,17 @@ impl Scenario {
             ));
         }
         options.overrides.reads = Some(w.reads.clone());
+        options.overrides.readers = w.readers;
+        options.overrides.transfer_per_mille = parsed.faults.transfer_per_mille;
+        options.overrides.deafen_after_transfer = parsed.faults.deafen_after_transfer;
+        if w.readers.is_some_and(|r| r > w.clients)
+            || parsed.faults.transfer_per_mille.is_some_and(|t| t > 1000)
+        {
+            return Err(error_at(
+                0,
+                "[workload] readers must not exceed clients, and [faults] transfer_per_mille must be at most 1000".into(),
+            ));
+        }
         if let Some(n) = &parsed.network {
             let [low, high] = n.latency;
             if low > high

@@ -558,7 +558,14 @@ impl Simulation {
         let clients = (0..options.clients as usize)
             .map(|index| {
                 let reads = plan.reads[index % plan.reads.len()];
-                Client::new(index, options.liveness_ops_per_client, options.seed, reads)
+                let reader = (index as u64) < plan.readers;
+                Client::new(
+                    index,
+                    options.liveness_ops_per_client,
+                    options.seed,
+                    reads,
+                    reader,
+                )
             })
             .collect();
         let network = Network::new(options.nodes, plan.network);
@@ -1407,7 +1414,11 @@ impl Simulation {
             self.fail(Failure::Invariant(broken.into()));
             return;
         }
+        let hands_over = matches!(message.body, MessageBody::TimeoutNow);
         self.send_frame(from, to, &PeerFrame::Raft(message));
+        if hands_over && self.plan.deafen_after_transfer {
+            self.deafen(from);
+        }
     }
 
     /// Sends `frame` from `from` to `to` over the simulated network (with its faults).

@@ -113,6 +113,16 @@ fn malformed_scenarios_are_refused_with_file_line_and_column() {
             "bad.toml:1:1:",
             "mix's total",
         ),
+        (
+            "[workload]\nclients = 2\nreaders = 3\n",
+            "bad.toml:1:1:",
+            "readers must not exceed clients",
+        ),
+        (
+            "[faults]\ntransfer_per_mille = 1001\n",
+            "bad.toml:1:1:",
+            "at most 1000",
+        ),
     ];
     for (text, location, message) in cases {
         let error = error(text);

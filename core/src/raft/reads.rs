@@ -18,7 +18,8 @@
 //!   keep the lease warm: a heartbeat after one starts a round.
 //! - **Stale.** Served from this node's applied state, without asking anyone, by a leader or
 //!   by a follower that heard its leader within the election timeout, once it has applied
-//!   what that leader last told it was committed. So it may miss the writes acknowledged
+//!   what that leader last told it was committed and an entry of the leader's term is among
+//!   it (until then a new leader's commit index may lag its predecessor's). So it may miss the writes acknowledged
 //!   since the leader sent the last message this node heard (which arrived within the last
 //!   election timeout), and no more: a follower that is catching up (after a restart, a
 //!   partition, a slow link) serves stale reads only once it has caught up with what it heard.
@@ -180,8 +181,11 @@ impl Node {
             RoleState::Follower => self.leader,
             _ => None,
         };
+        // A new leader's commit index (and what it tells its followers) may lag its
+        // predecessor's until an entry of its own term commits: a state as old as the election.
+        let term_committed = self.log.term_at(self.commit) == Some(self.term);
         let servable = match consistency {
-            ReadConsistency::Stale => self.leader.is_some() && self.in_lease(),
+            ReadConsistency::Stale => self.leader.is_some() && self.in_lease() && term_committed,
             ReadConsistency::Linearizable | ReadConsistency::Lease => leads || followed.is_some(),
         };
         if !servable {
@@ -492,7 +496,7 @@ impl Node {
 
     /// A leader that starts handing over forfeits its lease for the rest of its term.
     pub(super) fn forfeit_lease(&mut self) {
-        self.reads.lease_forfeited = true;
+        self.reads.lease_forfeited = !crate::injected!(self.config, LeaseAcrossTransfer);
     }
 
     fn not_served(&mut self, read: LocalRead) {
