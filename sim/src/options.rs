@@ -338,9 +338,10 @@ pub struct FaultPlan {
     /// successor is elected and commits, the window in which a leader that kept its lease
     /// through the transfer would serve stale lease reads.
     pub deafen_after_transfer: bool,
-    /// Clients `0..readers` only read (0 in most seeds): their reads never wait behind their
-    /// own writes, so they reach a node in any window, such as an old leader's last moments.
-    /// One seed in eight draws the handover-stress profile: transfers at 30-60% of nemesis
+    /// Clients `0..readers` only read: their reads never wait behind their own writes, so they
+    /// reach a node in any window, such as an old leader's last moments. A quarter of swarm
+    /// seeds make 1 to half of the clients readers, and one in eight draws the handover-stress
+    /// profile: transfers at 30-60% of nemesis
     /// events, every old leader deafened as it hands over, half the clients readers, reads
     /// under leases (clients by turns, with linearizable ones).
     pub readers: u64,
