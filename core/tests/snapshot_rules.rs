@@ -37,6 +37,25 @@ fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Mess
     )
 }
 
+/// What a node with a term-1 hard state committed to `commit` recovers from its disk.
+fn recovered(
+    commit: u64,
+    log_start: SnapshotMeta,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+) -> Recovered {
+    Recovered {
+        hard_state: HardState {
+            term: Term(1),
+            vote: None,
+            commit: LogIndex(commit),
+        },
+        snapshot,
+        log_start,
+        entries,
+    }
+}
+
 /// The snapshot of a state machine that applied `entries` (puts of their keys).
 fn snapshot_of(config: &Config, entries: &[Entry]) -> Snapshot {
     let mut machine = StateMachine::new(config.sessions, config.max_value_bytes);
@@ -229,16 +248,7 @@ fn a_restart_reads_the_snapshot_then_the_log_after_it() {
     let snapshot = snapshot_of(&config, &entries(1..=5, 1));
     let n = Node::restore(
         config.clone(),
-        Recovered {
-            hard_state: HardState {
-                term: Term(1),
-                vote: None,
-                commit: LogIndex(5),
-            },
-            snapshot: Some(snapshot.clone()),
-            log_start: snapshot.meta,
-            entries: entries(6..=8, 1),
-        },
+        recovered(5, snapshot.meta, Some(snapshot.clone()), entries(6..=8, 1)),
     )
     .unwrap();
     assert_eq!(n.log().prefix(), (LogIndex(5), Term(1)));
@@ -256,16 +266,12 @@ fn a_restart_from_a_snapshot_whose_marker_was_lost_writes_it_again_first() {
     let snapshot = snapshot_of(&config, &entries(1..=5, 1));
     let mut n = Node::restore(
         config,
-        Recovered {
-            hard_state: HardState {
-                term: Term(1),
-                vote: None,
-                commit: LogIndex(4),
-            },
-            snapshot: Some(snapshot.clone()),
-            log_start: SnapshotMeta::default(),
-            entries: entries(1..=4, 1),
-        },
+        recovered(
+            4,
+            SnapshotMeta::default(),
+            Some(snapshot.clone()),
+            entries(1..=4, 1),
+        ),
     )
     .unwrap();
     let ready = n
@@ -285,19 +291,15 @@ fn a_snapshot_older_than_the_log_start_is_refused() {
     let snapshot = snapshot_of(&config, &entries(1..=3, 1));
     let error = Node::restore(
         config,
-        Recovered {
-            hard_state: HardState {
-                term: Term(1),
-                vote: None,
-                commit: LogIndex(5),
-            },
-            snapshot: Some(snapshot),
-            log_start: SnapshotMeta {
+        recovered(
+            5,
+            SnapshotMeta {
                 index: LogIndex(5),
                 term: Term(1),
             },
-            entries: entries(6..=6, 1),
-        },
+            Some(snapshot),
+            entries(6..=6, 1),
+        ),
     )
     .unwrap_err();
     assert!(
@@ -397,16 +399,7 @@ fn a_snapshot_whose_image_is_of_another_index_is_dropped() {
     assert_eq!(n.state_machine().applied_index(), LogIndex(0));
     let error = Node::restore(
         config,
-        Recovered {
-            hard_state: HardState {
-                term: Term(1),
-                vote: None,
-                commit: LogIndex(6),
-            },
-            log_start: snapshot.meta,
-            snapshot: Some(snapshot),
-            entries: Vec::new(),
-        },
+        recovered(6, snapshot.meta, Some(snapshot), Vec::new()),
     )
     .unwrap_err();
     assert!(matches!(error, RestoreError::Snapshot { .. }), "{error}");

@@ -93,10 +93,7 @@ impl Simulation {
     /// cut, healed like any fault), if the chaos goes on and no other cut is in force. See
     /// [`crate::options::FaultPlan::deafen_after_transfer`].
     pub(crate) fn deafen(&mut self, id: NodeId) {
-        if self.phase != Phase::Chaos
-            || self.kind_active(FaultKind::Partition)
-            || self.kind_active(FaultKind::OneWay)
-        {
+        if self.phase != Phase::Chaos || self.cut_in_force() {
             return;
         }
         let links: Vec<(NodeId, NodeId)> = self
@@ -105,13 +102,7 @@ impl Simulation {
             .filter(|&&other| other != id)
             .map(|&other| (other, id))
             .collect();
-        for &(a, b) in &links {
-            self.network.set_cut(a, b, true);
-        }
-        let fault = ActiveFault::Cut {
-            kind: FaultKind::OneWay,
-            links,
-        };
+        let fault = self.cut(FaultKind::OneWay, links);
         self.record(What::Fault {
             description: format!("inject {fault:?} just after {id} handed over"),
         });
@@ -171,6 +162,19 @@ impl Simulation {
         self.active_faults.values().any(|f| f.kind() == kind)
     }
 
+    /// Whether a partition or a one-way cut is in force (at most one at a time).
+    fn cut_in_force(&self) -> bool {
+        self.kind_active(FaultKind::Partition) || self.kind_active(FaultKind::OneWay)
+    }
+
+    /// Cuts the one-way `links`, as a fault of `kind` to activate.
+    fn cut(&mut self, kind: FaultKind, links: Vec<(NodeId, NodeId)>) -> ActiveFault {
+        for &(a, b) in &links {
+            self.network.set_cut(a, b, true);
+        }
+        ActiveFault::Cut { kind, links }
+    }
+
     /// Injects a fault of `kind`, if one can be injected now.
     fn inject(&mut self, kind: FaultKind) -> Option<ActiveFault> {
         let fault = match kind {
@@ -210,10 +214,7 @@ impl Simulation {
                 ActiveFault::Paused(victim)
             }
             FaultKind::Partition | FaultKind::OneWay => {
-                if self.kind_active(FaultKind::Partition)
-                    || self.kind_active(FaultKind::OneWay)
-                    || self.nodes.len() < 2
-                {
+                if self.cut_in_force() || self.nodes.len() < 2 {
                     return None;
                 }
                 let mut ids: Vec<NodeId> = self.nodes.keys().copied().collect();
@@ -235,10 +236,7 @@ impl Simulation {
                     // One node can send to everyone but hears from no one.
                     ids[1..].iter().map(|&other| (other, ids[0])).collect()
                 };
-                for &(a, b) in &links {
-                    self.network.set_cut(a, b, true);
-                }
-                ActiveFault::Cut { kind, links }
+                self.cut(kind, links)
             }
             FaultKind::Loss | FaultKind::Duplicate | FaultKind::Reorder => {
                 if self.kind_active(kind) {

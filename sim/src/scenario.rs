@@ -379,12 +379,19 @@ impl Scenario {
         options.overrides.readers = w.readers;
         options.overrides.transfer_per_mille = parsed.faults.transfer_per_mille;
         options.overrides.deafen_after_transfer = parsed.faults.deafen_after_transfer;
-        if w.readers.is_some_and(|r| r > w.clients)
-            || parsed.faults.transfer_per_mille.is_some_and(|t| t > 1000)
-        {
+        if let Some(readers) = w.readers.filter(|&r| r > w.clients) {
             return Err(error_at(
                 0,
-                "[workload] readers must not exceed clients, and [faults] transfer_per_mille must be at most 1000".into(),
+                format!(
+                    "[workload] readers must not exceed clients: {readers} readers, {} clients",
+                    w.clients
+                ),
+            ));
+        }
+        if let Some(rate) = parsed.faults.transfer_per_mille.filter(|&t| t > 1000) {
+            return Err(error_at(
+                0,
+                format!("[faults] transfer_per_mille is {rate}: it must be at most 1000"),
             ));
         }
         if let Some(n) = &parsed.network {

@@ -331,7 +331,7 @@ impl Node {
             #[cfg(feature = "bug-catalogue")]
             node.state_machine.forget_sessions_until(hard_state.commit);
         }
-        node.arm_state_machine_bugs();
+        arm_state_machine_bugs(&node.config, &mut node.state_machine);
         node.reset_election_timer();
         tracing::info!(
             node = node.id().0,
@@ -342,12 +342,6 @@ impl Node {
             "node started"
         );
         Ok(node)
-    }
-
-    /// Switches on the catalogued state machine bug of the configuration, if any: at a start,
-    /// and again on a state machine installed from a snapshot.
-    fn arm_state_machine_bugs(&mut self) {
-        arm_state_machine_bugs(&self.config, &mut self.state_machine);
     }
 
     /// Advances logical time by one tick: followers and candidates count towards an election
@@ -852,7 +846,8 @@ fn after_snapshot(meta: SnapshotMeta, mut entries: Vec<Entry>) -> Vec<Entry> {
     }
 }
 
-/// Switches on `config`'s catalogued state machine bug, if any, in `machine`.
+/// Switches on `config`'s catalogued state machine bug, if any, in `machine`: at a start, on
+/// a state machine installed from a snapshot, and on a replay of the committed log.
 #[cfg_attr(
     not(feature = "bug-catalogue"),
     allow(unused_variables, reason = "no bug to switch on")

@@ -184,7 +184,7 @@ impl Node {
             self.stable_index = self.stable_index.min(meta.index);
         }
         self.state_machine = machine;
-        self.arm_state_machine_bugs();
+        super::arm_state_machine_bugs(&self.config, &mut self.state_machine);
         self.commit = self.commit.max(meta.index);
         self.installed_snapshots += 1;
         self.keep_snapshot(Snapshot {
