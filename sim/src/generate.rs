@@ -172,3 +172,212 @@ fn apply(state: &mut BTreeMap<String, String>, key: &str, kind: &OpKind) -> OpOu
         ),
     }
 }
+
+/// Shape of a wide history: many processes appending to and reading a few keys, the workload
+/// of a Jepsen or Porcupine key-value test.
+#[derive(Clone, Copy, Debug)]
+pub struct Wide {
+    /// Concurrent processes (a process whose operation ends as `info` retires, and a new
+    /// process number takes its slot).
+    pub processes: u64,
+    /// Distinct keys, `k0` to `k{keys-1}`.
+    pub keys: u64,
+    /// Operations in total.
+    pub operations: u64,
+    /// Out of 1000 writes, how many end as `info`. Each such write takes effect at a random
+    /// later moment, possibly long after its process retired, or never. The last key never
+    /// gets one when a stale read is planted on it.
+    pub info_per_mille: u64,
+    /// Plant one stale read on the last key, `k{keys-1}` (the last a key-by-key search
+    /// would reach): a read that starts after another read of that key ended, yet returns an
+    /// older value. That key then only sees appends and reads, so its values only grow, and
+    /// the history is not linearizable by construction.
+    pub stale_read: bool,
+    /// Open with a burst on key `k0` that is linearizable but hard to search: appends, then
+    /// a put invoked last, all concurrent, and a read after them that saw the put first. A
+    /// search that tries operations in invocation order tries the appends before the put in
+    /// every order and subset first (billions of configurations).
+    pub hard_key: bool,
+}
+
+/// Appends in the hard burst of [`Wide::hard_key`].
+const HARD_APPENDS: u64 = 14;
+
+/// One millisecond in a history's nanosecond times.
+const MS: u64 = 1_000_000;
+
+/// An info write that has not taken effect yet.
+struct Lingering {
+    key: String,
+    kind: OpKind,
+    /// The generator step at which it takes effect.
+    due: u64,
+}
+
+/// Generates a wide history of `shape` from `seed`: appends (60%), reads (30%) and puts (10%)
+/// on random keys. Linearizable by construction unless `shape.stale_read`, in which case
+/// exactly the last key is not. Event times are milliseconds of a virtual clock.
+#[must_use]
+pub fn wide_history(shape: Wide, seed: u64) -> History {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut below = |n: u64| rng.next_u64() % n.max(1);
+    let keys = shape.keys.max(1);
+    // Each key's value as the appended (or put) tokens, so a stale read can return a prefix.
+    let mut state: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut history = History::default();
+    let mut slots: Vec<Option<Pending>> = vec![None; shape.processes as usize];
+    let mut process_of_slot: Vec<u64> = (0..shape.processes).collect();
+    let mut next_process = shape.processes;
+    let mut lingering: Vec<Lingering> = Vec::new();
+    // The planted stale read: tokens the last completed read of the stale key saw, then the
+    // read that returns one fewer.
+    let stale_key = format!("k{}", keys - 1);
+    let mut seen_on_stale_key = 0usize;
+    let mut stale_slot: Option<(usize, usize)> = None;
+    let mut planted = !shape.stale_read;
+    let (mut invoked, mut step) = (0u64, 0u64);
+    if shape.hard_key {
+        let burst = hard_burst(&mut next_process);
+        for (kind, process) in &burst {
+            step += 1;
+            history
+                .events
+                .push(invoke_event(*process, "k0", kind, step * MS));
+        }
+        for (kind, process) in burst.iter().rev() {
+            step += 1;
+            apply_tokens(&mut state, "k0", kind);
+            history.events.push(completion_event(
+                *process,
+                "k0",
+                kind,
+                &OpOutcome::Ok(None),
+                step * MS,
+            ));
+        }
+        let (reader, seen) = (next_process, state["k0"].concat());
+        next_process += 1;
+        history
+            .events
+            .push(invoke_event(reader, "k0", &OpKind::Get, (step + 1) * MS));
+        history.events.push(completion_event(
+            reader,
+            "k0",
+            &OpKind::Get,
+            &OpOutcome::Ok(Some(seen)),
+            (step + 2) * MS,
+        ));
+        step += 2;
+    }
+    // An absent key reads as null, not as the empty string.
+    let value = |tokens: &[String]| (!tokens.is_empty()).then(|| tokens.concat());
+    while invoked < shape.operations || slots.iter().any(Option::is_some) {
+        step += 1;
+        let (due, later): (Vec<Lingering>, Vec<Lingering>) =
+            lingering.drain(..).partition(|l| l.due <= step);
+        lingering = later;
+        for write in due {
+            apply_tokens(&mut state, &write.key, &write.kind);
+        }
+        let slot = below(shape.processes) as usize;
+        match &mut slots[slot] {
+            None if invoked < shape.operations => {
+                invoked += 1;
+                let key = format!("k{}", below(keys));
+                let token = format!("x {} {invoked} y", process_of_slot[slot]);
+                let kind = match below(10) {
+                    0..=5 => OpKind::Append(token),
+                    6..=8 => OpKind::Get,
+                    _ if shape.stale_read && key == stale_key => OpKind::Get,
+                    _ => OpKind::Put(token),
+                };
+                if !planted && key == stale_key && kind == OpKind::Get && seen_on_stale_key > 0 {
+                    planted = true;
+                    stale_slot = Some((slot, seen_on_stale_key - 1));
+                }
+                history
+                    .events
+                    .push(invoke_event(process_of_slot[slot], &key, &kind, step * MS));
+                slots[slot] = Some(Pending {
+                    process: process_of_slot[slot],
+                    key,
+                    kind,
+                    outcome: None,
+                });
+            }
+            None => {}
+            Some(pending) => {
+                let clean = shape.stale_read && pending.key == stale_key;
+                let info =
+                    !clean && !pending.kind.is_read_only() && below(1000) < shape.info_per_mille;
+                let outcome = if info {
+                    if below(2) == 0 {
+                        lingering.push(Lingering {
+                            key: pending.key.clone(),
+                            kind: pending.kind.clone(),
+                            due: step + below(20 * shape.processes),
+                        });
+                    }
+                    OpOutcome::Info
+                } else {
+                    let tokens = state.get(&pending.key).cloned().unwrap_or_default();
+                    apply_tokens(&mut state, &pending.key, &pending.kind);
+                    match stale_slot {
+                        Some((stale, shown)) if stale == slot => {
+                            stale_slot = None;
+                            OpOutcome::Ok(value(&tokens[..shown]))
+                        }
+                        _ if pending.kind == OpKind::Get => {
+                            if pending.key == stale_key {
+                                seen_on_stale_key = tokens.len();
+                            }
+                            OpOutcome::Ok(value(&tokens))
+                        }
+                        _ => OpOutcome::Ok(None),
+                    }
+                };
+                history.events.push(completion_event(
+                    pending.process,
+                    &pending.key,
+                    &pending.kind,
+                    &outcome,
+                    step * MS,
+                ));
+                if info {
+                    process_of_slot[slot] = next_process;
+                    next_process += 1;
+                }
+                slots[slot] = None;
+            }
+        }
+    }
+    history
+}
+
+/// The operations of the hard burst with their processes, in invocation order: the appends,
+/// then the put. The put takes effect first, then the appends in reverse invocation order.
+fn hard_burst(next_process: &mut u64) -> Vec<(OpKind, u64)> {
+    let mut burst: Vec<(OpKind, u64)> = (0..HARD_APPENDS)
+        .map(|i| (OpKind::Append(format!("h{i}.")), *next_process + i))
+        .collect();
+    burst.push((
+        OpKind::Put("hard.".to_string()),
+        *next_process + HARD_APPENDS,
+    ));
+    *next_process += HARD_APPENDS + 1;
+    burst
+}
+
+/// Applies an append, put or read to a key held as tokens.
+fn apply_tokens(state: &mut BTreeMap<String, Vec<String>>, key: &str, kind: &OpKind) {
+    match kind {
+        OpKind::Append(token) => state
+            .entry(key.to_string())
+            .or_default()
+            .push(token.clone()),
+        OpKind::Put(token) => {
+            state.insert(key.to_string(), vec![token.clone()]);
+        }
+        _ => {}
+    }
+}

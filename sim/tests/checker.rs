@@ -471,3 +471,59 @@ fn a_key_with_a_plus_in_its_name_counts_as_one_key() {
     );
     assert_eq!(report.keys, 1);
 }
+
+#[test]
+fn many_unobserved_info_appends_are_decided_quickly() {
+    // Appends of unknown outcome that no read saw: each would otherwise stay a candidate
+    // everywhere after its call, its string making every state it joins a new one.
+    let mut h = String::new();
+    for p in 0..20 {
+        h.push_str(&format!(
+            "{p} invoke append x lost{p}.\n{p} info append x\n"
+        ));
+    }
+    let mut value = String::new();
+    for p in 100..140 {
+        value.push_str(&format!("w{p}."));
+        h.push_str(&format!(
+            "{p} invoke append x w{p}.\n{p} ok append x w{p}.\n{p} invoke get x\n{p} ok get x {value}\n"
+        ));
+    }
+    let ops = history(&h).operations().unwrap();
+    assert_eq!(check(&ops, &mut Budget::steps(20_000)).verdict, LIN);
+}
+
+#[test]
+fn an_info_append_that_a_read_saw_is_kept() {
+    // The read needs the info append to have taken effect; dropping it would refute.
+    assert_eq!(
+        verdict("1 invoke append x a\n1 info append x\n2 invoke get x\n2 ok get x a"),
+        LIN
+    );
+    // And one that a read saw in an impossible place still fails: it was invoked after `b`
+    // returned, so it cannot come first.
+    assert_eq!(
+        verdict(
+            "2 invoke append x b\n2 ok append x b\n1 invoke append x a\n1 info append x\n3 invoke get x\n3 ok get x ab"
+        ),
+        NOT
+    );
+}
+
+#[test]
+fn an_info_write_in_a_group_with_failed_cas_is_kept() {
+    // The failed cas expected "a": it saw something else. Only the info put of "z" explains
+    // that, although no read returned "z".
+    assert_eq!(
+        verdict(
+            "1 invoke put x a\n1 ok put x a\n2 invoke put x z\n2 info put x\n3 invoke cas x a|b\n3 fail cas x\n4 invoke get x\n4 ok get x z"
+        ),
+        LIN
+    );
+    assert_eq!(
+        verdict(
+            "1 invoke put x a\n1 ok put x a\n2 invoke put x z\n2 info put x\n3 invoke cas x a|b\n3 fail cas x\n4 invoke get x\n4 ok get x a"
+        ),
+        NOT
+    );
+}

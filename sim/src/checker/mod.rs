@@ -3,11 +3,17 @@
 //! Linearizability is compositional, so each key is checked on its own (a [`Search`]), which is
 //! what makes checking fast. Operations that touch several keys at once (transactions, `MSET`,
 //! `MGET`) join their keys into one group, checked as one object; a report then names the
-//! group's keys joined by `+`. A key that fails is reported with a reduced witness: the search
-//! drops read-only observations (gets and failed compare-and-swaps) for as long as the rest
-//! still cannot be ordered. Dropping an observation can only remove constraints, so whatever
-//! remains is a genuine sub-history that no order explains; writes are never dropped, since
-//! dropping one could create a violation that was not there.
+//! group's keys joined by `+`.
+//!
+//! The keys are searched interleaved, a slice of steps each in turn, so one hard key cannot
+//! starve the others, and the first key refuted decides the history: the rest are left
+//! unfinished. A refuted key is then shrunk to a witness (module `reduce`) in a budget of its own,
+//! which can only shorten the shrinking, never turn the verdict into undecided.
+//!
+//! Before searching, an `info` write that nothing could have observed is dropped (module
+//! `prepare`): whether it took effect is invisible. This covers an info write overwritten
+//! before anyone read it, and keeps the unfinished appends of a wide history from
+//! multiplying the search.
 //!
 //! An example of what is and is not linearizable, for one key:
 //!
@@ -19,9 +25,11 @@
 //! ```
 
 mod model;
+mod prepare;
+mod reduce;
 mod search;
 
-pub use search::{Budget, Search};
+pub use search::{Budget, Search, Searcher, search};
 
 use crate::history::{OpKind, OpOutcome, Operation};
 use serde::Serialize;
@@ -64,6 +72,9 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Keys that could not be decided within the budget.
     pub undecided_keys: Vec<String>,
+    /// Keys whose search was still running when another key was refuted, which decided the
+    /// history.
+    pub unfinished_keys: Vec<String>,
 }
 
 impl fmt::Display for Violation {
@@ -89,9 +100,24 @@ impl fmt::Display for Violation {
     }
 }
 
+/// Steps each key searches before the next key's turn.
+const SLICE_STEPS: u64 = 1 << 14;
+
+/// Steps [`check`] allows for shrinking a refuted key's witness.
+pub const REDUCTION_STEPS: u64 = 2_000_000;
+
 /// Checks `ops` for linearizability against the key-value model, key by key (or group by
-/// group), within `budget`.
+/// group), within `budget`; a refuted key's witness is shrunk within [`REDUCTION_STEPS`].
 pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
+    check_with(ops, budget, &mut Budget::steps(REDUCTION_STEPS))
+}
+
+/// [`check`] with the witness shrunk within `reduction` instead.
+pub fn check_with(
+    ops: &[Operation],
+    budget: &mut Budget<'_>,
+    reduction: &mut Budget<'_>,
+) -> Report {
     let ops: Vec<&Operation> = ops.iter().filter(|op| matters(op)).collect();
     let mut keys: Vec<&str> = ops.iter().flat_map(|op| op.keys()).collect();
     keys.sort_unstable();
@@ -102,23 +128,51 @@ pub fn check(ops: &[Operation], budget: &mut Budget<'_>) -> Report {
         keys: keys.len(),
         violations: Vec::new(),
         undecided_keys: Vec::new(),
+        unfinished_keys: Vec::new(),
     };
-    for (key, key_ops) in groups(ops) {
-        match search::search(&key_ops, budget) {
-            Search::Linearizable => {}
-            Search::Undecided => report.undecided_keys.push(key),
-            Search::NotLinearizable { longest } => {
-                let witness = reduce(key_ops.clone(), budget);
-                report.violations.push(Violation {
-                    key,
-                    operations: witness.iter().map(ToString::to_string).collect(),
-                    longest_linearizable_prefix: longest
-                        .iter()
-                        .map(|&i| key_ops[i].to_string())
-                        .collect(),
-                });
+    let mut live: Vec<(String, Vec<&Operation>, Searcher<'_>)> = groups(ops)
+        .into_iter()
+        .map(|(key, key_ops)| {
+            let key_ops = prepare::drop_unobserved_info_writes(key_ops);
+            let searcher = Searcher::new(&key_ops);
+            (key, key_ops, searcher)
+        })
+        .collect();
+    while !live.is_empty() && report.violations.is_empty() && !budget.is_spent() {
+        let mut i = 0;
+        while i < live.len() {
+            let mut slice = budget.take(SLICE_STEPS);
+            let verdict = live[i].2.run(&mut slice);
+            budget.give_back(slice);
+            match verdict {
+                None => i += 1,
+                Some(Search::Linearizable) => {
+                    live.remove(i);
+                }
+                Some(Search::NotLinearizable { longest }) => {
+                    let (key, key_ops, _) = live.remove(i);
+                    report.violations.push(Violation {
+                        operations: reduce::witness(&key_ops, reduction),
+                        longest_linearizable_prefix: longest
+                            .iter()
+                            .map(|&i| key_ops[i].to_string())
+                            .collect(),
+                        key,
+                    });
+                    break;
+                }
+                Some(Search::Undecided) => unreachable!("a searcher pauses instead"),
+            }
+            if budget.is_spent() {
+                break;
             }
         }
+    }
+    let left = live.into_iter().map(|(key, _, _)| key);
+    if report.violations.is_empty() {
+        report.undecided_keys.extend(left);
+    } else {
+        report.unfinished_keys.extend(left);
     }
     report.verdict = if !report.violations.is_empty() {
         Verdict::NotLinearizable
@@ -176,48 +230,5 @@ pub(crate) fn matters(op: &Operation) -> bool {
         (_, OpOutcome::Fail) => false,
         (kind, OpOutcome::Info) => !kind.is_read_only(),
         _ => true,
-    }
-}
-
-/// Whether `op` only observes the state (so dropping it only removes constraints).
-fn is_observation(op: &Operation) -> bool {
-    op.kind.is_read_only()
-        || matches!(
-            (&op.kind, &op.outcome),
-            (OpKind::Cas { .. } | OpKind::Incr(_), OpOutcome::Fail)
-        )
-}
-
-/// Drops observations from a non-linearizable key history while it stays non-linearizable,
-/// in halving chunks and then one at a time. Stops early, keeping what it has, when the budget
-/// runs low.
-fn reduce<'a>(mut ops: Vec<&'a Operation>, budget: &mut Budget<'_>) -> Vec<&'a Operation> {
-    let mut chunk = ops.len().div_ceil(2).max(1);
-    loop {
-        let mut start = 0;
-        while start < ops.len() {
-            let end = (start + chunk).min(ops.len());
-            if ops[start..end].iter().any(|op| is_observation(op)) {
-                let candidate: Vec<&Operation> = ops
-                    .iter()
-                    .enumerate()
-                    .filter(|&(i, op)| !(start..end).contains(&i) || !is_observation(op))
-                    .map(|(_, op)| *op)
-                    .collect();
-                match search::search(&candidate, budget) {
-                    Search::NotLinearizable { .. } => {
-                        ops = candidate;
-                        continue;
-                    }
-                    Search::Undecided => return ops,
-                    Search::Linearizable => {}
-                }
-            }
-            start = end;
-        }
-        if chunk == 1 {
-            return ops;
-        }
-        chunk = chunk.div_ceil(2);
     }
 }

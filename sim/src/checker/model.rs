@@ -9,14 +9,16 @@ use crate::history::{OpKind, OpOutcome, Operation};
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
+use std::rc::Rc;
 use verity_core::kv::cmd::parse_integer;
 
 /// A fixed-key hasher: hashing is deterministic across runs (only used for lookups, never for
 /// iteration order).
 pub type FixedState = BuildHasherDefault<DefaultHasher>;
 
-/// A group's state: each key's value in the group's key order (`None` = absent).
-type Values = Box<[Option<String>]>;
+/// A group's state: each key's value in the group's key order (`None` = absent). Shared
+/// between the id table and the lookup map, so each state's strings are stored once.
+type Values = Rc<[Option<String>]>;
 
 /// Interned group states, so the search handles small integer ids.
 #[derive(Debug)]
@@ -37,7 +39,7 @@ impl States {
             keys.windows(2).all(|w| w[0] < w[1]),
             "sorted, distinct keys"
         );
-        let absent = vec![None; keys.len()].into_boxed_slice();
+        let absent: Values = vec![None; keys.len()].into();
         let mut states = States {
             keys,
             values: Vec::new(),
@@ -47,12 +49,22 @@ impl States {
         (states, absent)
     }
 
+    /// The value of the group's only key in `state`.
+    ///
+    /// # Panics
+    /// If the group has more than one key.
+    pub fn only(&self, state: StateId) -> Option<&str> {
+        let values = &self.values[state as usize];
+        assert_eq!(values.len(), 1, "a group of one key");
+        values[0].as_deref()
+    }
+
     fn intern(&mut self, values: Values) -> StateId {
         if let Some(&id) = self.ids.get(&values) {
             return id;
         }
         let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct states");
-        self.values.push(values.clone());
+        self.values.push(Rc::clone(&values));
         self.ids.insert(values, id);
         id
     }
@@ -70,7 +82,7 @@ impl States {
         let after = match (&op.kind, &op.outcome) {
             (OpKind::Atomic(_), OpOutcome::Fail) => return Some(state),
             (OpKind::Atomic(parts), outcome) => {
-                let mut values = current.clone();
+                let mut values = current.to_vec();
                 for (i, part) in parts.iter().enumerate() {
                     let part_outcome = match outcome {
                         OpOutcome::Each(each) => each.get(i)?,
@@ -79,7 +91,7 @@ impl States {
                     let at = self.index(&part.key);
                     values[at] = step_one(values[at].as_deref(), &part.kind, part_outcome)?;
                 }
-                values
+                values.into()
             }
             (kind, outcome) => {
                 let at = self.index(&op.key);
@@ -87,9 +99,9 @@ impl States {
                 if value.as_deref() == current[at].as_deref() {
                     return Some(state);
                 }
-                let mut values = current.clone();
+                let mut values = current.to_vec();
                 values[at] = value;
-                values
+                values.into()
             }
         };
         Some(self.intern(after))

@@ -27,16 +27,33 @@
 //! own parent dominates.
 
 use super::model::{FixedState, StateId, States};
-use crate::history::Operation;
+use crate::history::{OpKind, OpOutcome, Operation};
 use std::collections::HashMap;
 
 const NIL: usize = usize::MAX;
 
 /// Reached configurations: per (definite operations done, state), the minimal sets of info
-/// operations done with which it was reached. The definite set is represented by its 128-bit
-/// Zobrist hash (a collision needs about 2^64 configurations), the info set explicitly, since
-/// dominance compares info sets by inclusion.
-type Cache = HashMap<(u128, StateId), Vec<Box<[u64]>>, FixedState>;
+/// operations done with which it was reached. The pair is represented by one 128-bit hash
+/// (the definite set's Zobrist hash mixed with the state's; a collision needs about 2^64
+/// configurations), the info sets explicitly, since dominance compares them by inclusion.
+/// About 50 bytes a configuration when there is one minimal info set, as there always is
+/// in a group without info operations.
+type Cache = HashMap<u128, Minimal, FixedState>;
+
+/// The minimal info sets of one configuration.
+enum Minimal {
+    /// One set: no allocation beyond the set itself (none for an empty set).
+    One(Box<[u64]>),
+    /// Several sets, none a subset of another.
+    Several(Vec<Box<[u64]>>),
+}
+
+/// SplitMix64's output function: a fixed, platform-independent mix of `x`.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// The set of operations linearized so far, in the two halves the cache needs.
 struct Done {
@@ -54,10 +71,7 @@ impl Done {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = || {
             x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+            mix(x)
         };
         Done {
             definite_hash: 0,
@@ -66,6 +80,14 @@ impl Done {
                 .collect(),
             info: vec![0; info.div_ceil(64)],
         }
+    }
+
+    /// The hash of the definite operations done and `state`.
+    fn key(&self, state: StateId) -> u128 {
+        let state = u64::from(state);
+        let state =
+            (u128::from(mix(state ^ 0x5851_F42D_4C95_7F2D)) << 64) | u128::from(mix(!state));
+        self.definite_hash ^ state
     }
 
     /// Adds or removes operation `slot`.
@@ -82,31 +104,93 @@ impl Done {
 fn remember(cache: &mut Cache, done: &Done, state: StateId) -> bool {
     let subset = |small: &[u64], big: &[u64]| small.iter().zip(big).all(|(s, b)| s & !b == 0);
     let info = done.info.as_slice();
-    let seen = cache.entry((done.definite_hash, state)).or_default();
-    if seen.iter().any(|known| subset(known, info)) {
-        return false;
+    let entry = match cache.entry(done.key(state)) {
+        std::collections::hash_map::Entry::Vacant(vacant) => {
+            vacant.insert(Minimal::One(info.into()));
+            return true;
+        }
+        std::collections::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
+    };
+    match entry {
+        Minimal::One(known) if subset(known, info) => false,
+        Minimal::One(known) if subset(info, known) => {
+            *known = info.into();
+            true
+        }
+        Minimal::One(known) => {
+            *entry = Minimal::Several(vec![std::mem::take(known), info.into()]);
+            true
+        }
+        Minimal::Several(sets) => {
+            if sets.iter().any(|known| subset(known, info)) {
+                return false;
+            }
+            sets.retain(|known| !subset(info, known));
+            sets.push(info.into());
+            true
+        }
     }
-    seen.retain(|known| !subset(info, known));
-    seen.push(info.into());
-    true
 }
 
 /// When to give up.
 pub struct Budget<'a> {
     /// Search steps left (one step is one entry visited).
-    pub steps_left: u64,
+    steps_left: u64,
     /// Asked every few thousand steps; `true` stops the search (used for wall-clock limits by
     /// the command line, which may read a clock; the library never does).
-    pub should_stop: Option<&'a dyn Fn() -> bool>,
+    should_stop: Option<&'a dyn Fn() -> bool>,
+    /// `should_stop` said so: the budget stays empty.
+    stopped: bool,
 }
 
-impl Budget<'_> {
+impl<'a> Budget<'a> {
     /// A budget of `steps` steps and no other limit.
     #[must_use]
     pub fn steps(steps: u64) -> Budget<'static> {
         Budget {
             steps_left: steps,
             should_stop: None,
+            stopped: false,
+        }
+    }
+
+    /// A budget of `steps` steps that also ends when `stop` returns true (asked every few
+    /// thousand steps).
+    #[must_use]
+    pub fn until(steps: u64, stop: &'a dyn Fn() -> bool) -> Budget<'a> {
+        Budget {
+            steps_left: steps,
+            should_stop: Some(stop),
+            stopped: false,
+        }
+    }
+
+    /// Whether nothing is left.
+    #[must_use]
+    pub fn is_spent(&self) -> bool {
+        self.steps_left == 0
+    }
+
+    /// Takes up to `steps` of this budget into a budget of its own, with the same stop
+    /// condition; [`Budget::give_back`] returns what it did not spend.
+    pub(crate) fn take(&mut self, steps: u64) -> Budget<'a> {
+        let steps = steps.min(self.steps_left);
+        self.steps_left -= steps;
+        Budget {
+            steps_left: steps,
+            should_stop: self.should_stop,
+            stopped: false,
+        }
+    }
+
+    /// Returns the unspent part of a budget made by [`Budget::take`]. If the stop condition
+    /// fired in it, this budget is spent too.
+    pub(crate) fn give_back(&mut self, part: Budget<'_>) {
+        if part.stopped {
+            self.steps_left = 0;
+            self.stopped = true;
+        } else {
+            self.steps_left += part.steps_left;
         }
     }
 
@@ -117,6 +201,7 @@ impl Budget<'_> {
         self.steps_left -= 1;
         if self.steps_left.is_multiple_of(4096) && self.should_stop.is_some_and(|stop| stop()) {
             self.steps_left = 0;
+            self.stopped = true;
             return false;
         }
         true
@@ -152,119 +237,232 @@ struct Frame {
 /// Searches for a linearization of `ops` (on one group of keys, see [`super::model`]),
 /// starting from the state where every key is absent.
 pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
-    let n = ops.len();
-    // Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel before the first.
-    let head = 2 * n;
-    let mut order: Vec<(usize, usize)> = Vec::with_capacity(2 * n);
-    for (i, op) in ops.iter().enumerate() {
-        order.push((op.invoke_position, 2 * i));
-        order.push((op.complete_position.unwrap_or(usize::MAX), 2 * i + 1));
-    }
-    order.sort_unstable();
-    let mut list = List::new(2 * n + 1, head);
-    let mut last = head;
-    for &(_, entry) in &order {
-        list.link_after(last, entry);
-        last = entry;
+    Searcher::new(ops).run(budget).unwrap_or(Search::Undecided)
+}
+
+/// A search that can be paused when its budget runs out and resumed with more, so that the
+/// checker can interleave the keys of a history instead of letting one hard key starve the
+/// rest.
+pub struct Searcher<'a> {
+    ops: Vec<&'a Operation>,
+    list: List,
+    /// Per operation: whether it is info, and its number among the definite or info ones.
+    slot: Vec<(bool, usize)>,
+    /// Each definite operation's predecessor on its connection (on this key or group).
+    predecessor: Vec<Option<usize>>,
+    placed: Vec<bool>,
+    states: States,
+    state: StateId,
+    done: Done,
+    cache: Cache,
+    longest: Vec<usize>,
+    definite_left: usize,
+    path: Vec<Frame>,
+    /// Search steps spent so far.
+    steps: u64,
+    /// The group has one key, so the next read's value can prune (see
+    /// [`Searcher::may_reach_next_read`]).
+    lookahead: bool,
+}
+
+impl<'a> Searcher<'a> {
+    /// Prepares the search of `ops`; nothing is searched until [`Searcher::run`].
+    #[must_use]
+    pub fn new(ops: &[&'a Operation]) -> Searcher<'a> {
+        let n = ops.len();
+        // Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel before the first.
+        let head = 2 * n;
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(2 * n);
+        for (i, op) in ops.iter().enumerate() {
+            order.push((op.invoke_position, 2 * i));
+            order.push((op.complete_position.unwrap_or(usize::MAX), 2 * i + 1));
+        }
+        order.sort_unstable();
+        let mut list = List::new(2 * n + 1, head);
+        let mut last = head;
+        for &(_, entry) in &order {
+            list.link_after(last, entry);
+            last = entry;
+        }
+
+        // Definite and info operations are numbered separately, for the two halves of the key.
+        let mut slot = Vec::with_capacity(n);
+        let (mut definite, mut info) = (0usize, 0usize);
+        for op in ops {
+            if op.complete_position.is_some() {
+                slot.push((false, definite));
+                definite += 1;
+            } else {
+                slot.push((true, info));
+                info += 1;
+            }
+        }
+        // Info operations are left unconstrained by their connection (they may take effect
+        // never), which only loosens the check.
+        let mut predecessor = vec![None; n];
+        let mut last_on_connection: std::collections::BTreeMap<u64, usize> = Default::default();
+        let mut by_invocation: Vec<usize> = (0..n).collect();
+        by_invocation.sort_by_key(|&i| ops[i].invoke_position);
+        for i in by_invocation {
+            if let (Some(connection), false) = (ops[i].connection, slot[i].0) {
+                predecessor[i] = last_on_connection.insert(connection, i);
+            }
+        }
+        let mut keys: Vec<String> = ops
+            .iter()
+            .flat_map(|op| op.keys())
+            .map(str::to_string)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let lookahead = keys.len() == 1;
+        let (states, state) = States::new(keys);
+        let path = vec![Frame {
+            candidates: list.candidates(|entry| slot[entry / 2].0),
+            tried: 0,
+            placed: None,
+        }];
+        Searcher {
+            ops: ops.to_vec(),
+            list,
+            slot,
+            predecessor,
+            placed: vec![false; n],
+            states,
+            state,
+            done: Done::new(definite, info),
+            cache: HashMap::default(),
+            longest: Vec::new(),
+            // Success once every definite operation is placed: the info operations left over
+            // can all take effect at the end (or never), which no one observes.
+            definite_left: definite,
+            path,
+            steps: 0,
+            lookahead,
+        }
     }
 
-    // Definite and info operations are numbered separately, for the two halves of the key.
-    let mut slot = Vec::with_capacity(n);
-    let (mut definite, mut info) = (0usize, 0usize);
-    for op in ops {
-        if op.complete_position.is_some() {
-            slot.push((false, definite));
-            definite += 1;
-        } else {
-            slot.push((true, info));
-            info += 1;
-        }
+    /// The calls placed on the current path, in order.
+    fn placed_calls(&self) -> impl Iterator<Item = usize> + '_ {
+        self.path
+            .iter()
+            .filter_map(|f| f.placed)
+            .map(|(call, _)| call)
     }
-    let is_info = |entry: usize| slot[entry / 2].0;
-    // Each definite operation's predecessor on its connection (on this key): it may only be
-    // linearized once that one is. Info operations are left unconstrained (they may take
-    // effect never), which only loosens the check.
-    let mut predecessor = vec![None; n];
-    let mut last_on_connection: std::collections::BTreeMap<u64, usize> = Default::default();
-    let mut by_invocation: Vec<usize> = (0..n).collect();
-    by_invocation.sort_by_key(|&i| ops[i].invoke_position);
-    for i in by_invocation {
-        if let (Some(connection), false) = (ops[i].connection, slot[i].0) {
-            predecessor[i] = last_on_connection.insert(connection, i);
+
+    /// Whether the first read still to return can see what it returned, when only appends
+    /// may come before it. Every operation that may be linearized before that read was
+    /// invoked before it returned, so its call is ahead of the read's return in the list; if
+    /// they all are appends (or reads), the value the read saw must extend the current
+    /// one. Without this, appends between two reads are tried in every order, each giving a
+    /// state of its own.
+    fn may_reach_next_read(&self, state: StateId) -> bool {
+        if !self.lookahead {
+            return true;
         }
+        let mut entry = self.list.next[self.list.head];
+        while entry != NIL {
+            let op = self.ops[entry / 2];
+            match (&op.kind, &op.outcome, entry.is_multiple_of(2)) {
+                (OpKind::Append(_) | OpKind::Get, _, true) => {}
+                (_, _, true) => return true,
+                (OpKind::Get, OpOutcome::Ok(read), false) => {
+                    return match (self.states.only(state), read) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(now), Some(seen)) => seen.starts_with(now),
+                    };
+                }
+                (_, _, false) => {}
+            }
+            entry = self.list.next[entry];
+        }
+        true
     }
-    let mut placed = vec![false; n];
-    let mut keys: Vec<String> = ops
-        .iter()
-        .flat_map(|op| op.keys())
-        .map(str::to_string)
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (mut states, mut state) = States::new(keys);
-    let mut done = Done::new(definite, info);
-    let mut cache: Cache = HashMap::default();
-    let mut longest: Vec<usize> = Vec::new();
-    // Success once every definite operation is placed: the info operations left over can all
-    // take effect at the end (or never), which no one observes.
-    let mut definite_left = definite;
-    let mut path = vec![Frame {
-        candidates: list.candidates(is_info),
-        tried: 0,
-        placed: None,
-    }];
-    while definite_left > 0 {
-        if !budget.spend() {
-            return Search::Undecided;
-        }
-        let frame = path.last_mut().expect("the root frame is never popped");
-        if let Some(&call) = frame.candidates.get(frame.tried) {
-            frame.tried += 1;
+
+    /// Search steps spent so far, over every call to [`Searcher::run`].
+    #[must_use]
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Searches on until the verdict is known (`Some`) or `budget` runs out (`None`; calling
+    /// again with more budget resumes where this call stopped). After a verdict, calling again
+    /// returns it again.
+    pub fn run(&mut self, budget: &mut Budget<'_>) -> Option<Search> {
+        let slot = &self.slot;
+        let is_info = |entry: usize| slot[entry / 2].0;
+        while self.definite_left > 0 {
+            if !budget.spend() {
+                return None;
+            }
+            self.steps += 1;
+            let frame = self
+                .path
+                .last_mut()
+                .expect("the root frame is never popped");
+            if let Some(&call) = frame.candidates.get(frame.tried) {
+                frame.tried += 1;
+                let op = call / 2;
+                if self.predecessor[op].is_some_and(|before| !self.placed[before]) {
+                    continue;
+                }
+                let Some(after) = self.states.step(self.state, self.ops[op]) else {
+                    continue;
+                };
+                self.list.unlink(call);
+                self.list.unlink(call + 1);
+                if !self.may_reach_next_read(after) {
+                    // Doomed, but linearizable so far: it may still be the longest prefix.
+                    if self.path.len() > self.longest.len() {
+                        self.longest = self.placed_calls().chain([call]).map(|c| c / 2).collect();
+                    }
+                    self.list.relink(call + 1);
+                    self.list.relink(call);
+                    continue;
+                }
+                self.done.toggle(slot[op]);
+                if !remember(&mut self.cache, &self.done, after) {
+                    self.done.toggle(slot[op]);
+                    self.list.relink(call + 1);
+                    self.list.relink(call);
+                    continue;
+                }
+                self.definite_left -= usize::from(!slot[op].0);
+                self.placed[op] = true;
+                self.path.push(Frame {
+                    candidates: self.list.candidates(is_info),
+                    tried: 0,
+                    placed: Some((call, self.state)),
+                });
+                self.state = after;
+                continue;
+            }
+            // Only a failed search reports the longest prefix, so it is copied when a path
+            // longer than any before starts to unwind, not every time one grows.
+            if self.path.len() > self.longest.len() + 1 {
+                self.longest = self.placed_calls().map(|call| call / 2).collect();
+            }
+            if self.path.len() == 1 {
+                return Some(Search::NotLinearizable {
+                    longest: self.longest.clone(),
+                });
+            }
+            let (call, before) = self
+                .path
+                .pop()
+                .and_then(|frame| frame.placed)
+                .expect("every frame above the root placed an operation");
             let op = call / 2;
-            if predecessor[op].is_some_and(|before| !placed[before]) {
-                continue;
-            }
-            let Some(after) = states.step(state, ops[op]) else {
-                continue;
-            };
-            done.toggle(slot[op]);
-            if !remember(&mut cache, &done, after) {
-                done.toggle(slot[op]);
-                continue;
-            }
-            definite_left -= usize::from(!slot[op].0);
-            placed[op] = true;
-            list.unlink(call);
-            list.unlink(call + 1);
-            path.push(Frame {
-                candidates: list.candidates(is_info),
-                tried: 0,
-                placed: Some((call, state)),
-            });
-            state = after;
-            continue;
+            self.done.toggle(slot[op]);
+            self.placed[op] = false;
+            self.definite_left += usize::from(!slot[op].0);
+            self.state = before;
+            self.list.relink(call + 1);
+            self.list.relink(call);
         }
-        // Only a failed search reports the longest prefix, so it is copied when a path longer
-        // than any before starts to unwind, not every time one grows.
-        if path.len() > longest.len() + 1 {
-            longest = path
-                .iter()
-                .filter_map(|f| f.placed)
-                .map(|(call, _)| call / 2)
-                .collect();
-        }
-        let Some((call, before)) = path.pop().and_then(|frame| frame.placed) else {
-            return Search::NotLinearizable { longest };
-        };
-        let op = call / 2;
-        done.toggle(slot[op]);
-        placed[op] = false;
-        definite_left += usize::from(!slot[op].0);
-        state = before;
-        list.relink(call + 1);
-        list.relink(call);
+        Some(Search::Linearizable)
     }
-    Search::Linearizable
 }
 
 /// The doubly linked list of call and return entries not yet linearized, in real-time order,

@@ -5,7 +5,7 @@ use super::wallclock::Stopwatch;
 use std::process::ExitCode;
 use verity_sim::SimOptions;
 use verity_sim::checker::{Budget, check};
-use verity_sim::generate::{Shape, linearizable_history};
+use verity_sim::generate::{Shape, Wide, linearizable_history, wide_history};
 
 pub fn run(seeds: u64) -> anyhow::Result<ExitCode> {
     println!(
@@ -66,5 +66,60 @@ pub fn run(seeds: u64) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    println!();
+    wide_histories()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seeds of each wide-history kind to time.
+const WIDE_SEEDS: u64 = 10;
+
+/// Times the checker on generated wide histories (`verity-sim generate`): linearizable ones,
+/// and ones with a stale read on one key beside a key too hard to search, which the stale
+/// read must decide. Each check stops after 10 s (then undecided).
+fn wide_histories() -> anyhow::Result<()> {
+    println!(
+        "checker: wide histories (50 processes, 10 keys, 2,000 ops, 3% of writes info), \
+         {WIDE_SEEDS} seeds each, 10 s limit"
+    );
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9} {:>12}   verdicts",
+        "kind", "median s", "max s", "total s", "ops/s"
+    );
+    for (name, stale_read, hard_key) in [
+        ("linearizable", false, false),
+        ("stale read beside hard key", true, true),
+    ] {
+        let (mut seconds, mut verdicts, mut ops_total) = (Vec::new(), Vec::new(), 0usize);
+        for seed in 0..WIDE_SEEDS {
+            let shape = Wide {
+                processes: 50,
+                keys: 10,
+                operations: 2000,
+                info_per_mille: 30,
+                stale_read,
+                hard_key,
+            };
+            let ops = wide_history(shape, seed).operations()?;
+            let clock = Stopwatch::start();
+            let stop = || clock.seconds() > 10.0;
+            let report = check(&ops, &mut Budget::until(u64::MAX, &stop));
+            seconds.push(clock.seconds());
+            verdicts.push(format!("{:?}", report.verdict));
+            ops_total += ops.len();
+        }
+        let total: f64 = seconds.iter().sum();
+        seconds.sort_by(f64::total_cmp);
+        verdicts.sort();
+        verdicts.dedup();
+        println!(
+            "  {name:<28} {:>9.3} {:>9.3} {:>9.3} {:>12.0}   {}",
+            seconds[seconds.len() / 2],
+            seconds[seconds.len() - 1],
+            total,
+            ops_total as f64 / total,
+            verdicts.join(", ")
+        );
+    }
+    Ok(())
 }

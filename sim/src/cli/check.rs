@@ -34,10 +34,7 @@ pub fn run(
     };
     let clock = Stopwatch::start();
     let stop = move || clock.seconds() > timeout_s;
-    let mut budget = Budget {
-        steps_left: u64::MAX,
-        should_stop: Some(&stop),
-    };
+    let mut budget = Budget::until(u64::MAX, &stop);
     let report = check(&ops, &mut budget);
     let seconds = clock.seconds();
     if json {
@@ -55,6 +52,12 @@ pub fn run(
         );
         for violation in &report.violations {
             println!("\n{violation}");
+        }
+        if !report.unfinished_keys.is_empty() {
+            println!(
+                "decided by the refuted key; left unfinished: keys {:?}",
+                report.unfinished_keys
+            );
         }
         if !report.undecided_keys.is_empty() {
             println!(

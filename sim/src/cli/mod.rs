@@ -123,6 +123,32 @@ enum Action {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Write a generated wide history (many processes appending to a few keys) to standard
+    /// output, in the shared JSON Lines format: linearizable by construction, or with one
+    /// stale read planted on the last key.
+    Generate {
+        /// Concurrent processes.
+        #[arg(long, default_value_t = 50)]
+        processes: u64,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 10)]
+        keys: u64,
+        /// Operations in total.
+        #[arg(long, default_value_t = 2000)]
+        ops: u64,
+        /// Out of 1000 writes, how many end as `info` (and take effect later, or never).
+        #[arg(long, default_value_t = 30)]
+        info_per_mille: u64,
+        /// Plant one stale read on the last key, making the history not linearizable.
+        #[arg(long)]
+        stale_read: bool,
+        /// Open with a burst on key `k0` that is linearizable but too hard to search.
+        #[arg(long)]
+        hard_key: bool,
+        /// The generator's seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Measure simulator and checker throughput on this machine.
     Bench {
         /// Seeds of the standard 5-node swarm run to time.
@@ -323,6 +349,32 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             check::run(&file, text, timeout, json)
         }
         Action::Bench { seeds } => bench::run(seeds),
+        Action::Generate {
+            processes,
+            keys,
+            ops,
+            info_per_mille,
+            stale_read,
+            hard_key,
+            seed,
+        } => {
+            if processes == 0 || keys == 0 {
+                bail!("--processes and --keys must be at least 1");
+            }
+            let shape = verity_sim::generate::Wide {
+                processes,
+                keys,
+                operations: ops,
+                info_per_mille,
+                stale_read,
+                hard_key,
+            };
+            print!(
+                "{}",
+                verity_sim::generate::wide_history(shape, seed).to_json_lines()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Action::Minimize {
             seed,
             out,
