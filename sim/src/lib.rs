@@ -7,6 +7,7 @@
 
 pub mod checker;
 pub mod client;
+mod conditions;
 pub mod disk;
 pub mod duration;
 #[cfg(feature = "fuzzing")]
@@ -18,6 +19,7 @@ pub mod minimize;
 pub mod nemesis;
 pub mod network;
 pub mod options;
+pub mod picture;
 pub mod rng;
 pub mod runner;
 pub mod scenario;

@@ -486,6 +486,8 @@ pub struct Simulation {
     /// first node seen there.
     state_digests: BTreeMap<LogIndex, (NodeId, u64)>,
     pub(crate) timeline: crate::timeline::Progress,
+    /// Each node's condition as last noted in the trace (runs that keep their trace only).
+    pub(crate) conditions: BTreeMap<NodeId, crate::conditions::Condition>,
 }
 
 impl Simulation {
@@ -600,6 +602,7 @@ impl Simulation {
             healed_leader_term: None,
             state_digests: BTreeMap::new(),
             timeline: crate::timeline::Progress::default(),
+            conditions: BTreeMap::new(),
         }
     }
 
@@ -664,6 +667,9 @@ impl Simulation {
                 break;
             }
             self.handle(next.event);
+            if self.options.keep_trace {
+                self.note_conditions();
+            }
             self.check_timeline();
             if self.phase == Phase::Converge && self.lagging().is_none() {
                 self.phase = Phase::Done;

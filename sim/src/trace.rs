@@ -77,6 +77,17 @@ pub enum What {
         /// Outcome description.
         outcome: String,
     },
+    /// A node's condition changed: whether it runs, and which nodes it cannot hear. Kept
+    /// only in traces that keep events, for pictures of the run, and not part of the hash:
+    /// it follows from the faults, which are.
+    Condition {
+        /// The node.
+        node: u64,
+        /// `running`, `paused` or `down`.
+        running: &'static str,
+        /// Nodes whose messages to it are cut.
+        unheard: Vec<u64>,
+    },
 }
 
 impl fmt::Display for TraceEvent {
@@ -102,6 +113,18 @@ impl fmt::Display for What {
             What::Fault { description } => write!(f, "FAULT {description}"),
             What::Invoke { process, op } => write!(f, "client p{process} invoke {op}"),
             What::Complete { process, outcome } => write!(f, "client p{process} {outcome}"),
+            What::Condition {
+                node,
+                running,
+                unheard,
+            } => {
+                write!(f, "n{node} {running}")?;
+                if !unheard.is_empty() {
+                    let names: Vec<String> = unheard.iter().map(|n| format!("n{n}")).collect();
+                    write!(f, ", hears nothing from {}", names.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -166,8 +189,26 @@ impl Trace {
                 self.feed_numbers(&[*process]);
                 self.feed(outcome.as_bytes());
             }
+            What::Condition {
+                node,
+                running,
+                unheard,
+            } => {
+                self.feed(&[5]);
+                self.feed_numbers(&[*node]);
+                self.feed_numbers(unheard);
+                self.feed(running.as_bytes());
+            }
         }
         self.count += 1;
+        if let Some(events) = &mut self.events {
+            events.push(TraceEvent { time_us, what });
+        }
+    }
+
+    /// Keeps an event, if events are kept, without hashing or counting it: for facts that
+    /// follow from hashed ones and that only pictures of the run need.
+    pub fn note(&mut self, time_us: u64, what: What) {
         if let Some(events) = &mut self.events {
             events.push(TraceEvent { time_us, what });
         }

@@ -122,3 +122,38 @@ fn bad_arguments_are_refused_with_a_reason() {
     let output = verity_sim(&["run", "--shard", "3/2"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("need 0 <= I < N"));
 }
+
+#[test]
+fn check_and_replay_write_their_pictures_with_html() {
+    let bad = temp_file(
+        "for-picture.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"x\",\"value\":\"1\"}\n{\"process\":0,\"type\":\"ok\",\"f\":\"put\",\"key\":\"x\",\"value\":\"1\"}\n{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"x\",\"value\":null}\n{\"process\":1,\"type\":\"ok\",\"f\":\"get\",\"key\":\"x\",\"value\":\"2\"}\n",
+    );
+    let page = bad.with_extension("html");
+    let output = verity_sim(&[
+        "check",
+        bad.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("not linearizable: key x (2 operations cannot be ordered)"));
+
+    let run = bad.with_file_name("run.html");
+    let output = verity_sim(&[
+        "replay",
+        "--seed",
+        "1",
+        "--ops",
+        "40",
+        "--quiet",
+        "--html",
+        run.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stdout(&output));
+    let html = std::fs::read_to_string(&run).unwrap();
+    assert!(html.contains("verity-sim replay --seed 1 --nodes 5 --clients 8 --ops 40 --keys 4"));
+    assert!(html.contains("\"nodes\":[{\"name\":\"n1\""));
+}

@@ -10,9 +10,13 @@
 //!   processes on loopback ports, driven by the `redis` client crate, `redis-cli` and
 //!   `redis-benchmark`.
 //!
-//! The library is what those tests share: the process harness [`ProcessCluster`], and
-//! [`certificates`] for TLS.
+//! - `pictures.rs`, `node_status.rs`: the simulator's HTML pictures and the node's status
+//!   page, loaded in headless Chromium.
+//!
+//! The library is what those tests share: the process harness [`ProcessCluster`],
+//! [`certificates`] for TLS, and [`browser`] for headless Chromium.
 
+pub mod browser;
 pub mod certificates;
 pub mod process_cluster;
 

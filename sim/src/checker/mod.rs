@@ -55,6 +55,8 @@ pub struct Violation {
     pub key: String,
     /// A reduced set of operations that cannot be ordered, in invocation order.
     pub operations: Vec<String>,
+    /// Where each of `operations` was invoked: its invoke event's index in the history.
+    pub invoked_at: Vec<usize>,
     /// The longest sequence of the key's operations that could be linearized.
     pub longest_linearizable_prefix: Vec<String>,
 }
@@ -151,8 +153,10 @@ pub fn check_with(
                 }
                 Some(Search::NotLinearizable { longest }) => {
                     let (key, key_ops, _) = live.remove(i);
+                    let (operations, invoked_at) = reduce::witness(&key_ops, reduction);
                     report.violations.push(Violation {
-                        operations: reduce::witness(&key_ops, reduction),
+                        operations,
+                        invoked_at,
                         longest_linearizable_prefix: longest
                             .iter()
                             .map(|&i| key_ops[i].to_string())

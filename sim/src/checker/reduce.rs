@@ -36,10 +36,11 @@ pub(super) fn is_observation(op: &Operation) -> bool {
 }
 
 /// Shrinks the operations of a group that a search refuted into a witness: the operations
-/// that cannot be ordered, in invocation order, one line each.
-pub(super) fn witness(ops: &[&Operation], budget: &mut Budget<'_>) -> Vec<String> {
+/// that cannot be ordered, in invocation order, one line each, and where each was invoked.
+pub(super) fn witness(ops: &[&Operation], budget: &mut Budget<'_>) -> (Vec<String>, Vec<usize>) {
     let kept = drop_observations(shortest_failing_prefix(ops, budget), budget);
-    kept.iter()
+    let lines = kept
+        .iter()
         .map(|k| {
             let line = ops[k.original].to_string();
             if k.cut {
@@ -48,7 +49,9 @@ pub(super) fn witness(ops: &[&Operation], budget: &mut Budget<'_>) -> Vec<String
                 line
             }
         })
-        .collect()
+        .collect();
+    let positions = kept.iter().map(|k| k.op.invoke_position).collect();
+    (lines, positions)
 }
 
 fn refuted(kept: &[Kept], budget: &mut Budget<'_>) -> bool {
@@ -84,14 +87,14 @@ fn prefix(ops: &[&Operation], end: usize) -> Vec<Kept> {
     kept
 }
 
-/// The earliest cut that still cannot be ordered (the whole history if none is proven).
+/// The earliest cut that still cannot be ordered (the whole history if none is proven). The
+/// search gallops up from the shortest prefixes, which are cheap to decide, before bisecting:
+/// refuting a long prefix can cost as much as refuting the whole history did.
 fn shortest_failing_prefix(ops: &[&Operation], budget: &mut Budget<'_>) -> Vec<Kept> {
     let mut cuts: Vec<usize> = ops.iter().filter_map(|op| op.complete_position).collect();
     cuts.sort_unstable();
     cuts.dedup();
-    // Cutting just after a completion keeps it; `cuts[hi]` (or everything) is known to fail.
-    let (mut lo, mut hi) = (0, cuts.len());
-    let whole = prefix(ops, usize::MAX);
+    // Cutting just after a completion keeps it; `at(hi)` (at first everything) fails.
     let at = |i: usize| {
         if i == cuts.len() {
             usize::MAX
@@ -99,6 +102,16 @@ fn shortest_failing_prefix(ops: &[&Operation], budget: &mut Budget<'_>) -> Vec<K
             cuts[i] + 1
         }
     };
+    let (mut lo, mut hi) = (0, cuts.len());
+    let mut probe = 0;
+    while probe < hi && !budget.is_spent() {
+        if refuted(&prefix(ops, at(probe)), budget) {
+            hi = probe;
+        } else {
+            lo = probe + 1;
+            probe = 2 * probe + 1;
+        }
+    }
     while lo < hi && !budget.is_spent() {
         let mid = lo + (hi - lo) / 2;
         if refuted(&prefix(ops, at(mid)), budget) {
@@ -107,11 +120,7 @@ fn shortest_failing_prefix(ops: &[&Operation], budget: &mut Budget<'_>) -> Vec<K
             lo = mid + 1;
         }
     }
-    if hi == cuts.len() {
-        whole
-    } else {
-        prefix(ops, at(hi))
-    }
+    prefix(ops, at(hi))
 }
 
 /// Drops observations while what remains still cannot be ordered.

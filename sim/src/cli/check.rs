@@ -1,16 +1,19 @@
 //! `verity-sim check FILE`: the checker alone, with the exit codes of the history spec.
 
 use super::wallclock::Stopwatch;
+use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
 use verity_sim::checker::{Budget, Verdict, check};
 use verity_sim::history::History;
+use verity_sim::picture;
 
 pub fn run(
     file: &Path,
     text: anyhow::Result<String>,
     timeout_s: f64,
     json: bool,
+    html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let history = text.and_then(|text| {
         History::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))
@@ -37,6 +40,10 @@ pub fn run(
     let mut budget = Budget::until(u64::MAX, &stop);
     let report = check(&ops, &mut budget);
     let seconds = clock.seconds();
+    if let Some(path) = html {
+        let page = picture::check_page(&file.display().to_string(), &ops, &report, seconds);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     if json {
         let mut value = serde_json::to_value(&report)?;
         value["seconds"] = serde_json::json!(seconds);

@@ -68,6 +68,10 @@ enum Action {
         /// Print only the summary and the hash, not the trace.
         #[arg(long)]
         quiet: bool,
+        /// Write a picture of the run here: a self-contained HTML page with one lane per node
+        /// (role, term, crashes, pauses, cuts), the faults, and the client operations by key.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
@@ -82,6 +86,10 @@ enum Action {
         /// Print the verdict as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Write a picture of the history here: a self-contained HTML page with each key's
+        /// operations as bars on a time axis, a failing key's witness outlined.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
     },
     /// Switch on one catalogued bug and run swarm seeds until a check catches it
     /// (built with `--features bug-catalogue` only).
@@ -331,22 +339,38 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             history,
             trace,
             quiet,
+            html,
             cluster,
         } => {
-            let options = match scenario {
-                Some(file) => Scenario::load(&file)?.options(seed),
-                None => cluster.options(seed)?,
+            let (options, command) = match scenario {
+                Some(file) => (
+                    Scenario::load(&file)?.options(seed),
+                    format!(
+                        "verity-sim replay --scenario {} --seed {seed}",
+                        file.display()
+                    ),
+                ),
+                None => (
+                    cluster.options(seed)?,
+                    format!("verity-sim replay --seed {seed} {}", cluster.flags()),
+                ),
             };
-            replay::run(options, history.as_deref(), trace.as_deref(), quiet)
+            let files = replay::Files {
+                history: history.as_deref(),
+                trace: trace.as_deref(),
+                html: html.as_deref(),
+            };
+            replay::run(options, &command, &files, quiet)
         }
         Action::Check {
             file,
             timeout,
             json,
+            html,
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()));
-            check::run(&file, text, timeout, json)
+            check::run(&file, text, timeout, json, html.as_deref())
         }
         Action::Bench { seeds } => bench::run(seeds),
         Action::Generate {

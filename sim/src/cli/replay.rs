@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use verity_sim::SimOptions;
+use verity_sim::picture;
 use verity_sim::runner::capture_panics;
 use verity_sim::simulation::Failure;
 
@@ -22,12 +23,25 @@ impl FormatTime for VirtualTime {
     }
 }
 
+/// Where to write what the replay produced, besides standard output.
+pub struct Files<'a> {
+    /// The client history (JSON Lines).
+    pub history: Option<&'a Path>,
+    /// The trace (JSON Lines).
+    pub trace: Option<&'a Path>,
+    /// The picture of the run (HTML).
+    pub html: Option<&'a Path>,
+}
+
+/// Replays one seed; `command` is the command line that replays it, for the picture's
+/// heading.
 pub fn run(
     mut options: SimOptions,
-    history: Option<&Path>,
-    trace: Option<&Path>,
+    command: &str,
+    files: &Files<'_>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
+    let (history, trace) = (files.history, files.trace);
     let seed = options.seed;
     let must_fail = options.expect.must_fail;
     options.keep_trace = true;
@@ -63,7 +77,7 @@ pub fn run(
         std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
     }
     let stats = &outcome.stats;
-    println!(
+    let summary = format!(
         "seed {seed}: {} nodes, {} clients, faults {:?} -> {} ok / {} fail / {} info operations, {} elections, {} events, {:.3} virtual s",
         outcome.options.nodes,
         outcome.options.clients,
@@ -75,6 +89,11 @@ pub fn run(
         stats.events,
         stats.virtual_time_us as f64 / 1e6
     );
+    println!("{summary}");
+    if let Some(path) = files.html {
+        let page = picture::run_page(&outcome, command, summary);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(stale) = &outcome.stale_reads {
         println!("session guarantees kept: {stale}");
     }
