@@ -234,7 +234,7 @@ struct Frame {
     placed: Option<(usize, StateId)>,
 }
 
-/// Searches for a linearization of `ops` (on one group of keys, see [`super::model`]),
+/// Searches for a linearization of `ops` (on one group of keys, see the checker's model),
 /// starting from the state where every key is absent.
 pub fn search(ops: &[&Operation], budget: &mut Budget<'_>) -> Search {
     Searcher::new(ops).run(budget).unwrap_or(Search::Undecided)
