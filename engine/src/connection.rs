@@ -42,6 +42,7 @@ use crate::auth::{self, Users};
 use crate::command::{ClientCommand, ClientSub, Consistency};
 use crate::introspection;
 use crate::resp::{self, Limits};
+use crate::tally::{self, Tally};
 use output::Output;
 pub use output::{OutputLimit, READ_PAUSE_BYTES};
 use std::collections::VecDeque;
@@ -329,6 +330,10 @@ pub struct Connection {
     denied: bool,
     next_attempt: u64,
     output: Output,
+    /// The command each reply still in `slots` answers, in order (`Close` has none).
+    replies_for: VecDeque<&'static str>,
+    /// Replies written per command since the host last took them.
+    tally: Tally,
     closing: bool,
     closed: bool,
     /// The catalogued bug switched on, if any (testing builds only).
@@ -365,6 +370,8 @@ impl Connection {
             name: None,
             next_attempt: 0,
             output: Output::default(),
+            replies_for: VecDeque::new(),
+            tally: Tally::default(),
             closing: false,
             closed: false,
             #[cfg(feature = "bug-catalogue")]
@@ -639,7 +646,7 @@ impl Connection {
         if !self.output.overflowed() && self.output.enforce(self.config.output_limit, now_ms) {
             self.closing = true;
             self.closed = true;
-            self.slots.clear();
+            self.clear_slots();
         }
     }
 
@@ -1088,23 +1095,60 @@ impl Connection {
         }
     }
 
+    /// The replies written per command since the last call (see [`Tally`]).
+    pub fn take_tally(&mut self) -> Tally {
+        std::mem::take(&mut self.tally)
+    }
+
+    /// Names the reply slots pushed since `slots` held `first` as answering `command`.
+    fn name_replies(&mut self, first: usize, command: &'static str) {
+        for slot in self.slots.iter().skip(first) {
+            if !matches!(slot, Slot::Close) {
+                self.replies_for.push_back(command);
+            }
+        }
+        debug_assert!(
+            self.replies_for.len() <= self.slots.len(),
+            "every reply slot answers one command"
+        );
+    }
+
+    /// Drops every slot, with the names of their replies.
+    fn clear_slots(&mut self) {
+        self.slots.clear();
+        self.replies_for.clear();
+    }
+
+    /// Writes the finished reply of the slot just taken from the front, and counts it under
+    /// its command.
+    fn write_reply(&mut self, frame: &Frame) {
+        frame.encode(self.output.buffer());
+        let command = self
+            .replies_for
+            .pop_front()
+            .expect("every reply slot answers one command");
+        self.tally.record(command, frame.is_error());
+    }
+
     /// Moves leading finished replies to the output.
     fn flush(&mut self) {
         while let Some(slot) = self.slots.front() {
             match slot {
-                Slot::Ready(frame) => {
-                    frame.encode(self.output.buffer());
-                    self.slots.pop_front();
+                Slot::Ready(_) => {
+                    let Some(Slot::Ready(frame)) = self.slots.pop_front() else {
+                        unreachable!("the front slot is ready");
+                    };
+                    self.write_reply(&frame);
                 }
                 Slot::ShowSession { next, .. } => {
                     let Some(frame) = session_frame(&self.session, *next) else {
                         return;
                     };
-                    frame.encode(self.output.buffer());
                     self.slots.pop_front();
+                    self.write_reply(&frame);
                 }
                 Slot::Close => {
-                    self.slots.clear();
+                    self.clear_slots();
                     self.closed = true;
                     return;
                 }
@@ -1123,17 +1167,25 @@ impl Connection {
                 Ok(Some(parsed)) => {
                     consumed += parsed.consumed;
                     if !parsed.args.is_empty() {
+                        let (first, command) = (self.slots.len(), Tally::name_of(&parsed.args[0]));
                         self.accept(parsed.args, now_ms, host);
+                        self.name_replies(first, command);
                     }
                 }
                 Ok(None) if self.input.len() - consumed > self.config.max_request_bytes() => {
                     let limit = self.config.max_request_bytes();
+                    let first = self.slots.len();
                     self.protocol_error(format!(
                         "ERR Protocol error: request larger than {limit} bytes"
                     ));
+                    self.name_replies(first, tally::PROTOCOL);
                 }
                 Ok(None) => break,
-                Err(error) => self.protocol_error(format!("ERR {error}")),
+                Err(error) => {
+                    let first = self.slots.len();
+                    self.protocol_error(format!("ERR {error}"));
+                    self.name_replies(first, tally::PROTOCOL);
+                }
             }
         }
         self.input.drain(..consumed);

@@ -14,6 +14,7 @@
 //!   how its answer comes back; [`envelope`]: what peers send each other.
 //! - [`introspection`]: `HELLO`, `CONFIG GET`, `COMMAND`; [`auth`]: who may use a
 //!   connection (passwords, users, protected mode).
+//! - [`tally`]: replies and error replies per command, for the node's metrics.
 //! - [`persist`]: the `Ready` contract (write, then send and acknowledge; group commit),
 //!   carried out one way for the node's WAL writer and the simulator's disk.
 //!
@@ -44,6 +45,7 @@ pub mod introspection;
 pub mod persist;
 pub mod resp;
 pub mod router;
+pub mod tally;
 
 pub use command::Consistency;
 pub use connection::{
@@ -53,3 +55,4 @@ pub use connection::{
 pub use envelope::{ForwardResult, PeerFrame};
 pub use persist::{Accepted, PersistQueue, Release};
 pub use router::{Routed, Router};
+pub use tally::Tally;

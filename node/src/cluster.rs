@@ -1,7 +1,8 @@
 //! `verity cluster`: a local cluster of real node processes, for trying Verity out.
 //!
-//! Node `i` (from 1) serves clients on `127.0.0.1:(client_port + i - 1)` and peers on
-//! `127.0.0.1:(peer_port + i - 1)`, with its data in `DIR/node-i`. The nodes share the peer
+//! Node `i` (from 1) serves clients on `127.0.0.1:(client_port + i - 1)`, peers on
+//! `127.0.0.1:(peer_port + i - 1)` and metrics and the status page on
+//! `127.0.0.1:(metrics_port + i - 1)`, with its data in `DIR/node-i`. The nodes share the peer
 //! secret in `DIR/peer-secret` (made on the first start: 32 random bytes, hex, readable by the
 //! owner only), unless the node flags name one or say `--insecure-peers`. Every line a node logs is
 //! echoed with its `[nI]` prefix. Ctrl-C (or SIGTERM) sends SIGTERM to every node and waits
@@ -31,6 +32,10 @@ pub struct ClusterArgs {
     /// Peer port of node 1; node i uses this plus i-1.
     #[arg(long, default_value_t = 7001)]
     pub peer_port: u16,
+    /// Metrics port of node 1 (Prometheus `/metrics`, the status page `/`); node i uses
+    /// this plus i-1. 0 serves no metrics.
+    #[arg(long, default_value_t = 9001)]
+    pub metrics_port: u16,
     /// Extra flags passed to every `verity node` (e.g. `--fsync never`), after `--`.
     #[arg(last = true)]
     pub node_flags: Vec<String>,
@@ -51,6 +56,13 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         peers.push(format!("{i}=127.0.0.1:{}", port(args.peer_port, i)?));
     }
     let peers = peers.join(",");
+    let mut metrics = Vec::new();
+    if args.metrics_port != 0 {
+        for i in 1..=args.nodes {
+            metrics.push(format!("{i}=127.0.0.1:{}", port(args.metrics_port, i)?));
+        }
+    }
+    let metrics = metrics.join(",");
     let mut secret_flags = Vec::new();
     if !args
         .node_flags
@@ -85,6 +97,16 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 &format!("127.0.0.1:{}", port(args.client_port, i)?),
             ])
             .args(["--peers", &peers])
+            .args(if metrics.is_empty() {
+                Vec::new()
+            } else {
+                vec![
+                    "--metrics-addr".to_string(),
+                    format!("127.0.0.1:{}", port(args.metrics_port, i)?),
+                    "--cluster-metrics-addrs".to_string(),
+                    metrics.clone(),
+                ]
+            })
             .args(&secret_flags)
             .args(&args.node_flags)
             .stdout(Stdio::piped())
@@ -122,6 +144,15 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         args.client_port,
         port(args.client_port, args.nodes)?
     );
+    if args.metrics_port != 0 {
+        println!(
+            "verity cluster: status page http://127.0.0.1:{}/ (every node's role, term, lag and throughput, live); Prometheus metrics at http://127.0.0.1:{}/metrics ({}..{})",
+            args.metrics_port,
+            args.metrics_port,
+            args.metrics_port,
+            port(args.metrics_port, args.nodes)?
+        );
+    }
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let exited = async {

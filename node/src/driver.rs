@@ -72,6 +72,10 @@ pub struct NodeStatus {
     pub sessions: usize,
     /// Bytes of write replies the sessions keep for retries (reads' replies are never kept).
     pub reply_cache_bytes: u64,
+    /// Elections this node started (it became a candidate) since it started.
+    pub elections_started: u64,
+    /// Elections this node won (it became the leader) since it started.
+    pub elections_won: u64,
 }
 
 /// Where the answer to one submission goes: the submitter's results channel, tagged with
@@ -214,6 +218,8 @@ pub struct Driver {
     persist: PersistQueue,
     last_role: Role,
     last_leader: Option<NodeId>,
+    /// Elections started and won since the node started.
+    elections: Elections,
     published: watch::Sender<NodeStatus>,
     /// The origin of the node's monotonic clock (leases are measured on it).
     started: Instant,
@@ -258,7 +264,13 @@ impl Driver {
         // restarted node does not reuse its previous incarnation's ids.
         let first_forward_id = node.config().seed;
         let router = Router::new(&node, FORWARD_TIMEOUT_MS, first_forward_id);
-        let (published, status) = watch::channel(status_of(&node, &transport, &router, &wal_stats));
+        let (published, status) = watch::channel(status_of(
+            &node,
+            &transport,
+            &router,
+            &wal_stats,
+            Elections::default(),
+        ));
         let driver = Driver {
             node,
             transport,
@@ -270,6 +282,7 @@ impl Driver {
             routed: Vec::new(),
             persist,
             last_role,
+            elections: Elections::default(),
             last_leader,
             published,
             started: Instant::now(),
@@ -488,6 +501,13 @@ impl Driver {
                 },
             }
         );
+        if role != self.last_role {
+            match role {
+                Role::Candidate => self.elections.started += 1,
+                Role::Leader => self.elections.won += 1,
+                Role::Follower | Role::PreCandidate => {}
+            }
+        }
         self.last_role = role;
         self.last_leader = leader;
         self.published.send_replace(self.status());
@@ -514,17 +534,31 @@ impl Driver {
     }
 
     fn status(&self) -> NodeStatus {
-        status_of(&self.node, &self.transport, &self.router, &self.wal_stats)
+        status_of(
+            &self.node,
+            &self.transport,
+            &self.router,
+            &self.wal_stats,
+            self.elections,
+        )
     }
 }
 
+/// Elections a node took part in as a candidate, counted by its driver.
+#[derive(Clone, Copy, Debug, Default)]
+struct Elections {
+    started: u64,
+    won: u64,
+}
+
 /// What a node's driver publishes about it: the node, its peers' transport state, the
-/// operations its router holds, and its WAL writer's counters.
+/// operations its router holds, its WAL writer's counters, and its elections.
 fn status_of(
     node: &Node,
     transport: &Transport,
     router: &Router<Answer>,
     wal_stats: &WalStats,
+    elections: Elections,
 ) -> NodeStatus {
     let peers = transport.peer_states();
     let leader = node.leader();
@@ -555,6 +589,8 @@ fn status_of(
         waiting: router.waiting(),
         sessions: node.state_machine().sessions().len(),
         reply_cache_bytes: node.state_machine().sessions().reply_bytes(),
+        elections_started: elections.started,
+        elections_won: elections.won,
     }
 }
 

@@ -11,13 +11,18 @@
 //! - [`driver`]: the task that owns the core and carries out its `Ready`s.
 //! - [`server`]: client sockets around [`verity_engine::Connection`], which decides everything
 //!   about a client (commands, sessions, ordering, retries, replies).
+//! - [`metrics`]: Prometheus text and the status JSON from a node's figures ([`histogram`]);
+//!   [`http`]: the listener that serves them and the live status page.
 //! - [`run`]: starting and stopping a node; [`cluster`]: a local cluster of processes;
 //!   [`mod@bench`]: the load generator; [`logging`]: log formats.
 
 pub mod bench;
 pub mod cluster;
 pub mod driver;
+pub mod histogram;
+pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod run;
 pub mod server;
 pub mod settings;

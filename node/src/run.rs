@@ -144,6 +144,15 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let metrics_listener = match settings.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
+    let started_at = std::time::Instant::now();
     let (stop, stopping) = watch::channel(false);
     let persist = PersistQueue::new(0, opened.next_sequence);
     let (started, mut consensus) =
@@ -167,11 +176,34 @@ pub async fn run_node(settings: NodeSettings) -> anyhow::Result<()> {
         },
         fsync: settings.fsync,
     };
+    let stats = Arc::new(server::ServerStats::default());
+    if let Some(listener) = metrics_listener {
+        let sources = crate::http::Sources {
+            driver: handle.clone(),
+            stats: Arc::clone(&stats),
+            cluster: settings
+                .cluster_metrics_addrs
+                .iter()
+                .filter(|(id, _)| **id != settings.id)
+                .map(|(id, addr)| (id.0, addr.to_string()))
+                .collect(),
+            started: started_at,
+        };
+        let addr = listener
+            .local_addr()
+            .context("the metrics listener's address")?;
+        tracing::info!(
+            metrics = %addr,
+            "[START] metrics at http://{addr}/metrics, status page at http://{addr}/"
+        );
+        tokio::spawn(crate::http::serve(listener, sources, stopping.clone()));
+    }
     let server = tokio::spawn(server::serve(
         client_listener,
         tls_listener,
         handle.clone(),
         server_config,
+        stats,
         stopping,
     ));
     if let Some(addr) = settings.client_addr {

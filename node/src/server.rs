@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use verity_core::SessionToken;
-use verity_engine::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host};
+use verity_engine::{AttemptId, AttemptResult, Connection, ConnectionConfig, Host, Tally};
 
 /// Settings of the client server.
 #[derive(Clone, Debug)]
@@ -44,18 +44,19 @@ pub struct ServerConfig {
 const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// Serves clients on `listener` in plain text and on `tls_listener` with TLS (each if given)
-/// until `shutdown` becomes true. Both share the connection limit.
+/// until `shutdown` becomes true. Both share the connection limit. `stats` gathers the
+/// server's figures (for `INFO` and the metrics).
 pub async fn serve(
     listener: Option<TcpListener>,
     tls_listener: Option<(TcpListener, TlsAcceptor)>,
     driver: DriverHandle,
     config: ServerConfig,
+    stats: Arc<ServerStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_clients));
     let started = Instant::now();
-    let stats = Arc::new(ServerStats::default());
     let mut next_id = 0u64;
     loop {
         let (accepted, tls) = tokio::select! {
@@ -98,13 +99,13 @@ pub async fn serve(
         let served = Served {
             driver: driver.clone(),
             config: Arc::clone(&config),
-            slots: Arc::clone(&slots),
             started,
             stats: Arc::clone(&stats),
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _counted = Connected::count(&served.stats);
             let ended = match tls {
                 None => served.run(connection, socket, shutdown).await,
                 Some(acceptor) => {
@@ -129,18 +130,66 @@ pub async fn serve(
 struct Served {
     driver: DriverHandle,
     config: Arc<ServerConfig>,
-    /// The connection limit's permits; each open connection holds one.
-    slots: Arc<Semaphore>,
     /// The server's start: connections count time in milliseconds from it.
     started: Instant,
     stats: Arc<ServerStats>,
 }
 
-/// Counters of the whole client server, for `INFO`.
+/// Figures of the whole client server, for `INFO` and the metrics.
 #[derive(Debug, Default)]
-struct ServerStats {
+pub struct ServerStats {
     /// Clients disconnected for passing the output buffer limit.
     output_limit_disconnections: AtomicU64,
+    /// Client connections open now.
+    connected: AtomicU64,
+    /// Replies and error replies per command, over every connection so far.
+    commands: std::sync::Mutex<Tally>,
+}
+
+impl ServerStats {
+    /// Clients disconnected for passing the output buffer limit.
+    #[must_use]
+    pub fn output_limit_disconnections(&self) -> u64 {
+        self.output_limit_disconnections.load(Ordering::Relaxed)
+    }
+
+    /// Client connections open now.
+    #[must_use]
+    pub fn connected_clients(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Replies and error replies per command so far.
+    #[must_use]
+    pub fn commands(&self) -> Tally {
+        self.commands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn add_commands(&self, tally: &Tally) {
+        self.commands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add(tally);
+    }
+}
+
+/// Counts one open connection for as long as it lives.
+struct Connected<'a>(&'a ServerStats);
+
+impl<'a> Connected<'a> {
+    fn count(stats: &'a ServerStats) -> Connected<'a> {
+        stats.connected.fetch_add(1, Ordering::Relaxed);
+        Connected(stats)
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.connected.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Served {
@@ -183,6 +232,10 @@ impl Served {
             }
             outbox.push(connection.take_output());
             connection.report_unwritten(outbox.unwritten());
+            let tally = connection.take_tally();
+            if !tally.is_empty() {
+                self.stats.add_commands(&tally);
+            }
             if connection.is_closed() {
                 tokio::time::timeout(CLOSE_WRITE, outbox.write_all(&mut writer))
                     .await
@@ -319,10 +372,9 @@ struct NodeHost<'a> {
 
 impl Host for NodeHost<'_> {
     fn info(&self) -> String {
-        let connected = self.served.config.max_clients - self.served.slots.available_permits();
         info(
             &self.served.driver.latest_status(),
-            connected,
+            self.served.stats.connected_clients(),
             &self.served.config,
             &self.served.stats,
         )
@@ -411,18 +463,13 @@ async fn linger<S: AsyncRead + AsyncWrite>(
 }
 
 fn role_name(status: &NodeStatus) -> &'static str {
-    match status.role {
-        verity_core::Role::Leader => "leader",
-        verity_core::Role::Follower => "follower",
-        verity_core::Role::PreCandidate => "pre-candidate",
-        verity_core::Role::Candidate => "candidate",
-    }
+    crate::metrics::role_name(status.role)
 }
 
 /// `INFO` in Redis's layout: `# Section` headers and `field:value` lines.
 fn info(
     status: &NodeStatus,
-    connected_clients: usize,
+    connected_clients: u64,
     config: &ServerConfig,
     stats: &ServerStats,
 ) -> String {
@@ -432,6 +479,7 @@ fn info(
         bytes,
         syncs,
         sync_micros,
+        ..
     } = status.wal;
     let _ = write!(
         text,

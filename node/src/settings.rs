@@ -62,6 +62,16 @@ pub struct NodeArgs {
     /// with `tls-auth-clients yes`); without it, TLS clients present none.
     #[arg(long, value_name = "FILE")]
     pub tls_ca_cert_file: Option<PathBuf>,
+    /// Address to serve metrics on over HTTP: Prometheus text at `/metrics`, this node's
+    /// status as JSON at `/status.json`, and a live status page of the cluster at `/`.
+    /// Unauthenticated and read-only: bind it to loopback or a trusted network.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// The other nodes' --metrics-addr, for the status page to show the whole cluster:
+    /// `2=127.0.0.1:9002,3=127.0.0.1:9003` (`verity cluster` passes it).
+    #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
+    #[serde(default, deserialize_with = "peers_from_text")]
+    pub cluster_metrics_addrs: Option<BTreeMap<u64, SocketAddr>>,
     /// Every voter of the cluster with its peer address, this node included:
     /// `1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`.
     #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_peers)]
@@ -188,6 +198,10 @@ pub struct NodeSettings {
     pub client_addr: Option<SocketAddr>,
     /// Voters and their peer addresses (this node included).
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Where to serve metrics and the status page, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The other nodes' metrics addresses, for the status page.
+    pub cluster_metrics_addrs: BTreeMap<NodeId, SocketAddr>,
     /// Shared peer secret, if any.
     pub peer_secret: Option<Vec<u8>>,
     /// Tick length.
@@ -504,6 +518,12 @@ impl NodeArgs {
             peer_addr: pick!(peer_addr).with_context(|| required("peer-addr"))?,
             client_addr: pick!(client_addr),
             peers,
+            metrics_addr: pick!(metrics_addr),
+            cluster_metrics_addrs: pick!(cluster_metrics_addrs)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(id, addr)| (NodeId(id), addr))
+                .collect(),
             peer_secret,
             tick_ms: pick!(tick_ms).unwrap_or(10),
             election_timeout_ticks: pick!(election_timeout_ticks).unwrap_or(15),

@@ -909,3 +909,35 @@ fn a_stale_read_is_served_no_older_than_anything_its_connection_saw() {
         "no read goes back past the state an earlier one read"
     );
 }
+
+#[test]
+fn every_reply_is_tallied_under_its_command_and_errors_apart() {
+    let mut node = Node::new();
+    let c = node.connect();
+    node.send(
+        c,
+        "SET k v\nGET k\nINCR k\nPING\nNOSUCH x\nMULTI\nSET a 1\nEXEC\n*1\r\n$x\r\n",
+    );
+    node.settle();
+    let output = node.output(c);
+    assert!(output.contains("Protocol error"), "{output}");
+    let tally = node.connections[c].take_tally();
+    let figures: Vec<(&str, u64, u64)> = tally
+        .iter()
+        .map(|(name, counts)| (name, counts.replies, counts.errors))
+        .collect();
+    assert_eq!(
+        figures,
+        vec![
+            ("(protocol)", 1, 1),
+            ("exec", 1, 0),
+            ("get", 1, 0),
+            ("incr", 1, 1),
+            ("multi", 1, 0),
+            ("ping", 1, 0),
+            ("set", 2, 0),
+            ("unknown", 1, 1),
+        ]
+    );
+    assert!(node.connections[c].take_tally().is_empty(), "taken");
+}

@@ -18,6 +18,7 @@
 
 use super::segments::{SegmentedWal, WalAnchor};
 use super::snapshot_file;
+use crate::histogram::{Histogram, HistogramFigures};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,8 +61,17 @@ impl FsyncPolicy {
 /// up to this many bytes (or the error that stopped it).
 pub type Durable = std::io::Result<u64>;
 
-/// Counters of the writer, for `INFO` and benchmarks.
-#[derive(Debug, Default)]
+/// Upper bounds of the fsync latency buckets, microseconds (50 µs to 1 s).
+const SYNC_MICROS_BOUNDS: &[u64] = &[
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// Upper bounds of the buckets of records per sync.
+const RECORDS_PER_SYNC_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/// Counters of the writer, for `INFO`, metrics and benchmarks.
+#[derive(Debug)]
 pub struct WalStats {
     /// Records written.
     pub records: AtomicU64,
@@ -71,10 +81,27 @@ pub struct WalStats {
     pub syncs: AtomicU64,
     /// Total time spent in sync, in microseconds.
     pub sync_micros: AtomicU64,
+    /// How long each sync took, microseconds.
+    pub sync_latency: Histogram,
+    /// Records (one per `Ready`) made durable by each sync: group commit at work.
+    pub records_per_sync: Histogram,
 }
 
-/// The WAL writer's counters at one moment .
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+impl Default for WalStats {
+    fn default() -> WalStats {
+        WalStats {
+            records: AtomicU64::default(),
+            bytes: AtomicU64::default(),
+            syncs: AtomicU64::default(),
+            sync_micros: AtomicU64::default(),
+            sync_latency: Histogram::new(SYNC_MICROS_BOUNDS),
+            records_per_sync: Histogram::new(RECORDS_PER_SYNC_BOUNDS),
+        }
+    }
+}
+
+/// The WAL writer's counters at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalFigures {
     /// Records written.
     pub records: u64,
@@ -84,6 +111,10 @@ pub struct WalFigures {
     pub syncs: u64,
     /// Total time in sync, microseconds.
     pub sync_micros: u64,
+    /// How long each sync took, microseconds.
+    pub sync_latency: HistogramFigures,
+    /// Records made durable by each sync.
+    pub records_per_sync: HistogramFigures,
 }
 
 impl WalStats {
@@ -95,6 +126,8 @@ impl WalStats {
             bytes: self.bytes.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
             sync_micros: self.sync_micros.load(Ordering::Relaxed),
+            sync_latency: self.sync_latency.figures(),
+            records_per_sync: self.records_per_sync.figures(),
         }
     }
 }
@@ -200,6 +233,9 @@ fn run(
             return;
         }
         stats.records.fetch_add(records as u64, Ordering::Relaxed);
+        if snapshot.is_some() || policy == FsyncPolicy::Always {
+            stats.records_per_sync.observe(records as u64);
+        }
         durable += buffer.len() as u64;
         if done.send(Ok(durable)).is_err() {
             return;
@@ -254,11 +290,10 @@ fn write_batch(
         let started = Instant::now();
         wal.sync()?;
         let took = started.elapsed();
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         stats.syncs.fetch_add(1, Ordering::Relaxed);
-        stats.sync_micros.fetch_add(
-            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        stats.sync_micros.fetch_add(micros, Ordering::Relaxed);
+        stats.sync_latency.observe(micros);
         if took > SLOW_SYNC {
             tracing::warn!(
                 took_ms = took.as_millis() as u64,
