@@ -107,29 +107,31 @@ async fn answer(mut socket: TcpStream, sources: &Sources) -> std::io::Result<()>
                 return Ok(false);
             }
             head.extend_from_slice(&buffer[..n]);
-            if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Ok(true);
-            }
-            if head.len() > MAX_HEAD_BYTES {
+            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > MAX_HEAD_BYTES {
                 return Ok(true);
             }
         }
     })
     .await;
-    let response = match read {
-        Err(_) => Response::text(
-            "408 Request Timeout",
-            "the request head did not arrive within 5 s",
+    let (response, head_only) = match read {
+        Err(_) => (
+            Response::text(
+                "408 Request Timeout",
+                "the request head did not arrive within 5 s",
+            ),
+            false,
         ),
         Ok(Err(error)) => return Err(error),
         Ok(Ok(false)) => return Ok(()),
-        Ok(Ok(true)) if head.len() > MAX_HEAD_BYTES => Response::text(
-            "431 Request Header Fields Too Large",
-            "the request head passed 8 KiB",
+        Ok(Ok(true)) if head.len() > MAX_HEAD_BYTES => (
+            Response::text(
+                "431 Request Header Fields Too Large",
+                "the request head passed 8 KiB",
+            ),
+            false,
         ),
-        Ok(Ok(true)) => route(&head, sources),
+        Ok(Ok(true)) => respond(&head, sources),
     };
-    let head_only = head.starts_with(b"HEAD ");
     let mut bytes = format!(
         "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
         response.status,
@@ -144,40 +146,131 @@ async fn answer(mut socket: TcpStream, sources: &Sources) -> std::io::Result<()>
     socket.shutdown().await
 }
 
-/// The response to a complete request head.
-fn route(head: &[u8], sources: &Sources) -> Response {
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// `/metrics`.
+    Metrics,
+    /// `/status.json`.
+    Status,
+    /// `/`, the status page.
+    Index,
+}
+
+/// A request refused: the response's status line and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Status code and reason, such as `404 Not Found`.
+    pub status: &'static str,
+    /// What was wrong, for the body.
+    pub reason: &'static str,
+}
+
+/// Reads a request head (untrusted bytes, up to the blank line): the page it asks for and
+/// whether only the head is wanted (`HEAD`), or why it is refused.
+pub fn parse_request(head: &[u8]) -> Result<(Page, bool), Refused> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) | Err(_) => {
-            return Response::text("400 Bad Request", "malformed HTTP request head");
+            return Err(Refused {
+                status: "400 Bad Request",
+                reason: "malformed HTTP request head",
+            });
         }
     }
-    if !matches!(request.method, Some("GET" | "HEAD")) {
-        return Response::text("405 Method Not Allowed", "only GET and HEAD are served");
-    }
+    let head_only = match request.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => {
+            return Err(Refused {
+                status: "405 Method Not Allowed",
+                reason: "only GET and HEAD are served",
+            });
+        }
+    };
     let path = request.path.unwrap_or("/");
-    let path = path.split('?').next().unwrap_or(path);
-    match path {
-        "/metrics" => Response {
-            status: "200 OK",
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: prometheus(&sources.figures()),
-        },
-        "/status.json" => Response {
-            status: "200 OK",
-            content_type: "application/json",
-            body: status_json(&sources.figures(), &sources.cluster),
-        },
-        "/" => Response {
-            status: "200 OK",
-            content_type: "text/html; charset=utf-8",
-            body: STATUS_PAGE.to_string(),
-        },
-        _ => Response::text(
-            "404 Not Found",
-            "not found: this listener serves /metrics, /status.json and /",
+    let page = match path.split('?').next().unwrap_or(path) {
+        "/metrics" => Page::Metrics,
+        "/status.json" => Page::Status,
+        "/" => Page::Index,
+        _ => {
+            return Err(Refused {
+                status: "404 Not Found",
+                reason: "not found: this listener serves /metrics, /status.json and /",
+            });
+        }
+    };
+    Ok((page, head_only))
+}
+
+/// The response to a complete request head, and whether to send only its head.
+fn respond(head: &[u8], sources: &Sources) -> (Response, bool) {
+    match parse_request(head) {
+        Err(refused) => (Response::text(refused.status, refused.reason), false),
+        Ok((Page::Metrics, head_only)) => (
+            Response {
+                status: "200 OK",
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: prometheus(&sources.figures()),
+            },
+            head_only,
         ),
+        Ok((Page::Status, head_only)) => (
+            Response {
+                status: "200 OK",
+                content_type: "application/json",
+                body: status_json(&sources.figures(), &sources.cluster),
+            },
+            head_only,
+        ),
+        Ok((Page::Index, head_only)) => (
+            Response {
+                status: "200 OK",
+                content_type: "text/html; charset=utf-8",
+                body: STATUS_PAGE.to_string(),
+            },
+            head_only,
+        ),
+    }
+}
+
+/// Fuzz target `metrics_request`: any bytes as a request head. Promises: no panic, and a
+/// page only for a complete `GET` or `HEAD` head.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_request(data: &[u8]) {
+    if parse_request(data).is_ok() {
+        assert!(data.starts_with(b"GET ") || data.starts_with(b"HEAD "));
+        assert!(data.windows(2).any(|w| w == b"\n\n") || data.windows(4).any(|w| w == b"\r\n\r\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_routed_or_refused_with_a_reason() {
+        assert_eq!(
+            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Ok((Page::Metrics, false))
+        );
+        assert_eq!(
+            parse_request(b"HEAD /status.json?x=1 HTTP/1.1\r\n\r\n"),
+            Ok((Page::Status, true))
+        );
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.0\r\n\r\n"),
+            Ok((Page::Index, false))
+        );
+        let status = |head: &[u8]| parse_request(head).unwrap_err().status;
+        assert_eq!(
+            status(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            "405 Method Not Allowed"
+        );
+        assert_eq!(status(b"GET /etc/passwd HTTP/1.1\r\n\r\n"), "404 Not Found");
+        assert_eq!(status(b"\x00\x01garbage\r\n\r\n"), "400 Bad Request");
+        assert_eq!(status(b"GET /metrics HTTP/1.1\r\n"), "400 Bad Request");
     }
 }

@@ -87,15 +87,14 @@ pub fn linearizable_history(shape: Shape, seed: u64) -> History {
                         },
                     ]),
                 };
-                history
-                    .events
-                    .push(invoke_event(process_of_slot[slot], &key, &kind, time));
-                slots[slot] = Some(Pending {
-                    process: process_of_slot[slot],
+                invoke(
+                    &mut history,
+                    &mut slots[slot],
+                    process_of_slot[slot],
                     key,
                     kind,
-                    outcome: None,
-                });
+                    time,
+                );
             }
             None => {}
             Some(pending) if pending.outcome.is_none() => {
@@ -124,6 +123,26 @@ pub fn linearizable_history(shape: Shape, seed: u64) -> History {
         }
     }
     history
+}
+
+/// Records that `process` invoked `kind` on `key` at `time`; its `slot` then waits for it.
+fn invoke(
+    history: &mut History,
+    slot: &mut Option<Pending>,
+    process: u64,
+    key: String,
+    kind: OpKind,
+    time: u64,
+) {
+    history
+        .events
+        .push(invoke_event(process, &key, &kind, time));
+    *slot = Some(Pending {
+        process,
+        key,
+        kind,
+        outcome: None,
+    });
 }
 
 /// Applies `kind` to `key` in `state`: its outcome.
@@ -205,6 +224,22 @@ const HARD_APPENDS: u64 = 14;
 
 /// One millisecond in a history's nanosecond times.
 const MS: u64 = 1_000_000;
+
+impl Wide {
+    /// The shape of the benchmark's and the tests' wide histories, after the public 50-client
+    /// key-value histories: 50 processes, 10 keys, 2,000 operations, 3% of writes `info`.
+    #[must_use]
+    pub fn fifty_clients(stale_read: bool, hard_key: bool) -> Wide {
+        Wide {
+            processes: 50,
+            keys: 10,
+            operations: 2000,
+            info_per_mille: 30,
+            stale_read,
+            hard_key,
+        }
+    }
+}
 
 /// An info write that has not taken effect yet.
 struct Lingering {
@@ -295,15 +330,15 @@ pub fn wide_history(shape: Wide, seed: u64) -> History {
                     planted = true;
                     stale_slot = Some((slot, seen_on_stale_key - 1));
                 }
-                history
-                    .events
-                    .push(invoke_event(process_of_slot[slot], &key, &kind, step * MS));
-                slots[slot] = Some(Pending {
-                    process: process_of_slot[slot],
+                let process = process_of_slot[slot];
+                invoke(
+                    &mut history,
+                    &mut slots[slot],
+                    process,
                     key,
                     kind,
-                    outcome: None,
-                });
+                    step * MS,
+                );
             }
             None => {}
             Some(pending) => {

@@ -8,15 +8,9 @@ use verity_sim::generate::{Wide, wide_history};
 use verity_sim::history::Operation;
 
 fn wide(seed: u64, stale_read: bool, hard_key: bool) -> Vec<Operation> {
-    let shape = Wide {
-        processes: 50,
-        keys: 10,
-        operations: 2000,
-        info_per_mille: 30,
-        stale_read,
-        hard_key,
-    };
-    wide_history(shape, seed).operations().unwrap()
+    wide_history(Wide::fifty_clients(stale_read, hard_key), seed)
+        .operations()
+        .unwrap()
 }
 
 /// A budget the stale-read key's refutation fits in many times over on these seeds, even

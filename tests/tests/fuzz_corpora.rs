@@ -6,7 +6,7 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 8] = [
     ("peer_frame", verity_engine::envelope::fuzz_peer_frame),
     ("wal_recover", verity_core::fuzzing::wal_recover),
     ("snapshot_image", verity_core::fuzzing::snapshot_image),
@@ -14,6 +14,7 @@ const TARGETS: [(&str, Target); 7] = [
     ("scenario_parse", verity_sim::fuzzing::scenario_parse),
     ("history_check", verity_sim::fuzzing::history_check),
     ("resp_parse", verity_engine::resp::fuzz_parse),
+    ("metrics_request", verity_node::http::fuzz_request),
 ];
 
 fn inputs(folder: &str, target: &str) -> Vec<(String, Vec<u8>)> {
@@ -218,6 +219,16 @@ fn write_seed_corpora() {
     }
     let example = "{\"process\":0,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"x\",\"value\":\"1\",\"time\":100}\n{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"x\",\"value\":null,\"time\":120}\n{\"process\":0,\"type\":\"ok\",\"f\":\"put\",\"key\":\"x\",\"value\":\"1\",\"time\":900}\n{\"process\":1,\"type\":\"ok\",\"f\":\"get\",\"key\":\"x\",\"value\":\"1\",\"time\":950}\n{\"process\":2,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"x\",\"value\":[\"1\",\"2\"],\"time\":1000}\n{\"process\":2,\"type\":\"info\",\"f\":\"cas\",\"key\":\"x\",\"time\":5000}\n";
     write("history_check", "spec-example", example.as_bytes());
+    let requests: [&[u8]; 5] = [
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nAccept: */*\r\n\r\n",
+        b"HEAD /status.json?t=1 HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.0\r\nUser-Agent: curl/8\r\n\r\n",
+        b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        b"GET /metrics HTTP/1.1\r\nHost",
+    ];
+    for (i, request) in requests.into_iter().enumerate() {
+        write("metrics_request", &format!("request-{i}"), request);
+    }
     for seed in 0..6 {
         let shape = verity_sim::generate::Shape {
             processes: 3,

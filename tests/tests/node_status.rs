@@ -171,6 +171,31 @@ fn check_families(text: &str) {
             );
         }
     }
+    for (family, _) in typed.iter().filter(|(_, kind)| *kind == "histogram") {
+        let value = |line: &str| -> f64 { line.rsplit(' ').next().unwrap().parse().unwrap() };
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}_bucket{{")))
+            .collect();
+        assert!(
+            buckets.windows(2).all(|w| value(w[0]) <= value(w[1])),
+            "{family}: buckets not cumulative"
+        );
+        let last = buckets.last().expect("a histogram has buckets");
+        assert!(
+            last.contains("le=\"+Inf\""),
+            "{family}: no +Inf bucket last"
+        );
+        let count = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{family}_count ")))
+            .expect("a histogram has a count");
+        assert_eq!(
+            value(last),
+            value(count),
+            "{family}: +Inf bucket and count differ"
+        );
+    }
 }
 
 #[test]

@@ -92,15 +92,7 @@ fn wide_histories() -> anyhow::Result<()> {
     ] {
         let (mut seconds, mut verdicts, mut ops_total) = (Vec::new(), Vec::new(), 0usize);
         for seed in 0..WIDE_SEEDS {
-            let shape = Wide {
-                processes: 50,
-                keys: 10,
-                operations: 2000,
-                info_per_mille: 30,
-                stale_read,
-                hard_key,
-            };
-            let ops = wide_history(shape, seed).operations()?;
+            let ops = wide_history(Wide::fifty_clients(stale_read, hard_key), seed).operations()?;
             let clock = Stopwatch::start();
             let stop = || clock.seconds() > 10.0;
             let report = check(&ops, &mut Budget::until(u64::MAX, &stop));
