@@ -213,9 +213,10 @@ pub struct Wide {
     /// the history is not linearizable by construction.
     pub stale_read: bool,
     /// Open with a burst on key `k0` that is linearizable but hard to search: appends, then
-    /// a put invoked last, all concurrent, and a read after them that saw the put first. A
-    /// search that tries operations in invocation order tries the appends before the put in
-    /// every order and subset first (billions of configurations).
+    /// a put invoked last, all concurrent, and after them a compare-and-swap that expected
+    /// the put's value followed by every append. A search that tries operations in
+    /// invocation order tries the appends before the put in every order and subset first
+    /// (billions of configurations).
     pub hard_key: bool,
 }
 
@@ -290,18 +291,25 @@ pub fn wide_history(shape: Wide, seed: u64) -> History {
                 step * MS,
             ));
         }
-        let (reader, seen) = (next_process, state["k0"].concat());
+        // A compare-and-swap observes the burst's result as a read would, and its presence
+        // keeps the checker from merging the states the appends pass through.
+        let swap = OpKind::Cas {
+            expected: Some(state["k0"].concat()),
+            new: Some("swapped.".to_string()),
+        };
+        let swapper = next_process;
         next_process += 1;
         history
             .events
-            .push(invoke_event(reader, "k0", &OpKind::Get, (step + 1) * MS));
+            .push(invoke_event(swapper, "k0", &swap, (step + 1) * MS));
         history.events.push(completion_event(
-            reader,
+            swapper,
             "k0",
-            &OpKind::Get,
-            &OpOutcome::Ok(Some(seen)),
+            &swap,
+            &OpOutcome::Ok(None),
             (step + 2) * MS,
         ));
+        state.insert("k0".to_string(), vec!["swapped.".to_string()]);
         step += 2;
     }
     // An absent key reads as null, not as the empty string.

@@ -32,6 +32,10 @@ use std::collections::HashMap;
 
 const NIL: usize = usize::MAX;
 
+/// The state of a one-key group whose value no read can see before it is overwritten (see
+/// [`Searcher::judge`]); never an interned state.
+const DOOMED: StateId = StateId::MAX;
+
 /// Reached configurations: per (definite operations done, state), the minimal sets of info
 /// operations done with which it was reached. The pair is represented by one 128-bit hash
 /// (the definite set's Zobrist hash mixed with the state's; a collision needs about 2^64
@@ -260,9 +264,12 @@ pub struct Searcher<'a> {
     path: Vec<Frame>,
     /// Search steps spent so far.
     steps: u64,
-    /// The group has one key, so the next read's value can prune (see
-    /// [`Searcher::may_reach_next_read`]).
+    /// The group has one key, so the next reads' values can prune (see [`Searcher::judge`]).
     lookahead: bool,
+    /// Values that no read can see again may merge into [`DOOMED`] (see [`Searcher::judge`]).
+    doomable: bool,
+    /// The state where the group's key is absent.
+    absent: StateId,
 }
 
 impl<'a> Searcher<'a> {
@@ -316,6 +323,13 @@ impl<'a> Searcher<'a> {
         keys.sort_unstable();
         keys.dedup();
         let lookahead = keys.len() == 1;
+        let doomable = lookahead
+            && ops.iter().all(|op| {
+                matches!(
+                    op.kind,
+                    OpKind::Get | OpKind::Put(_) | OpKind::Append(_) | OpKind::Delete
+                )
+            });
         let (states, state) = States::new(keys);
         let path = vec![Frame {
             candidates: list.candidates(|entry| slot[entry / 2].0),
@@ -339,6 +353,8 @@ impl<'a> Searcher<'a> {
             path,
             steps: 0,
             lookahead,
+            doomable,
+            absent: state,
         }
     }
 
@@ -350,34 +366,51 @@ impl<'a> Searcher<'a> {
             .map(|(call, _)| call)
     }
 
-    /// Whether the first read still to return can see what it returned, when only appends
-    /// may come before it. Every operation that may be linearized before that read was
-    /// invoked before it returned, so its call is ahead of the read's return in the list; if
-    /// they all are appends (or reads), the value the read saw must extend the current
-    /// one. Without this, appends between two reads are tried in every order, each giving a
-    /// state of its own.
-    fn may_reach_next_read(&self, state: StateId) -> bool {
+    /// Judges the state a placement leads to, in a one-key group, by the reads still to come:
+    /// `None` if no completion can exist, else the state to go on with, which is
+    /// [`DOOMED`] when no read can ever see this value again.
+    ///
+    /// Every operation that may be linearized before the first read still to return (`R`)
+    /// was invoked before `R` returned, so its call is ahead of `R`'s return in the list.
+    /// - If those are all appends and reads, the value `R` saw must extend the current one;
+    ///   otherwise the state is pruned. Without this, appends between two reads are tried in
+    ///   every order, each giving a state of its own.
+    /// - If an overwrite (put, delete) is among them but none of those reads saw a value
+    ///   extending the current one, no read can see it, or anything appended to it, before
+    ///   it is overwritten: its value no longer matters. Such states merge into [`DOOMED`],
+    ///   so that appends made before an overwrite are not tried in every order (in groups of
+    ///   gets, puts, appends and deletes only, where nothing else observes a value).
+    fn judge(&self, state: StateId) -> Option<StateId> {
         if !self.lookahead {
-            return true;
+            return Some(state);
         }
+        let now = (state != DOOMED).then(|| self.states.only(state));
+        let extends = |seen: &Option<String>| match (now, seen) {
+            (None, _) => false,
+            (Some(None), _) => true,
+            (Some(Some(_)), None) => false,
+            (Some(Some(now)), Some(seen)) => seen.starts_with(now),
+        };
+        let (mut overwrite, mut seen_extending) = (false, false);
         let mut entry = self.list.next[self.list.head];
         while entry != NIL {
             let op = self.ops[entry / 2];
             match (&op.kind, &op.outcome, entry.is_multiple_of(2)) {
+                (OpKind::Get, OpOutcome::Ok(read), true) => seen_extending |= extends(read),
                 (OpKind::Append(_) | OpKind::Get, _, true) => {}
-                (_, _, true) => return true,
+                (_, _, true) => overwrite = true,
                 (OpKind::Get, OpOutcome::Ok(read), false) => {
-                    return match (self.states.only(state), read) {
-                        (None, _) => true,
-                        (Some(_), None) => false,
-                        (Some(now), Some(seen)) => seen.starts_with(now),
-                    };
+                    if !overwrite {
+                        return extends(read).then_some(state);
+                    }
+                    break;
                 }
                 (_, _, false) => {}
             }
             entry = self.list.next[entry];
         }
-        true
+        let doom = self.doomable && overwrite && !seen_extending && !matches!(now, Some(None));
+        Some(if doom { DOOMED } else { state })
     }
 
     /// Search steps spent so far, over every call to [`Searcher::run`].
@@ -407,12 +440,13 @@ impl<'a> Searcher<'a> {
                 if self.predecessor[op].is_some_and(|before| !self.placed[before]) {
                     continue;
                 }
-                let Some(after) = self.states.step(self.state, self.ops[op]) else {
+                let Some(after) = step(&mut self.states, self.absent, self.state, self.ops[op])
+                else {
                     continue;
                 };
                 self.list.unlink(call);
                 self.list.unlink(call + 1);
-                if !self.may_reach_next_read(after) {
+                let Some(after) = self.judge(after) else {
                     // Doomed, but linearizable so far: it may still be the longest prefix.
                     if self.path.len() > self.longest.len() {
                         self.longest = self.placed_calls().chain([call]).map(|c| c / 2).collect();
@@ -420,7 +454,7 @@ impl<'a> Searcher<'a> {
                     self.list.relink(call + 1);
                     self.list.relink(call);
                     continue;
-                }
+                };
                 self.done.toggle(slot[op]);
                 if !remember(&mut self.cache, &self.done, after) {
                     self.done.toggle(slot[op]);
@@ -462,6 +496,20 @@ impl<'a> Searcher<'a> {
             self.list.relink(call);
         }
         Some(Search::Linearizable)
+    }
+}
+
+/// The state after `op` from `state` in `states`, [`DOOMED`] included: appends keep a doomed
+/// state doomed, a put or delete gives it a value again (`absent` is the group's empty state),
+/// and no read can see it.
+fn step(states: &mut States, absent: StateId, state: StateId, op: &Operation) -> Option<StateId> {
+    if state != DOOMED {
+        return states.step(state, op);
+    }
+    match op.kind {
+        OpKind::Append(_) => Some(DOOMED),
+        OpKind::Put(_) | OpKind::Delete => states.step(absent, op),
+        _ => None,
     }
 }
 
