@@ -25,6 +25,14 @@
 //! to succeed as soon as every definite operation is placed: otherwise every completion would
 //! end by placing leftover info operations, and each such step reaches a configuration that its
 //! own parent dominates.
+//!
+//! In a group of one key, the reads still to come also prune and merge states (see
+//! [`Searcher::judge`]): a state that the next read cannot extend to is dropped when only
+//! appends may come first, and a state no read can see before an overwrite merges with every
+//! other such state.
+//!
+//! A [`Searcher`] pauses when its budget runs out and resumes when given more, so a history's
+//! keys can take turns.
 
 use super::model::{FixedState, StateId, States};
 use crate::history::{OpKind, OpOutcome, Operation};
@@ -262,8 +270,6 @@ pub struct Searcher<'a> {
     longest: Vec<usize>,
     definite_left: usize,
     path: Vec<Frame>,
-    /// Search steps spent so far.
-    steps: u64,
     /// The group has one key, so the next reads' values can prune (see [`Searcher::judge`]).
     lookahead: bool,
     /// Values that no read can see again may merge into [`DOOMED`] (see [`Searcher::judge`]).
@@ -351,7 +357,6 @@ impl<'a> Searcher<'a> {
             // can all take effect at the end (or never), which no one observes.
             definite_left: definite,
             path,
-            steps: 0,
             lookahead,
             doomable,
             absent: state,
@@ -413,12 +418,6 @@ impl<'a> Searcher<'a> {
         Some(if doom { DOOMED } else { state })
     }
 
-    /// Search steps spent so far, over every call to [`Searcher::run`].
-    #[must_use]
-    pub fn steps(&self) -> u64 {
-        self.steps
-    }
-
     /// Searches on until the verdict is known (`Some`) or `budget` runs out (`None`; calling
     /// again with more budget resumes where this call stopped). After a verdict, calling again
     /// returns it again.
@@ -429,7 +428,6 @@ impl<'a> Searcher<'a> {
             if !budget.spend() {
                 return None;
             }
-            self.steps += 1;
             let frame = self
                 .path
                 .last_mut()
