@@ -29,7 +29,8 @@ mod prepare;
 mod reduce;
 mod search;
 
-pub use search::{Budget, Search, Searcher, search};
+use search::Searcher;
+pub use search::{Budget, Search};
 
 use crate::history::{OpKind, OpOutcome, Operation};
 use serde::Serialize;
