@@ -445,7 +445,7 @@ impl<'a> Searcher<'a> {
                 self.list.unlink(call);
                 self.list.unlink(call + 1);
                 let Some(after) = self.judge(after) else {
-                    // Doomed, but linearizable so far: it may still be the longest prefix.
+                    // Pruned, but linearizable so far: it may still be the longest prefix.
                     if self.path.len() > self.longest.len() {
                         self.longest = self.placed_calls().chain([call]).map(|c| c / 2).collect();
                     }
