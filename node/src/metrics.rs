@@ -46,7 +46,8 @@ pub fn role_name(role: Role) -> &'static str {
     ROLES
         .iter()
         .find(|(r, _)| *r == role)
-        .map_or("unknown", |(_, name)| name)
+        .map(|(_, name)| *name)
+        .expect("every role is listed")
 }
 
 /// Prometheus text writer: one `# HELP` and `# TYPE` per family, then its samples.
@@ -70,6 +71,19 @@ impl Text {
             let _ = write!(self.out, "{{{}}}", labels.join(","));
         }
         let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A family with one sample per value of label `label`.
+    fn labelled<L: std::fmt::Display>(
+        &mut self,
+        (name, kind, help): (&str, &str, &str),
+        label: &str,
+        samples: impl IntoIterator<Item = (L, u64)>,
+    ) {
+        self.family(name, kind, help);
+        for (value_of_label, value) in samples {
+            self.sample(name, &[(label, &value_of_label.to_string())], value);
+        }
     }
 
     fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
@@ -162,14 +176,15 @@ pub fn prometheus(figures: &Figures) -> String {
         "Seconds since the node started.",
         format!("{:.3}", figures.uptime_seconds),
     );
-    text.family(
+    text.labelled(
+        (
+            "role",
+            "gauge",
+            "1 for the role this node has now, 0 for the others.",
+        ),
         "role",
-        "gauge",
-        "1 for the role this node has now, 0 for the others.",
+        ROLES.map(|(role, name)| (name, u64::from(status.role == role))),
     );
-    for (role, name) in ROLES {
-        text.sample("role", &[("role", name)], u8::from(status.role == role));
-    }
     text.single("term", "gauge", "The node's current term.", status.term.0);
     text.single(
         "leader_id",
@@ -219,65 +234,60 @@ pub fn prometheus(figures: &Figures) -> String {
         "Elections this node won (it became the leader) since it started.",
         status.elections_won,
     );
-    text.family(
-        "peer_connected",
-        "gauge",
-        "1 if the transport to the peer is connected.",
-    );
-    for (peer, (state, _)) in &status.peers {
-        let peer = peer.0.to_string();
-        text.sample(
+    let peers = &status.peers;
+    text.labelled(
+        (
             "peer_connected",
-            &[("peer", &peer)],
-            u8::from(state.connected),
-        );
-    }
-    text.family(
-        "peer_match_index",
-        "gauge",
-        "Highest index the peer is known to store (leader only).",
+            "gauge",
+            "1 if the transport to the peer is connected.",
+        ),
+        "peer",
+        peers
+            .iter()
+            .map(|(peer, (state, _))| (peer.0, u64::from(state.connected))),
     );
-    for (peer, (_, matched)) in &status.peers {
-        if let Some(matched) = matched {
-            text.sample(
-                "peer_match_index",
-                &[("peer", &peer.0.to_string())],
-                matched.0,
-            );
-        }
-    }
-    text.family(
-        "peer_lag_entries",
-        "gauge",
-        "Entries the peer is behind the leader's last log index (leader only).",
+    text.labelled(
+        (
+            "peer_match_index",
+            "gauge",
+            "Highest index the peer is known to store (leader only).",
+        ),
+        "peer",
+        peers
+            .iter()
+            .filter_map(|(peer, (_, matched))| matched.map(|m| (peer.0, m.0))),
     );
-    for (peer, lag) in lags(status) {
-        text.sample("peer_lag_entries", &[("peer", &peer.0.to_string())], lag);
-    }
-    text.family(
-        "peer_sent_frames_total",
-        "counter",
-        "Frames sent to the peer.",
+    text.labelled(
+        (
+            "peer_lag_entries",
+            "gauge",
+            "Entries the peer is behind the leader's last log index (leader only).",
+        ),
+        "peer",
+        lags(status).into_iter().map(|(peer, lag)| (peer.0, lag)),
     );
-    for (peer, (state, _)) in &status.peers {
-        text.sample(
+    text.labelled(
+        (
             "peer_sent_frames_total",
-            &[("peer", &peer.0.to_string())],
-            state.sent_frames,
-        );
-    }
-    text.family(
-        "peer_dropped_frames_total",
-        "counter",
-        "Frames to the peer dropped (its queue was full or it was unreachable).",
+            "counter",
+            "Frames sent to the peer.",
+        ),
+        "peer",
+        peers
+            .iter()
+            .map(|(peer, (state, _))| (peer.0, state.sent_frames)),
     );
-    for (peer, (state, _)) in &status.peers {
-        text.sample(
+    text.labelled(
+        (
             "peer_dropped_frames_total",
-            &[("peer", &peer.0.to_string())],
-            state.dropped_frames,
-        );
-    }
+            "counter",
+            "Frames to the peer dropped (its queue was full or it was unreachable).",
+        ),
+        "peer",
+        peers
+            .iter()
+            .map(|(peer, (state, _))| (peer.0, state.dropped_frames)),
+    );
     text.single(
         "connected_clients",
         "gauge",
@@ -302,26 +312,24 @@ pub fn prometheus(figures: &Figures) -> String {
         "Open exactly-once client sessions.",
         status.sessions,
     );
-    text.family(
-        "commands_total",
-        "counter",
-        "Replies written per command (unknown commands count as `unknown`).",
+    text.labelled(
+        (
+            "commands_total",
+            "counter",
+            "Replies written per command (unknown commands count as `unknown`).",
+        ),
+        "command",
+        figures.commands.iter().map(|(name, c)| (name, c.replies)),
     );
-    for (command, counts) in figures.commands.iter() {
-        text.sample("commands_total", &[("command", command)], counts.replies);
-    }
-    text.family(
-        "command_errors_total",
-        "counter",
-        "Error replies written per command.",
-    );
-    for (command, counts) in figures.commands.iter() {
-        text.sample(
+    text.labelled(
+        (
             "command_errors_total",
-            &[("command", command)],
-            counts.errors,
-        );
-    }
+            "counter",
+            "Error replies written per command.",
+        ),
+        "command",
+        figures.commands.iter().map(|(name, c)| (name, c.errors)),
+    );
     let wal = &status.wal;
     text.single(
         "wal_records_total",
