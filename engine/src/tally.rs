@@ -6,7 +6,7 @@
 //! grow the set of names: anything unknown counts as `unknown`, and a malformed request that
 //! never became a command as `(protocol)`.
 
-use crate::command::find_spec;
+use crate::command::all_specs;
 use std::collections::BTreeMap;
 
 /// The name of replies to requests that were not commands (protocol errors).
@@ -34,9 +34,8 @@ impl Tally {
     /// The name `word` (a request's first word, any case) is counted under.
     #[must_use]
     pub fn name_of(word: &[u8]) -> &'static str {
-        std::str::from_utf8(word)
-            .ok()
-            .and_then(|word| find_spec(&word.to_ascii_lowercase()))
+        all_specs()
+            .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(word))
             .map_or(UNKNOWN, |spec| spec.name)
     }
 
